@@ -1,0 +1,239 @@
+"""HTTP webhook channel: a shop's site or app posts shopper messages and gets replies.
+
+Translation only: JSON in → `Message`, `Reply` → JSON out (and, when configured,
+each reply POSTed to the merchant's URL). Routes live on kefu's shared aiohttp app.
+
+Auth is either `Authorization: Bearer <token>` or an HMAC-SHA256 signature:
+`X-Kefu-Timestamp: <unix seconds>` and `X-Kefu-Signature: sha256=<hex>` where the
+hex digest is HMAC(secret, "<timestamp>." + raw body). Outgoing deliveries are
+signed the same way with the outgoing secret.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from bot.config import Config, OutgoingWebhookConfig, WebhookConfig
+from bot.errors import DeliveryError, KefuError
+from bot.messages import DeliveryPolicy, Gateway, Message, Reply
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "webhook"
+TIMESTAMP_HEADER = "X-Kefu-Timestamp"
+SIGNATURE_HEADER = "X-Kefu-Signature"
+DELIVERY_HEADER = "X-Kefu-Delivery"
+MAX_ID_CHARS = 200
+_FIELDS = {"conversation_id", "text", "user_id", "message_id", "language", "display_name"}
+
+
+class BadRequest(Exception):
+    """A request the client must fix; becomes a 4xx with a JSON reason."""
+
+    def __init__(self, status: int, error: str, detail: str, **extra: Any):
+        super().__init__(detail)
+        self.status, self.error, self.detail, self.extra = status, error, detail, extra
+
+    def response(self) -> web.Response:
+        return web.json_response({"error": self.error, "detail": self.detail, **self.extra}, status=self.status)
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return f"sha256={digest}"
+
+
+def check_auth(settings: WebhookConfig, headers: Mapping[str, str], body: bytes, now: float) -> None:
+    """Raise BadRequest(401) unless the request carries the configured credentials."""
+    if settings.auth == "bearer":
+        scheme, _, token = headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise BadRequest(401, "unauthorized", "send 'Authorization: Bearer <token>'")
+        if not hmac.compare_digest(token.strip().encode(), settings.secret.encode()):
+            raise BadRequest(401, "unauthorized", "the bearer token is not valid")
+        return
+    timestamp = headers.get(TIMESTAMP_HEADER, "")
+    signature = headers.get(SIGNATURE_HEADER, "")
+    if not timestamp or not signature:
+        raise BadRequest(401, "unauthorized", f"send {TIMESTAMP_HEADER} and {SIGNATURE_HEADER} headers")
+    try:
+        sent_at = float(timestamp)
+    except ValueError:
+        raise BadRequest(401, "unauthorized", f"{TIMESTAMP_HEADER} must be unix seconds") from None
+    if abs(now - sent_at) > settings.signature_tolerance_seconds:
+        raise BadRequest(401, "unauthorized", f"{TIMESTAMP_HEADER} is more than "
+                         f"{settings.signature_tolerance_seconds}s away from the server's clock")
+    if not hmac.compare_digest(signature.encode(), sign(settings.secret, timestamp, body).encode()):
+        raise BadRequest(401, "unauthorized", f"{SIGNATURE_HEADER} does not match the body")
+
+
+def _optional_str(data: Mapping[str, Any], key: str, limit: int = MAX_ID_CHARS) -> str | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and key in ("message_id", "user_id"):
+        value = str(value)
+    if not isinstance(value, str) or not value.strip():
+        raise BadRequest(400, "invalid_field", f"'{key}' must be a non-empty string", field=key)
+    if len(value) > limit:
+        raise BadRequest(400, "invalid_field", f"'{key}' is longer than {limit} characters", field=key)
+    return value.strip()
+
+
+def parse_message(body: bytes, max_text_chars: int) -> Message:
+    """The JSON body of POST /v1/messages → a Message (or BadRequest saying what is wrong)."""
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRequest(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise BadRequest(400, "invalid_json", "the body must be a JSON object")
+    unknown = sorted(set(data) - _FIELDS)
+    if unknown:
+        raise BadRequest(400, "unknown_field", f"unknown field '{unknown[0]}'; fields: {', '.join(sorted(_FIELDS))}",
+                         field=unknown[0])
+    conversation = _optional_str(data, "conversation_id")
+    if conversation is None:
+        raise BadRequest(400, "missing_field", "'conversation_id' is required", field="conversation_id")
+    text = data.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise BadRequest(400, "missing_field", "'text' is required and must be a non-empty string", field="text")
+    if len(text) > max_text_chars:
+        raise BadRequest(413, "text_too_long", f"'text' has {len(text)} characters; the limit is {max_text_chars}",
+                         field="text", limit=max_text_chars)
+    language = _optional_str(data, "language", 16)
+    return Message(
+        channel=CHANNEL,
+        conversation=conversation,
+        user_id=_optional_str(data, "user_id") or conversation,
+        text=text.strip(),
+        external_id=_optional_str(data, "message_id"),
+        display_name=_optional_str(data, "display_name"),
+        language_hint=language.lower() if language else None,
+    )
+
+
+@dataclass
+class WebhookChannel:
+    """The `webhook` channel: routes on the shared HTTP app plus optional outgoing delivery."""
+
+    settings: WebhookConfig
+    gateway: Gateway
+    name: str = CHANNEL
+
+    def __post_init__(self) -> None:
+        outgoing = self.settings.outgoing
+        self.delivery = (
+            DeliveryPolicy(max_attempts=outgoing.max_attempts, backoff_seconds=outgoing.backoff_seconds)
+            if outgoing else None
+        )
+        self._session: aiohttp.ClientSession | None = None
+        self._stopped = asyncio.Event()
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_post("/v1/messages", self.post_message)
+        app.router.add_get("/v1/conversations/{conversation_id}", self.get_conversation)
+
+    async def _authorized_body(self, request: web.Request) -> bytes:
+        body = await request.read()  # aiohttp answers 413 above client_max_size
+        check_auth(self.settings, request.headers, body, time.time())
+        return body
+
+    async def post_message(self, request: web.Request) -> web.Response:
+        try:
+            body = await self._authorized_body(request)
+            if request.content_type != "application/json":
+                raise BadRequest(415, "unsupported_media_type", "send the body as application/json")
+            message = parse_message(body, self.settings.max_text_chars)
+        except BadRequest as bad:
+            return bad.response()
+        try:
+            result = await self.gateway.handle(message)
+        except KefuError as exc:  # the message is stored; the client retries and a redelivery reprocesses it
+            log.warning("webhook.turn_failed conversation=%s error=%s", message.conversation, exc)
+            return web.json_response(
+                {"error": "processing_failed", "detail": str(exc), "retry": True}, status=503
+            )
+        return web.json_response(
+            {
+                "conversation_id": message.conversation,
+                "message_id": message.external_id,
+                "inbound_id": result.inbound_id,
+                "duplicate": result.duplicate,
+                "reply": result.reply.to_json(),
+            },
+            dumps=_dumps,
+        )
+
+    async def get_conversation(self, request: web.Request) -> web.Response:
+        try:
+            await self._authorized_body(request)
+        except BadRequest as bad:
+            return bad.response()
+        conversation = request.match_info["conversation_id"]
+        transcript = await self.gateway.transcript(CHANNEL, conversation)
+        if transcript is None:
+            return web.json_response(
+                {"error": "not_found", "detail": f"no conversation '{conversation}'"}, status=404
+            )
+        return web.json_response(transcript.to_json(), dumps=_dumps)
+
+    async def start(self) -> None:
+        if self.settings.outgoing is not None:
+            timeout = aiohttp.ClientTimeout(total=self.settings.outgoing.timeout_seconds)
+            self._session = aiohttp.ClientSession(timeout=timeout)
+
+    async def wait(self) -> None:
+        await self._stopped.wait()
+
+    async def stop(self) -> None:
+        self._stopped.set()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def deliver(self, reply: Reply) -> None:
+        """POST a reply to the merchant's URL; raise DeliveryError so the core retries."""
+        outgoing: OutgoingWebhookConfig | None = self.settings.outgoing
+        if outgoing is None or self._session is None:
+            raise DeliveryError("outgoing webhook is not configured or not started")
+        body = _dumps({"event": "reply", "reply": reply.to_json()}).encode()
+        timestamp = str(int(time.time()))
+        headers = {
+            "Content-Type": "application/json",
+            TIMESTAMP_HEADER: timestamp,
+            SIGNATURE_HEADER: sign(outgoing.secret, timestamp, body),
+            DELIVERY_HEADER: str(reply.message_id),
+        }
+        try:
+            async with self._session.post(outgoing.url, data=body, headers=headers) as response:
+                if response.status < 300:
+                    return
+                detail = (await response.text())[:300]
+                permanent = 400 <= response.status < 500 and response.status not in (408, 409, 425, 429)
+                raise DeliveryError(f"{outgoing.url} answered {response.status}: {detail}", permanent=permanent)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise DeliveryError(f"{outgoing.url} unreachable: {type(exc).__name__} {exc}") from exc
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False)
+
+
+def create_adapter(*, config: Config, gateway: Gateway, http_app: web.Application | None = None) -> WebhookChannel:
+    if http_app is None:
+        raise ValueError("the webhook channel needs kefu's HTTP server (run it with `kefu serve`)")
+    channel = WebhookChannel(settings=config.webhook, gateway=gateway)
+    channel.add_routes(http_app)
+    return channel

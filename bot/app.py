@@ -1,0 +1,212 @@
+"""Builds kefu's services once from config and owns their lifecycle.
+
+Start order: store → FAQ search → pipeline → delivery workers → channels →
+recovery of unanswered messages. Stop runs in reverse: channels stop accepting,
+in-flight turns finish, workers stop, the database closes last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from importlib.metadata import entry_points
+from typing import Any
+
+from bot.concurrency import run_blocking
+from bot.config import Config
+from bot.delivery import DeliveryWorker
+from bot.dispatcher import TurnDispatcher
+from bot.errors import AdapterError, ConfigError
+from bot.http import HttpServer
+from bot.language import LanguageDetector
+from bot.messages import Channel, HandleResult, Message, Reply, Transcript, conversation_key
+from bot.pipeline import LanguageStage, Pipeline, ResponderStage, RetrievalStage
+from bot.responder import ExtractiveResponder
+from bot.store import Store
+from bot.texts import Texts
+from knowledge.faq import FaqBase, load_faq_dir
+from knowledge.search import FaqSearch
+
+log = logging.getLogger(__name__)
+
+ADAPTER_GROUP = "kefu.adapters"
+AdapterFactory = Callable[..., Channel]
+
+
+def load_adapter_factory(name: str) -> AdapterFactory:
+    """Find a channel adapter by name among installed entry points (the core imports none)."""
+    found = {ep.name: ep for ep in entry_points(group=ADAPTER_GROUP)}
+    if name not in found:
+        known = ", ".join(sorted(found)) or "none (is kefu installed? run: pip install -e .)"
+        raise AdapterError(f"no channel adapter named '{name}'; installed: {known}")
+    return found[name].load()
+
+
+def enabled_channels(config: Config) -> list[str]:
+    """The server channels `kefu serve` starts."""
+    return ["webhook"] if config.webhook.enabled else []
+
+
+async def load_faq(config: Config) -> FaqBase:
+    return await run_blocking(
+        load_faq_dir,
+        config.knowledge.faq_dir,
+        default_language=config.shop.default_language,
+        languages=config.shop.languages,
+    )
+
+
+class KefuApp:
+    """The core, as one object: adapters see it only through the `Gateway` methods."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        channels: list[str],
+        serve_http: bool,
+        adapter_options: Mapping[str, Mapping[str, Any]] | None = None,
+    ):
+        self.config = config
+        self._channel_names = channels
+        self._adapter_options = adapter_options or {}
+        self.store = Store(config.storage.database)
+        self.http = HttpServer(config.http, self.health) if serve_http else None
+        self.faq: FaqBase | None = None
+        self.search: FaqSearch | None = None
+        self.channels: dict[str, Channel] = {}
+        self._dispatcher: TurnDispatcher | None = None
+        self._workers: dict[str, DeliveryWorker] = {}
+        self._started_channels: list[Channel] = []
+        self._started_at = time.time()
+        self._running = False
+        self._stopped = False
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def start(self) -> None:
+        config = self.config
+        texts = Texts(
+            shop_name=config.shop.name,
+            default_language=config.shop.default_language,
+            overrides=config.texts,
+            config_path=str(config.path),
+        )
+        self.faq = await load_faq(config)
+        for index, topic in enumerate(config.retrieval.top_topics):
+            if topic not in self.faq.by_id:
+                raise ConfigError(config.path, "retrieval.top_topics",
+                                  f"item {index + 1} '{topic}' is not an FAQ id in {config.knowledge.faq_dir}")
+        factories = {name: load_adapter_factory(name) for name in self._channel_names}
+        await self.store.open()
+        self.search = FaqSearch(self.faq, config.storage.index_dir, config.shop.languages)
+        rebuilt = await run_blocking(self.search.open)
+        log.info("app.faq_loaded entries=%d index=%s", len(self.faq), "rebuilt" if rebuilt else "reused")
+        detector = await run_blocking(
+            LanguageDetector,
+            enabled=config.shop.languages,
+            default=config.shop.default_language,
+            min_confidence=config.language.min_confidence,
+        )
+        responder = ExtractiveResponder(faq=self.faq, texts=texts, retrieval=config.retrieval)
+        pipeline = Pipeline(
+            store=self.store,
+            stages=[
+                LanguageStage(detector, self.store),
+                RetrievalStage(self.search, limit=max(5, config.retrieval.max_suggestions)),
+                ResponderStage(responder, config.shop.default_language),
+            ],
+            pushes=lambda channel: channel in self._workers,
+        )
+        self._dispatcher = TurnDispatcher(
+            store=self.store,
+            run_turn=pipeline.run,
+            on_reply=self._reply_stored,
+            turn_timeout=config.pipeline.turn_timeout_seconds,
+        )
+        http_app = self.http.app if self.http else None
+        for name, factory in factories.items():
+            channel = factory(config=config, gateway=self, http_app=http_app, **self._adapter_options.get(name, {}))
+            self.channels[name] = channel
+            if channel.delivery is not None:
+                worker = DeliveryWorker(store=self.store, channel=channel, policy=channel.delivery)
+                self._workers[name] = worker
+        for worker in self._workers.values():
+            worker.start()
+        for name, channel in self.channels.items():
+            await channel.start()
+            self._started_channels.append(channel)
+            log.info("app.channel_started channel=%s", name)
+        if self.http is not None:
+            await self.http.start()
+        self._running = True
+        await self._dispatcher.recover()
+
+    async def stop(self) -> None:
+        """Stop whatever was started, in reverse order; safe to call twice or after a failed start."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._running = False
+        if self.http is not None:
+            await self.http.stop()
+        for channel in reversed(self._started_channels):
+            await channel.stop()
+            log.info("app.channel_stopped channel=%s", channel.name)
+        if self._dispatcher is not None:
+            await self._dispatcher.close(self.config.pipeline.shutdown_grace_seconds)
+        for worker in self._workers.values():
+            await worker.stop()
+        if self.search is not None:
+            await run_blocking(self.search.close)
+        await self.store.close()
+        log.info("app.stopped")
+
+    async def __aenter__(self) -> KefuApp:
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def run_until(self, stop: asyncio.Event) -> None:
+        """Serve until `stop` is set or a channel ends by itself (the console at end of input)."""
+        waits = [asyncio.create_task(channel.wait()) for channel in self.channels.values()]
+        waits.append(asyncio.create_task(stop.wait()))
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in waits:
+                task.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
+
+    def _reply_stored(self, reply: Reply) -> None:
+        worker = self._workers.get(reply.channel)
+        if worker is not None:
+            worker.wake()
+
+    # -- Gateway ---------------------------------------------------------------
+
+    async def handle(self, message: Message) -> HandleResult:
+        if self._dispatcher is None:
+            raise AdapterError("kefu is not started")
+        return await self._dispatcher.submit(message)
+
+    async def transcript(self, channel: str, conversation: str) -> Transcript | None:
+        return await self.store.transcript(conversation_key(channel, conversation))
+
+    def health(self) -> Mapping[str, Any]:
+        return {
+            "status": "ok" if self._running else "starting",
+            "shop": self.config.shop.name,
+            "faq_entries": len(self.faq) if self.faq else 0,
+            "languages": list(self.config.shop.languages),
+            "channels": sorted(self.channels),
+            "uptime_seconds": round(time.time() - self._started_at, 1),
+        }

@@ -1,0 +1,162 @@
+"""The `kefu` command: serve shoppers, chat in the terminal, check and query FAQ files."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from bot.app import KefuApp, enabled_channels, load_faq
+from bot.concurrency import run_blocking
+from bot.config import Config, load_config
+from bot.errors import KefuError
+from bot.language import LanguageDetector
+from bot.responder import ExtractiveResponder
+from bot.texts import Texts
+from knowledge.search import FaqSearch
+
+log = logging.getLogger("kefu")
+
+DEFAULT_CONFIG = "kefu.toml"
+
+
+def _config_path(args: argparse.Namespace) -> Path:
+    return Path(args.config or os.environ.get("KEFU_CONFIG") or DEFAULT_CONFIG)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", "-c", metavar="PATH",
+                        help=f"the shop's TOML config (default: $KEFU_CONFIG or ./{DEFAULT_CONFIG})")
+    common.add_argument("--verbose", "-v", action="store_true", help="log debug details")
+    parser = argparse.ArgumentParser(
+        prog="kefu",
+        parents=[common],
+        description="kefu (客服) answers your shop's customers from your own FAQ files, in their language.",
+        epilog="Start with: kefu faq check -c examples/sample-shop/kefu.toml, then kefu chat with the same config.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    commands.add_parser("serve", parents=[common], help="serve shoppers on the enabled channels (HTTP webhook …)",
+                        description="Start every channel enabled in the config and answer until Ctrl-C / SIGTERM.")
+    chat = commands.add_parser("chat", parents=[common], help="talk to the bot in this terminal",
+                               description="A console conversation: one line per message; shows why it answered.")
+    chat.add_argument("--user", help="conversation name (default: your login name); reuse it to continue")
+    chat.add_argument("--quiet", action="store_true", help="hide the FAQ id, confidence and reason lines")
+    faq = commands.add_parser("faq", parents=[common], help="check FAQ files or see how a question is matched")
+    faq_commands = faq.add_subparsers(dest="faq_command", metavar="ACTION", required=True)
+    faq_commands.add_parser("check", parents=[common], help="validate the FAQ files and summarize them",
+                            description="Read every FAQ file; print errors with file and line, or a summary.")
+    ask = faq_commands.add_parser("ask", parents=[common], help="rank FAQ entries for a question, with scores and why")
+    ask.add_argument("question", help="the question, as a shopper would write it")
+    ask.add_argument("--limit", type=int, default=5, help="how many entries to show (default 5)")
+    ask.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    if args.command == "chat" and not args.verbose:
+        logging.getLogger().setLevel(logging.WARNING)  # keep the conversation readable
+    try:
+        config = load_config(_config_path(args))
+        if args.command == "serve":
+            return asyncio.run(serve(config))
+        if args.command == "chat":
+            return asyncio.run(chat(config, user=args.user, show_why=not args.quiet))
+        if args.faq_command == "check":
+            return asyncio.run(faq_check(config))
+        return asyncio.run(faq_ask(config, args.question, limit=args.limit, as_json=args.json))
+    except KefuError as exc:
+        print(f"kefu: error: {exc}", file=sys.stderr)
+        return 2
+
+
+async def serve(config: Config) -> int:
+    channels = enabled_channels(config)
+    if not channels:
+        print(f"kefu: error: no channel is enabled in {config.path} (set [webhook] enabled = true)", file=sys.stderr)
+        return 2
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with KefuApp(config, channels=channels, serve_http=True) as app:
+        assert app.http is not None
+        print(f"kefu: {config.shop.name} is answering at {app.http.base_url} (Ctrl-C to stop)", file=sys.stderr,
+              flush=True)
+        await app.run_until(stop)
+        log.info("kefu.stopping")
+    return 0
+
+
+async def chat(config: Config, *, user: str | None, show_why: bool) -> int:
+    options = {"console": {"user": user, "show_why": show_why}}
+    async with KefuApp(config, channels=["console"], serve_http=False, adapter_options=options) as app:
+        await app.run_until(asyncio.Event())
+    return 0
+
+
+async def faq_check(config: Config) -> int:
+    faq = await load_faq(config)
+    print(f"{len(faq)} FAQ entries in {len(faq.files)} file(s) under {config.knowledge.faq_dir}")
+    for language in config.shop.languages:
+        missing = [entry.id for entry in faq.entries if language not in entry.variants]
+        covered = len(faq) - len(missing)
+        line = f"  {language}: {covered}/{len(faq)} entries"
+        if missing:
+            line += f" (missing: {', '.join(missing[:8])}{' …' if len(missing) > 8 else ''})"
+        print(line)
+    phrasings = sum(len(v.questions) for entry in faq.entries for v in entry.variants.values())
+    print(f"  {phrasings} question phrasings in all; OK")
+    return 0
+
+
+async def faq_ask(config: Config, question: str, *, limit: int, as_json: bool) -> int:
+    faq = await load_faq(config)
+    search = FaqSearch(faq, config.storage.index_dir, config.shop.languages)
+    await run_blocking(search.open)
+    try:
+        detector = LanguageDetector(enabled=config.shop.languages, default=config.shop.default_language,
+                                    min_confidence=config.language.min_confidence)
+        guess = await run_blocking(detector.detect, question)
+        hits = await search.search(question, limit)
+    finally:
+        await run_blocking(search.close)
+    texts = Texts(shop_name=config.shop.name, default_language=config.shop.default_language,
+                  overrides=config.texts, config_path=str(config.path))
+    responder = ExtractiveResponder(faq=faq, texts=texts, retrieval=config.retrieval)
+    draft = await responder.respond(question=question, language=guess.language, hits=hits)
+    if as_json:
+        print(json.dumps({
+            "question": question,
+            "language": {"language": guess.language, "confidence": guess.confidence, "reason": guess.reason},
+            "decision": {"kind": draft.kind.value, "faq_ids": list(draft.faq_ids), "why": draft.why},
+            "hits": [{"faq_id": h.entry.id, "score": h.score, "keyword_score": h.keyword_score,
+                      "semantic_score": h.semantic_score, "matched_text": h.matched_text, "why": h.why,
+                      "source": str(h.entry.variant(guess.language).source)} for h in hits],
+        }, ensure_ascii=False, indent=2))
+        return 0
+    print(f"question: {question}")
+    print(f"language: {guess.language} ({guess.reason})")
+    print(f"decision: {draft.kind.value} — {draft.why}")
+    if not hits:
+        print("no FAQ entry shares a word with this question")
+    for rank, hit in enumerate(hits, start=1):
+        print(f"{rank}. {hit.entry.id:<28} score {hit.score:.2f}  bm25 {hit.keyword_score:.2f}  "
+              f"[{hit.entry.variant(guess.language).source}]")
+        print(f"   {hit.why}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,369 @@
+"""TOML config → frozen dataclasses, parsed once at start.
+
+Every error names the file, the line, the key and the bad value, and unknown keys
+are rejected (a typo must not silently fall back to a default).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bot.errors import ConfigError
+
+LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}$")
+
+
+@dataclass(frozen=True)
+class ShopConfig:
+    name: str
+    default_language: str
+    languages: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    database: Path
+    index_dir: Path
+
+
+@dataclass(frozen=True)
+class KnowledgeConfig:
+    faq_dir: Path
+
+
+@dataclass(frozen=True)
+class RetrievalConfig:
+    answer_threshold: float
+    suggest_threshold: float
+    max_suggestions: int
+    ambiguity_margin: float  # two answers closer than this: ask instead of guessing
+    top_topics: tuple[str, ...]  # FAQ ids offered when nothing matches
+
+
+@dataclass(frozen=True)
+class LanguageConfig:
+    backend: str
+    min_confidence: float
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    turn_timeout_seconds: float
+    shutdown_grace_seconds: float
+
+
+@dataclass(frozen=True)
+class OutgoingWebhookConfig:
+    url: str
+    secret: str
+    timeout_seconds: float
+    max_attempts: int
+    backoff_seconds: float
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    """kefu's one HTTP server, shared by every channel that needs HTTP."""
+
+    host: str
+    port: int
+    max_body_bytes: int
+    shutdown_timeout_seconds: float
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    enabled: bool
+    auth: str  # "bearer" or "hmac"
+    secret: str  # bearer token or HMAC key
+    max_text_chars: int
+    signature_tolerance_seconds: int
+    outgoing: OutgoingWebhookConfig | None
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    shop: ShopConfig
+    storage: StorageConfig
+    knowledge: KnowledgeConfig
+    retrieval: RetrievalConfig
+    language: LanguageConfig
+    pipeline: PipelineConfig
+    http: HttpConfig
+    webhook: WebhookConfig
+    texts: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+
+def load_config(path: Path | str, environ: Mapping[str, str] | None = None) -> Config:
+    """Read and validate a config file; `environ` supplies secrets named by `*_env` keys."""
+    path = Path(path)
+    environ = os.environ if environ is None else environ
+    try:
+        raw_text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(path, None, "config file not found") from None
+    except OSError as exc:
+        raise ConfigError(path, None, f"cannot read config file: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, None, f"config file is not UTF-8: {exc}") from exc
+    try:
+        data = tomllib.loads(raw_text)
+    except tomllib.TOMLDecodeError as exc:
+        line = getattr(exc, "lineno", None)
+        raise ConfigError(path, None, f"invalid TOML: {exc}", line=line) from exc
+    root = _Table(data, "", path, _KeyLines.scan(raw_text))
+    return _build(root, path, environ)
+
+
+def _build(root: _Table, path: Path, environ: Mapping[str, str]) -> Config:
+    base = path.parent
+    root.allow_only("shop", "storage", "knowledge", "retrieval", "language", "pipeline", "http", "webhook",
+                    "texts")
+
+    shop_t = root.table("shop")
+    shop_t.allow_only("name", "default_language", "languages")
+    default_language = shop_t.language("default_language", "en")
+    languages = tuple(shop_t.str_list("languages", [default_language]))
+    for index, code in enumerate(languages):
+        if not LANGUAGE_CODE.match(code):
+            shop_t.fail("languages", f"'{code}' (item {index + 1}) is not an ISO 639-1 code such as 'en'")
+    if default_language not in languages:
+        shop_t.fail("languages", f"must include shop.default_language '{default_language}'")
+    shop = ShopConfig(name=shop_t.str("name", "our shop"), default_language=default_language, languages=languages)
+
+    storage_t = root.table("storage")
+    storage_t.allow_only("database", "index_dir")
+    storage = StorageConfig(
+        database=storage_t.path("database", base, "var/kefu.db"),
+        index_dir=storage_t.path("index_dir", base, "var/index"),
+    )
+
+    knowledge_t = root.table("knowledge")
+    knowledge_t.allow_only("faq_dir")
+    knowledge = KnowledgeConfig(faq_dir=knowledge_t.path("faq_dir", base, "faq"))
+
+    retrieval_t = root.table("retrieval")
+    retrieval_t.allow_only("answer_threshold", "suggest_threshold", "max_suggestions", "ambiguity_margin",
+                         "top_topics")
+    answer = retrieval_t.float("answer_threshold", 0.6, 0.0, 1.0)
+    suggest = retrieval_t.float("suggest_threshold", 0.3, 0.0, 1.0)
+    if suggest > answer:
+        retrieval_t.fail("suggest_threshold", f"{suggest} must not exceed answer_threshold {answer}")
+    retrieval = RetrievalConfig(
+        answer_threshold=answer,
+        suggest_threshold=suggest,
+        max_suggestions=retrieval_t.int("max_suggestions", 3, 1, 10),
+        ambiguity_margin=retrieval_t.float("ambiguity_margin", 0.05, 0.0, 1.0),
+        top_topics=tuple(retrieval_t.str_list("top_topics", [])),
+    )
+
+    language_t = root.table("language")
+    language_t.allow_only("backend", "min_confidence")
+    language = LanguageConfig(
+        backend=language_t.choice("backend", "langdetect", ("langdetect",)),
+        min_confidence=language_t.float("min_confidence", 0.8, 0.0, 1.0),
+    )
+
+    pipeline_t = root.table("pipeline")
+    pipeline_t.allow_only("turn_timeout_seconds", "shutdown_grace_seconds")
+    pipeline = PipelineConfig(
+        turn_timeout_seconds=pipeline_t.float("turn_timeout_seconds", 30.0, 0.1, 3600.0),
+        shutdown_grace_seconds=pipeline_t.float("shutdown_grace_seconds", 10.0, 0.0, 600.0),
+    )
+
+    http_t = root.table("http")
+    http_t.allow_only("host", "port", "max_body_bytes", "shutdown_timeout_seconds")
+    http = HttpConfig(
+        host=http_t.str("host", "127.0.0.1"),
+        port=http_t.int("port", 8080, 0, 65535),
+        max_body_bytes=http_t.int("max_body_bytes", 64 * 1024, 1024, 16 * 1024 * 1024),
+        shutdown_timeout_seconds=http_t.float("shutdown_timeout_seconds", 15.0, 0.0, 600.0),
+    )
+    webhook = _build_webhook(root.table("webhook"), environ)
+
+    texts_t = root.table("texts")
+    texts: dict[str, dict[str, str]] = {}
+    for code in texts_t.keys():
+        if not LANGUAGE_CODE.match(code):
+            texts_t.fail(code, "texts are keyed by ISO 639-1 language code, e.g. [texts.en]")
+        lang_t = texts_t.table(code)
+        texts[code] = {key: lang_t.str(key, "") for key in lang_t.keys()}
+
+    return Config(
+        path=path,
+        shop=shop,
+        storage=storage,
+        knowledge=knowledge,
+        retrieval=retrieval,
+        language=language,
+        pipeline=pipeline,
+        http=http,
+        webhook=webhook,
+        texts=texts,
+    )
+
+
+def _build_webhook(table: _Table, environ: Mapping[str, str]) -> WebhookConfig:
+    table.allow_only(
+        "enabled", "auth", "token", "token_env", "max_text_chars", "signature_tolerance_seconds", "outgoing",
+    )
+    enabled = table.bool("enabled", False)
+    secret = table.secret("token", "token_env", environ, required=enabled)
+    if enabled and len(secret) < 16:
+        table.fail("token", "must be at least 16 characters long")
+    outgoing_t = table.table("outgoing")
+    outgoing_t.allow_only("url", "secret", "secret_env", "timeout_seconds", "max_attempts", "backoff_seconds")
+    url = outgoing_t.str("url", "")
+    outgoing = None
+    if url:
+        if not re.match(r"^https?://", url):
+            outgoing_t.fail("url", f"'{url}' must start with http:// or https://")
+        outgoing = OutgoingWebhookConfig(
+            url=url,
+            secret=outgoing_t.secret("secret", "secret_env", environ, required=True),
+            timeout_seconds=outgoing_t.float("timeout_seconds", 10.0, 0.1, 300.0),
+            max_attempts=outgoing_t.int("max_attempts", 8, 1, 100),
+            backoff_seconds=outgoing_t.float("backoff_seconds", 2.0, 0.0, 3600.0),
+        )
+    return WebhookConfig(
+        enabled=enabled,
+        auth=table.choice("auth", "bearer", ("bearer", "hmac")),
+        secret=secret,
+        max_text_chars=table.int("max_text_chars", 4000, 1, 1_000_000),
+        signature_tolerance_seconds=table.int("signature_tolerance_seconds", 300, 1, 86400),
+        outgoing=outgoing,
+    )
+
+
+class _KeyLines:
+    """Maps dotted keys to the line they are written on, for error messages."""
+
+    _HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+    _KEY = re.compile(r"^\s*([A-Za-z0-9_\-\"']+)\s*=")
+
+    def __init__(self, lines: dict[str, int]):
+        self._lines = lines
+
+    @classmethod
+    def scan(cls, text: str) -> _KeyLines:
+        lines: dict[str, int] = {}
+        table = ""
+        for number, line in enumerate(text.splitlines(), start=1):
+            header = cls._HEADER.match(line)
+            if header:
+                table = header.group(1).replace('"', "").replace(" ", "")
+                lines.setdefault(table, number)
+                continue
+            key = cls._KEY.match(line)
+            if key:
+                name = key.group(1).strip("\"'")
+                lines.setdefault(f"{table}.{name}" if table else name, number)
+        return cls(lines)
+
+    def line_of(self, dotted: str) -> int | None:
+        while dotted:
+            if dotted in self._lines:
+                return self._lines[dotted]
+            dotted = dotted.rpartition(".")[0]
+        return None
+
+
+class _Table:
+    """Typed access to one TOML table with errors that point at the key."""
+
+    def __init__(self, data: Mapping[str, Any], prefix: str, path: Path, lines: _KeyLines):
+        self._data = data
+        self._prefix = prefix
+        self._path = path
+        self._lines = lines
+
+    def _dotted(self, key: str) -> str:
+        return f"{self._prefix}.{key}" if self._prefix else key
+
+    def fail(self, key: str, problem: str) -> None:
+        dotted = self._dotted(key)
+        raise ConfigError(self._path, dotted, problem, line=self._lines.line_of(dotted))
+
+    def keys(self) -> list[str]:
+        return list(self._data)
+
+    def allow_only(self, *allowed: str) -> None:
+        for key in self._data:
+            if key not in allowed:
+                self.fail(key, f"unknown key; allowed here: {', '.join(allowed)}")
+
+    def table(self, key: str) -> _Table:
+        value = self._data.get(key, {})
+        if not isinstance(value, dict):
+            self.fail(key, f"must be a table like [{self._dotted(key)}], got {value!r}")
+        return _Table(value, self._dotted(key), self._path, self._lines)
+
+    def _get(self, key: str, default: Any, kind: type | tuple[type, ...], kind_name: str) -> Any:
+        value = self._data.get(key, default)
+        if isinstance(value, bool) and kind is not bool:
+            self.fail(key, f"must be {kind_name}, got {value!r}")
+        if not isinstance(value, kind):
+            self.fail(key, f"must be {kind_name}, got {value!r}")
+        return value
+
+    def str(self, key: str, default: str) -> str:
+        return self._get(key, default, str, "a string")
+
+    def bool(self, key: str, default: bool) -> bool:
+        return self._get(key, default, bool, "true or false")
+
+    def int(self, key: str, default: int, low: int, high: int) -> int:
+        value = self._get(key, default, int, "an integer")
+        if not low <= value <= high:
+            self.fail(key, f"{value} is out of range {low}..{high}")
+        return value
+
+    def float(self, key: str, default: float, low: float, high: float) -> float:
+        value = float(self._get(key, default, (int, float), "a number"))
+        if not low <= value <= high:
+            self.fail(key, f"{value} is out of range {low}..{high}")
+        return value
+
+    def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.str(key, default)
+        if value not in choices:
+            self.fail(key, f"'{value}' is not one of: {', '.join(choices)}")
+        return value
+
+    def language(self, key: str, default: str) -> str:
+        value = self.str(key, default)
+        if not LANGUAGE_CODE.match(value):
+            self.fail(key, f"'{value}' is not an ISO 639-1 code such as 'en'")
+        return value
+
+    def str_list(self, key: str, default: list[str]) -> list[str]:
+        value = self._get(key, default, list, "a list of strings")
+        if not all(isinstance(item, str) for item in value):
+            self.fail(key, f"must be a list of strings, got {value!r}")
+        return value
+
+    def path(self, key: str, base: Path, default: str) -> Path:
+        value = Path(self.str(key, default)).expanduser()
+        return value if value.is_absolute() else (base / value)
+
+    def secret(self, key: str, env_key: str, environ: Mapping[str, str], *, required: bool) -> str:
+        """A secret given inline or, better, by naming an environment variable."""
+        inline = self.str(key, "")
+        env_name = self.str(env_key, "")
+        if inline and env_name:
+            self.fail(env_key, f"set either '{key}' or '{env_key}', not both")
+        if env_name:
+            value = environ.get(env_name, "")
+            if not value:
+                self.fail(env_key, f"environment variable {env_name} is not set or empty")
+            return value
+        if required and not inline:
+            self.fail(key, f"is required: set '{env_key}' to the name of an environment variable holding it")
+        return inline

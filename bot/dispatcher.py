@@ -1,0 +1,146 @@
+"""Runs turns: strictly in order within a conversation, concurrently across conversations.
+
+A message is committed to the store first; then its conversation's worker is
+woken. The worker takes the conversation's pending messages from the store in id
+order, so the order is the store's order, and restart recovery is the same code
+path: wake every conversation that has pending messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from bot.errors import KefuError
+from bot.messages import HandleResult, Message, Reply
+from bot.store import FAILED, Store, StoredInbound
+
+log = logging.getLogger(__name__)
+
+
+class TurnFailedError(KefuError):
+    """Processing a stored message failed; it stays stored, marked failed, and a redelivery retries it."""
+
+
+class DispatcherClosedError(KefuError):
+    """The bot is shutting down and accepts no new messages."""
+
+
+class TurnDispatcher:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        run_turn: Callable[[StoredInbound], Awaitable[Reply]],
+        on_reply: Callable[[Reply], None],
+        turn_timeout: float,
+    ):
+        self._store = store
+        self._run_turn = run_turn
+        self._on_reply = on_reply
+        self._timeout = turn_timeout
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._dirty: set[str] = set()
+        self._waiters: dict[int, tuple[str, asyncio.Future[Reply]]] = {}
+        self._accepting = True
+
+    async def submit(self, message: Message) -> HandleResult:
+        """Store the message, have it answered once, and return the reply."""
+        if not self._accepting:
+            raise DispatcherClosedError("kefu is shutting down")
+        record = await self._store.record_inbound(message)
+        if record.reply is not None:
+            log.info("turn.duplicate conversation=%s inbound=%d", message.conversation_key, record.message.id)
+            return HandleResult(reply=record.reply, inbound_id=record.message.id, duplicate=True)
+        waiter = self._waiter(message.conversation_key, record.message.id)
+        self.wake(message.conversation_key)
+        reply = await asyncio.shield(waiter)
+        return HandleResult(reply=reply, inbound_id=record.message.id, duplicate=record.duplicate)
+
+    def _waiter(self, conversation_key: str, inbound_id: int) -> asyncio.Future[Reply]:
+        """One future per stored message, shared by every delivery of that message."""
+        if inbound_id not in self._waiters:
+            future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+            # The submitter may have gone away (client disconnected): don't warn about an unread error.
+            future.add_done_callback(lambda f: f.cancelled() or f.exception())
+            self._waiters[inbound_id] = (conversation_key, future)
+        return self._waiters[inbound_id][1]
+
+    def _resolve(self, inbound_id: int, reply: Reply | None = None, error: Exception | None = None) -> None:
+        entry = self._waiters.pop(inbound_id, None)
+        if entry is None or entry[1].done():
+            return
+        if error is not None:
+            entry[1].set_exception(error)
+        else:
+            entry[1].set_result(reply)
+
+    async def recover(self) -> int:
+        """Wake every conversation with stored, unanswered messages (after a crash)."""
+        keys = await self._store.conversations_with_pending()
+        for key in keys:
+            self.wake(key)
+        if keys:
+            log.info("turn.recovering conversations=%d", len(keys))
+        return len(keys)
+
+    def wake(self, conversation_key: str) -> None:
+        self._dirty.add(conversation_key)
+        if conversation_key not in self._workers:
+            task = asyncio.create_task(self._drain(conversation_key), name=f"kefu-turns-{conversation_key}")
+            self._workers[conversation_key] = task
+
+    async def _drain(self, conversation_key: str) -> None:
+        try:
+            while True:
+                while conversation_key in self._dirty:
+                    self._dirty.discard(conversation_key)
+                    for inbound in await self._store.pending_inbound(conversation_key):
+                        await self._answer(inbound)
+                # Waiters left here belong to redeliveries of messages that were answered (or
+                # failed) before the last look at the store: answer them from the store.
+                stale = [i for i, (key, _) in self._waiters.items() if key == conversation_key]
+                if not stale:
+                    break
+                for inbound_id in stale:
+                    status, reply, error = await self._store.inbound_outcome(inbound_id)
+                    if reply is not None:
+                        self._resolve(inbound_id, reply)
+                    elif status == FAILED:
+                        self._resolve(inbound_id, error=TurnFailedError(error or "processing failed"))
+                    else:
+                        self._dirty.add(conversation_key)
+        finally:
+            del self._workers[conversation_key]
+
+    async def _answer(self, inbound: StoredInbound) -> None:
+        try:
+            async with asyncio.timeout(self._timeout):
+                reply = await self._run_turn(inbound)
+        except Exception as exc:  # one bad turn must not stop the conversation's later messages
+            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            if isinstance(exc, TimeoutError):
+                reason = f"the turn took longer than {self._timeout:g}s"
+            log.exception("turn.failed conversation=%s inbound=%d", inbound.conversation_key, inbound.id)
+            await self._store.mark_failed(inbound.id, reason)
+            self._resolve(inbound.id, error=TurnFailedError(reason))
+            return
+        self._on_reply(reply)
+        self._resolve(inbound.id, reply)
+
+    async def close(self, grace_seconds: float) -> None:
+        """Stop accepting; let in-flight turns finish within the grace period."""
+        self._accepting = False
+        workers = list(self._workers.values())
+        if not workers:
+            return
+        done, pending = await asyncio.wait(workers, timeout=grace_seconds)
+        for task in pending:
+            task.cancel()
+        if pending:
+            log.warning("turn.shutdown_cancelled workers=%d (their messages stay pending for the next start)",
+                        len(pending))
+            await asyncio.gather(*pending, return_exceptions=True)
+        for inbound_id in list(self._waiters):
+            self._resolve(inbound_id, error=DispatcherClosedError("kefu shut down before answering"))

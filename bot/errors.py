@@ -1,0 +1,53 @@
+"""kefu's one exception hierarchy; errors of libraries underneath are mapped at the boundary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class KefuError(Exception):
+    """Base of every error kefu raises on purpose."""
+
+
+class ConfigError(KefuError):
+    """The TOML config is missing, malformed or has a bad value.
+
+    The message names the file, the line (when known), the key and the bad value,
+    so a merchant can fix it without reading code.
+    """
+
+    def __init__(self, path: Path | str, key: str | None, problem: str, line: int | None = None):
+        self.path = Path(path)
+        self.key = key
+        self.problem = problem
+        self.line = line
+        where = str(self.path) + (f":{line}" if line else "")
+        what = f" key '{key}':" if key else ""
+        super().__init__(f"{where}:{what} {problem}")
+
+
+class FaqError(KefuError):
+    """An FAQ file cannot be read or has a bad entry; names file and line."""
+
+    def __init__(self, path: Path | str, line: int | None, problem: str):
+        self.path = Path(path)
+        self.line = line
+        self.problem = problem
+        where = str(self.path) + (f":{line}" if line else "")
+        super().__init__(f"{where}: {problem}")
+
+
+class AdapterError(KefuError):
+    """A channel adapter cannot be found or started."""
+
+
+class DeliveryError(KefuError):
+    """A push channel could not deliver a reply; the core retries later.
+
+    `permanent` marks failures that retrying cannot fix (e.g. a 4xx from the
+    receiver), so the delivery is given up at once instead of after every attempt.
+    """
+
+    def __init__(self, message: str, *, permanent: bool = False):
+        super().__init__(message)
+        self.permanent = permanent

@@ -1,0 +1,184 @@
+"""The data that crosses between channels and the core.
+
+Adapters import this module (and the plain-data config) only: a channel turns its
+platform's update into one `Message`, hands it to a `Gateway`, and turns the
+`Reply` it gets back into platform calls. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from enum import StrEnum
+from typing import Any, Protocol
+
+
+class Role(StrEnum):
+    """Who wrote a message."""
+
+    SHOPPER = "shopper"
+    BOT = "bot"
+    AGENT = "agent"
+    SYSTEM = "system"
+
+
+class ReplyKind(StrEnum):
+    """Why the bot said what it said; channels may render kinds differently."""
+
+    ANSWER = "answer"  # a confident FAQ match
+    NOT_SURE = "not_sure"  # several candidates: ask the shopper to pick
+    NO_MATCH = "no_match"  # nothing relevant: say so, offer topics
+    AGENT = "agent"  # written by a human agent
+    SYSTEM = "system"  # notices such as "an agent joined"
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def conversation_key(channel: str, conversation: str) -> str:
+    """The store's id for a conversation: unique across channels."""
+    return f"{channel}:{conversation}"
+
+
+@dataclass(frozen=True)
+class Message:
+    """One normalized inbound message, whatever channel it came from.
+
+    `external_id` is the channel's own id for the message; together with `channel`
+    it makes redelivery idempotent. Without one, every delivery is a new message.
+    """
+
+    channel: str
+    conversation: str
+    user_id: str
+    text: str
+    external_id: str | None = None
+    display_name: str | None = None
+    language_hint: str | None = None
+    role: Role = Role.SHOPPER
+    timestamp: datetime = field(default_factory=utc_now)
+
+    @property
+    def conversation_key(self) -> str:
+        return conversation_key(self.channel, self.conversation)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the core answers; `why` and `faq_ids` let a merchant audit the answer."""
+
+    channel: str
+    conversation: str
+    user_id: str
+    text: str
+    language: str
+    kind: ReplyKind
+    quick_replies: tuple[str, ...] = ()
+    faq_ids: tuple[str, ...] = ()
+    confidence: float | None = None
+    why: str = ""
+    message_id: int | None = None  # the store's id of this outbound message
+    in_reply_to: int | None = None  # the store's id of the inbound message
+    created_at: datetime = field(default_factory=utc_now)
+
+    @property
+    def conversation_key(self) -> str:
+        return conversation_key(self.channel, self.conversation)
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["kind"] = self.kind.value
+        data["quick_replies"] = list(self.quick_replies)
+        data["faq_ids"] = list(self.faq_ids)
+        data["created_at"] = self.created_at.isoformat()
+        return data
+
+
+@dataclass(frozen=True)
+class HandleResult:
+    """The outcome of handing one message to the core."""
+
+    reply: Reply
+    inbound_id: int
+    duplicate: bool  # the message was seen before; `reply` is the stored one
+
+
+@dataclass(frozen=True)
+class TranscriptEntry:
+    id: int
+    direction: str  # "in" or "out"
+    role: Role
+    text: str
+    created_at: str
+    language: str | None
+    external_id: str | None
+    kind: str | None
+    faq_ids: tuple[str, ...]
+    confidence: float | None
+    latency_ms: float | None
+    status: str | None
+
+
+@dataclass(frozen=True)
+class Transcript:
+    conversation_key: str
+    channel: str
+    conversation: str
+    user_id: str
+    display_name: str | None
+    language: str | None
+    created_at: str
+    messages: tuple[TranscriptEntry, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        for message in data["messages"]:
+            message["role"] = str(message["role"])
+            message["faq_ids"] = list(message["faq_ids"])
+        return data
+
+
+class Gateway(Protocol):
+    """What the core offers a channel adapter."""
+
+    async def handle(self, message: Message) -> HandleResult:
+        """Store, process (once) and answer a message."""
+
+    async def transcript(self, channel: str, conversation: str) -> Transcript | None:
+        """The whole conversation, or None when it does not exist."""
+
+    def health(self) -> Mapping[str, Any]:
+        """Facts for a health endpoint."""
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    """How hard the core tries to push a reply through a channel."""
+
+    max_attempts: int = 8
+    backoff_seconds: float = 2.0  # doubled after every failed attempt, capped at an hour
+
+
+class Channel(Protocol):
+    """A running channel adapter, started and stopped by the app.
+
+    `delivery` is set for channels that push replies themselves (outgoing
+    webhook, chat apps): the core then records each reply as a pending delivery
+    and calls `deliver` until it succeeds or the policy gives up, also after a
+    restart. `deliver` raises `bot.errors.DeliveryError` on failure.
+    """
+
+    name: str
+    delivery: DeliveryPolicy | None
+
+    async def start(self) -> None: ...
+
+    async def wait(self) -> None:
+        """Return when the channel ends by itself (the console at end of input); servers never do."""
+
+    async def stop(self) -> None: ...
+
+    async def deliver(self, reply: Reply) -> None: ...

@@ -1,0 +1,135 @@
+"""One turn: stored inbound message → language → retrieval → responder → stored reply.
+
+Each stage is a small object that reads and fills the `Turn`; later capabilities
+(sentiment, handoff, an LLM responder) are new stages, and adapters never notice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from bot.concurrency import run_blocking
+from bot.language import LanguageDetector, LanguageGuess
+from bot.messages import Reply
+from bot.responder import Draft, Responder
+from bot.store import ConversationState, Store, StoredInbound
+from knowledge.search import FaqSearch, Hit
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Turn:
+    """What the stages know about the message being answered."""
+
+    inbound: StoredInbound
+    conversation: ConversationState
+    language: LanguageGuess | None = None
+    hits: list[Hit] = field(default_factory=list)
+    draft: Draft | None = None
+    trace: dict[str, Any] = field(default_factory=dict)  # stored with the reply: why it was answered so
+
+
+class Stage(Protocol):
+    name: str
+
+    async def run(self, turn: Turn) -> None: ...
+
+
+class LanguageStage:
+    name = "language"
+
+    def __init__(self, detector: LanguageDetector, store: Store):
+        self._detector = detector
+        self._store = store
+
+    async def run(self, turn: Turn) -> None:
+        guess = await run_blocking(
+            self._detector.detect,
+            turn.inbound.text,
+            conversation_language=turn.conversation.language,
+            hint=turn.inbound.language_hint,
+        )
+        turn.language = guess
+        turn.trace["language"] = {"language": guess.language, "confidence": guess.confidence, "reason": guess.reason}
+        if guess.language != turn.conversation.language:
+            await self._store.set_conversation_language(turn.conversation.key, guess.language)
+
+
+class RetrievalStage:
+    name = "retrieval"
+
+    def __init__(self, search: FaqSearch, limit: int = 5):
+        self._search = search
+        self._limit = limit
+
+    async def run(self, turn: Turn) -> None:
+        turn.hits = await self._search.search(turn.inbound.text, self._limit)
+        turn.trace["retrieval"] = [
+            {"faq_id": hit.entry.id, "score": hit.score, "keyword_score": hit.keyword_score,
+             "semantic_score": hit.semantic_score, "why": hit.why}
+            for hit in turn.hits
+        ]
+
+
+class ResponderStage:
+    name = "responder"
+
+    def __init__(self, responder: Responder, default_language: str):
+        self._responder = responder
+        self._default_language = default_language
+
+    async def run(self, turn: Turn) -> None:
+        language = turn.language.language if turn.language else self._default_language
+        turn.draft = await self._responder.respond(question=turn.inbound.text, language=language, hits=turn.hits)
+
+
+class Pipeline:
+    """Runs the stages for one stored inbound message and stores the reply."""
+
+    def __init__(self, *, store: Store, stages: Sequence[Stage], pushes: Callable[[str], bool]):
+        self._store = store
+        self._stages = tuple(stages)
+        self._pushes = pushes
+
+    async def run(self, inbound: StoredInbound) -> Reply:
+        started = time.perf_counter()
+        conversation = await self._store.conversation(inbound.conversation_key)
+        if conversation is None:
+            raise LookupError(f"conversation {inbound.conversation_key} of message {inbound.id} is missing")
+        turn = Turn(inbound=inbound, conversation=conversation)
+        timings: dict[str, float] = {}
+        for stage in self._stages:
+            stage_started = time.perf_counter()
+            await stage.run(turn)
+            timings[stage.name] = round((time.perf_counter() - stage_started) * 1000, 2)
+        if turn.draft is None:
+            raise RuntimeError("no stage produced a reply draft")
+        turn.trace["timings_ms"] = timings
+        draft = turn.draft
+        reply = Reply(
+            channel=inbound.channel,
+            conversation=inbound.conversation,
+            user_id=inbound.user_id,
+            text=draft.text,
+            language=draft.language,
+            kind=draft.kind,
+            quick_replies=draft.quick_replies,
+            faq_ids=draft.faq_ids,
+            confidence=draft.confidence,
+            why=draft.why,
+            in_reply_to=inbound.id,
+        )
+        latency_ms = (time.perf_counter() - started) * 1000
+        stored = await self._store.record_reply(
+            inbound.id, reply, latency_ms=latency_ms, deliver=self._pushes(inbound.channel), meta=turn.trace
+        )
+        log.info(
+            "turn.answered conversation=%s inbound=%d kind=%s faq=%s latency_ms=%.1f",
+            inbound.conversation_key, inbound.id, stored.kind.value, ",".join(stored.faq_ids) or "-", latency_ms,
+        )
+        return stored

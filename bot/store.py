@@ -1,0 +1,448 @@
+"""The conversation store: every message in and out, on SQLite via sqlite-utils.
+
+All writes go through one writer thread (a single connection), reads through a
+second connection on its own thread; WAL mode lets them run side by side. Each
+public method is one transaction, so a crash never leaves a half-written turn.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from bot.concurrency import SerialExecutor
+from bot.errors import KefuError
+from bot.messages import (
+    Message,
+    Reply,
+    ReplyKind,
+    Role,
+    Transcript,
+    TranscriptEntry,
+    utc_now,
+)
+from bot.migrations import MIGRATIONS, apply_migrations
+
+log = logging.getLogger(__name__)
+
+PENDING = "pending"
+ANSWERED = "answered"
+FAILED = "failed"
+SENT = "sent"
+
+
+class StoreClosedError(KefuError):
+    """The store was used after `close()`."""
+
+
+@dataclass(frozen=True)
+class StoredInbound:
+    """An inbound message as stored, the unit a turn works on."""
+
+    id: int
+    conversation_key: str
+    channel: str
+    conversation: str
+    user_id: str
+    text: str
+    language_hint: str | None
+    external_id: str | None
+    role: Role
+    created_at: str
+
+
+@dataclass(frozen=True)
+class InboundRecord:
+    """The result of recording an inbound message (new or redelivered)."""
+
+    message: StoredInbound
+    duplicate: bool
+    reply: Reply | None  # set when a duplicate was already answered
+
+
+@dataclass(frozen=True)
+class ConversationState:
+    key: str
+    channel: str
+    conversation: str
+    user_id: str
+    language: str | None
+
+
+@dataclass(frozen=True)
+class PendingDelivery:
+    reply: Reply
+    attempts: int
+    next_attempt_at: str | None
+
+
+class Store:
+    """Async front over one SQLite file; `open()` before use, `close()` is idempotent."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._writer = SerialExecutor("kefu-sqlite-writer")
+        self._reader = SerialExecutor("kefu-sqlite-reader")
+        self._write_db: sqlite_utils.Database | None = None
+        self._read_db: sqlite_utils.Database | None = None
+        self._closed = False
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._write_db = await self._writer.run(self._connect, True)
+        self._read_db = await self._reader.run(self._connect, False)
+
+    def _connect(self, writer: bool) -> sqlite_utils.Database:
+        conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA busy_timeout = 30000")
+        conn.execute("PRAGMA foreign_keys = ON")
+        if writer:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+        db = sqlite_utils.Database(conn)
+        if writer:
+            apply_migrations(db, MIGRATIONS)
+        return db
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._write_db is not None:
+            await self._writer.run(self._write_db.conn.close)
+        if self._read_db is not None:
+            await self._reader.run(self._read_db.conn.close)
+        self._writer.shutdown()
+        self._reader.shutdown()
+
+    async def _write(self, func: Callable[..., Any], *args: Any) -> Any:
+        if self._closed or self._write_db is None:
+            raise StoreClosedError("the store is closed")
+        db = self._write_db
+
+        def in_transaction() -> Any:
+            db.conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = func(db, *args)
+            except BaseException:
+                db.conn.execute("ROLLBACK")
+                raise
+            db.conn.execute("COMMIT")
+            return result
+
+        return await self._writer.run(in_transaction)
+
+    async def _read(self, func: Callable[..., Any], *args: Any) -> Any:
+        if self._closed or self._read_db is None:
+            raise StoreClosedError("the store is closed")
+        return await self._reader.run(func, self._read_db, *args)
+
+    # -- inbound ---------------------------------------------------------------
+
+    async def record_inbound(self, message: Message) -> InboundRecord:
+        """Commit an inbound message before anything else happens to it.
+
+        A redelivery (same conversation and external id) is not stored twice: the
+        first copy is returned with its reply if it has one. A redelivered message
+        whose processing failed is set back to pending so it is tried again.
+        """
+        return await self._write(_record_inbound, message)
+
+    async def pending_inbound(self, conversation_key: str) -> list[StoredInbound]:
+        """Unanswered inbound messages of a conversation, oldest first."""
+        return await self._read(_pending_inbound, conversation_key)
+
+    async def conversations_with_pending(self) -> list[str]:
+        return await self._read(_conversations_with_pending)
+
+    async def inbound_outcome(self, inbound_id: int) -> tuple[str, Reply | None, str | None]:
+        """(status, reply if answered, error if failed) of a stored inbound message."""
+        return await self._read(_inbound_outcome, inbound_id)
+
+    async def mark_failed(self, inbound_id: int, error: str) -> None:
+        await self._write(_mark_failed, inbound_id, error)
+
+    # -- outbound --------------------------------------------------------------
+
+    async def record_reply(
+        self,
+        inbound_id: int,
+        reply: Reply,
+        *,
+        latency_ms: float,
+        deliver: bool,
+        meta: dict[str, Any],
+    ) -> Reply:
+        """Store the reply and mark its inbound message answered, atomically."""
+        return await self._write(_record_reply, inbound_id, reply, latency_ms, deliver, meta)
+
+    async def set_conversation_language(self, conversation_key: str, language: str) -> None:
+        await self._write(_set_language, conversation_key, language)
+
+    async def conversation(self, conversation_key: str) -> ConversationState | None:
+        return await self._read(_conversation, conversation_key)
+
+    async def transcript(self, conversation_key: str) -> Transcript | None:
+        return await self._read(_transcript, conversation_key)
+
+    # -- push deliveries -------------------------------------------------------
+
+    async def pending_deliveries(self, channel: str) -> list[PendingDelivery]:
+        return await self._read(_pending_deliveries, channel)
+
+    async def mark_delivered(self, message_id: int) -> None:
+        await self._write(_mark_delivered, message_id)
+
+    async def mark_delivery_failed(self, message_id: int, error: str, retry_at: datetime | None) -> None:
+        """Record a failed attempt; `retry_at=None` gives the delivery up."""
+        await self._write(_mark_delivery_failed, message_id, error, retry_at)
+
+    async def stats(self) -> dict[str, int]:
+        return await self._read(_stats)
+
+
+# -- SQL, run on the store's threads -------------------------------------------
+
+
+def _now() -> str:
+    return utc_now().isoformat()
+
+
+def _record_inbound(db: sqlite_utils.Database, message: Message) -> InboundRecord:
+    now = _now()
+    db.execute(
+        """
+        INSERT INTO conversations (key, channel, conversation, user_id, display_name, created_at, updated_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT(key) DO UPDATE SET
+            updated_at = excluded.updated_at,
+            display_name = COALESCE(excluded.display_name, conversations.display_name)
+        """,
+        [message.conversation_key, message.channel, message.conversation, message.user_id,
+         message.display_name, now, now],
+    )
+    if message.external_id is not None:
+        existing = db.execute(
+            "SELECT * FROM messages WHERE direction = 'in' AND conversation_key = ? AND external_id = ?",
+            [message.conversation_key, message.external_id],
+        ).fetchone()
+        if existing is not None:
+            stored = _inbound_from_row(existing)
+            if existing["status"] == FAILED:
+                db.execute("UPDATE messages SET status = ?, error = NULL WHERE id = ?", [PENDING, stored.id])
+            return InboundRecord(message=stored, duplicate=True, reply=_first_reply(db, stored.id))
+    cursor = db.execute(
+        """
+        INSERT INTO messages (conversation_key, direction, role, channel, conversation, user_id,
+                              external_id, text, language_hint, status, created_at)
+        VALUES (?, 'in', ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        """,
+        [message.conversation_key, message.role.value, message.channel, message.conversation,
+         message.user_id, message.external_id, message.text, message.language_hint, PENDING,
+         message.timestamp.isoformat()],
+    )
+    row = db.execute("SELECT * FROM messages WHERE id = ?", [cursor.lastrowid]).fetchone()
+    return InboundRecord(message=_inbound_from_row(row), duplicate=False, reply=None)
+
+
+def _inbound_from_row(row: sqlite3.Row) -> StoredInbound:
+    return StoredInbound(
+        id=row["id"],
+        conversation_key=row["conversation_key"],
+        channel=row["channel"],
+        conversation=row["conversation"],
+        user_id=row["user_id"],
+        text=row["text"],
+        language_hint=row["language_hint"],
+        external_id=row["external_id"],
+        role=Role(row["role"]),
+        created_at=row["created_at"],
+    )
+
+
+def _reply_from_row(row: sqlite3.Row) -> Reply:
+    return Reply(
+        channel=row["channel"],
+        conversation=row["conversation"],
+        user_id=row["user_id"],
+        text=row["text"],
+        language=row["language"] or "",
+        kind=ReplyKind(row["kind"]),
+        quick_replies=tuple(json.loads(row["quick_replies"] or "[]")),
+        faq_ids=tuple(json.loads(row["faq_ids"] or "[]")),
+        confidence=row["confidence"],
+        why=row["why"] or "",
+        message_id=row["id"],
+        in_reply_to=row["reply_to"],
+        created_at=datetime.fromisoformat(row["created_at"]),
+    )
+
+
+def _first_reply(db: sqlite_utils.Database, inbound_id: int) -> Reply | None:
+    row = db.execute(
+        "SELECT * FROM messages WHERE direction = 'out' AND reply_to = ? ORDER BY id LIMIT 1", [inbound_id]
+    ).fetchone()
+    return _reply_from_row(row) if row is not None else None
+
+
+def _pending_inbound(db: sqlite_utils.Database, conversation_key: str) -> list[StoredInbound]:
+    rows = db.execute(
+        "SELECT * FROM messages WHERE direction = 'in' AND status = ? AND conversation_key = ? ORDER BY id",
+        [PENDING, conversation_key],
+    ).fetchall()
+    return [_inbound_from_row(row) for row in rows]
+
+
+def _conversations_with_pending(db: sqlite_utils.Database) -> list[str]:
+    rows = db.execute(
+        "SELECT conversation_key, MIN(id) AS first FROM messages WHERE direction = 'in' AND status = ? "
+        "GROUP BY conversation_key ORDER BY first",
+        [PENDING],
+    ).fetchall()
+    return [row["conversation_key"] for row in rows]
+
+
+def _inbound_outcome(db: sqlite_utils.Database, inbound_id: int) -> tuple[str, Reply | None, str | None]:
+    row = db.execute("SELECT status, error FROM messages WHERE id = ?", [inbound_id]).fetchone()
+    return row["status"], _first_reply(db, inbound_id), row["error"]
+
+
+def _mark_failed(db: sqlite_utils.Database, inbound_id: int, error: str) -> None:
+    db.execute("UPDATE messages SET status = ?, error = ? WHERE id = ?", [FAILED, error[:2000], inbound_id])
+
+
+def _record_reply(
+    db: sqlite_utils.Database,
+    inbound_id: int,
+    reply: Reply,
+    latency_ms: float,
+    deliver: bool,
+    meta: dict[str, Any],
+) -> Reply:
+    status = db.execute("SELECT status FROM messages WHERE id = ?", [inbound_id]).fetchone()
+    if status is None:
+        raise KefuError(f"inbound message {inbound_id} does not exist")
+    if status["status"] == ANSWERED:
+        # Never answer twice: hand back the reply that won.
+        return _first_reply(db, inbound_id)
+    cursor = db.execute(
+        """
+        INSERT INTO messages (conversation_key, direction, role, channel, conversation, user_id, text,
+                              language, kind, quick_replies, faq_ids, confidence, why, reply_to,
+                              latency_ms, meta, delivery, created_at)
+        VALUES (?, 'out', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        """,
+        [reply.conversation_key, Role.BOT.value if reply.kind != ReplyKind.AGENT else Role.AGENT.value,
+         reply.channel, reply.conversation, reply.user_id, reply.text, reply.language, reply.kind.value,
+         json.dumps(list(reply.quick_replies), ensure_ascii=False),
+         json.dumps(list(reply.faq_ids), ensure_ascii=False), reply.confidence, reply.why, inbound_id,
+         round(latency_ms, 2), json.dumps(meta, ensure_ascii=False, default=str),
+         PENDING if deliver else None, reply.created_at.isoformat()],
+    )
+    db.execute(
+        "UPDATE messages SET status = ?, language = COALESCE(language, ?) WHERE id = ?",
+        [ANSWERED, reply.language, inbound_id],
+    )
+    db.execute("UPDATE conversations SET updated_at = ? WHERE key = ?", [_now(), reply.conversation_key])
+    row = db.execute("SELECT * FROM messages WHERE id = ?", [cursor.lastrowid]).fetchone()
+    return _reply_from_row(row)
+
+
+def _set_language(db: sqlite_utils.Database, conversation_key: str, language: str) -> None:
+    db.execute("UPDATE conversations SET language = ? WHERE key = ?", [language, conversation_key])
+
+
+def _conversation(db: sqlite_utils.Database, conversation_key: str) -> ConversationState | None:
+    row = db.execute("SELECT * FROM conversations WHERE key = ?", [conversation_key]).fetchone()
+    if row is None:
+        return None
+    return ConversationState(
+        key=row["key"], channel=row["channel"], conversation=row["conversation"],
+        user_id=row["user_id"], language=row["language"],
+    )
+
+
+def _transcript(db: sqlite_utils.Database, conversation_key: str) -> Transcript | None:
+    conv = db.execute("SELECT * FROM conversations WHERE key = ?", [conversation_key]).fetchone()
+    if conv is None:
+        return None
+    rows = db.execute("SELECT * FROM messages WHERE conversation_key = ? ORDER BY id", [conversation_key])
+    entries = tuple(
+        TranscriptEntry(
+            id=row["id"],
+            direction=row["direction"],
+            role=Role(row["role"]),
+            text=row["text"],
+            created_at=row["created_at"],
+            language=row["language"],
+            external_id=row["external_id"],
+            kind=row["kind"],
+            faq_ids=tuple(json.loads(row["faq_ids"] or "[]")),
+            confidence=row["confidence"],
+            latency_ms=row["latency_ms"],
+            status=row["status"] if row["direction"] == "in" else row["delivery"],
+        )
+        for row in rows
+    )
+    return Transcript(
+        conversation_key=conv["key"],
+        channel=conv["channel"],
+        conversation=conv["conversation"],
+        user_id=conv["user_id"],
+        display_name=conv["display_name"],
+        language=conv["language"],
+        created_at=conv["created_at"],
+        messages=entries,
+    )
+
+
+def _pending_deliveries(db: sqlite_utils.Database, channel: str) -> list[PendingDelivery]:
+    rows = db.execute(
+        "SELECT * FROM messages WHERE direction = 'out' AND delivery = ? AND channel = ? ORDER BY id",
+        [PENDING, channel],
+    ).fetchall()
+    return [
+        PendingDelivery(
+            reply=_reply_from_row(row), attempts=row["delivery_attempts"], next_attempt_at=row["next_delivery_at"]
+        )
+        for row in rows
+    ]
+
+
+def _mark_delivered(db: sqlite_utils.Database, message_id: int) -> None:
+    db.execute(
+        "UPDATE messages SET delivery = ?, delivery_attempts = delivery_attempts + 1, delivery_error = NULL, "
+        "next_delivery_at = NULL WHERE id = ?",
+        [SENT, message_id],
+    )
+
+
+def _mark_delivery_failed(
+    db: sqlite_utils.Database, message_id: int, error: str, retry_at: datetime | None
+) -> None:
+    db.execute(
+        "UPDATE messages SET delivery = ?, delivery_attempts = delivery_attempts + 1, delivery_error = ?, "
+        "next_delivery_at = ? WHERE id = ?",
+        [PENDING if retry_at else FAILED, error[:2000], retry_at.isoformat() if retry_at else None, message_id],
+    )
+
+
+def _stats(db: sqlite_utils.Database) -> dict[str, int]:
+    row = db.execute(
+        "SELECT (SELECT COUNT(*) FROM conversations) AS conversations, "
+        "(SELECT COUNT(*) FROM messages) AS messages, "
+        "(SELECT COUNT(*) FROM messages WHERE direction = 'in' AND status = 'pending') AS pending_inbound, "
+        "(SELECT COUNT(*) FROM messages WHERE direction = 'out' AND delivery = 'pending') AS pending_deliveries"
+    ).fetchone()
+    return dict(row)

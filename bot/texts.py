@@ -1,0 +1,42 @@
+"""Localized bot texts: built-in defaults per language, overridden by the merchant's config."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from importlib import resources
+
+from bot.errors import ConfigError
+
+TEXT_KEYS = ("not_sure", "no_match")
+
+
+class Texts:
+    """Looks a text up in the shopper's language, else the shop's default language."""
+
+    def __init__(self, *, shop_name: str, default_language: str, overrides: Mapping[str, Mapping[str, str]],
+                 config_path: str = "kefu.toml"):
+        self._shop = shop_name
+        self._default = default_language
+        self._texts: dict[str, dict[str, str]] = {}
+        for item in resources.files("bot.locales").iterdir():
+            if item.name.endswith(".toml"):
+                self._texts[item.name.removesuffix(".toml")] = tomllib.loads(item.read_text(encoding="utf-8"))
+        for language, values in overrides.items():
+            for key, value in values.items():
+                if key not in TEXT_KEYS:
+                    raise ConfigError(config_path, f"texts.{language}.{key}",
+                                      f"unknown text; known texts: {', '.join(TEXT_KEYS)}")
+                self._texts.setdefault(language, {})[key] = value
+        if any(key not in self._texts.get(default_language, {}) for key in TEXT_KEYS):
+            missing = [key for key in TEXT_KEYS if key not in self._texts.get(default_language, {})]
+            raise ConfigError(config_path, f"texts.{default_language}",
+                              f"no built-in texts for the default language; set {', '.join(missing)}")
+
+    def get(self, key: str, language: str) -> tuple[str, str]:
+        """(text, language it is written in)."""
+        for lang in (language, self._default):
+            text = self._texts.get(lang, {}).get(key)
+            if text:
+                return text.format(shop=self._shop), lang
+        raise KeyError(key)
