@@ -116,7 +116,9 @@ def load_config(path: Path | str, environ: Mapping[str, str] | None = None) -> C
     try:
         data = tomllib.loads(raw_text)
     except tomllib.TOMLDecodeError as exc:
-        line = getattr(exc, "lineno", None)
+        # TOMLDecodeError has .lineno only from Python 3.14; before, the line is in the message.
+        found = re.search(r"at line (\d+)", str(exc))
+        line = getattr(exc, "lineno", None) or (int(found.group(1)) if found else None)
         raise ConfigError(path, None, f"invalid TOML: {exc}", line=line) from exc
     root = _Table(data, "", path, _KeyLines.scan(raw_text))
     return _build(root, path, environ)

@@ -68,11 +68,11 @@ class HttpServer:
         return f"http://{host}:{self.port}"
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self.app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(
-            self._runner, self.config.host, self.config.port, shutdown_timeout=self.config.shutdown_timeout_seconds
+        self._runner = web.AppRunner(
+            self.app, access_log=None, shutdown_timeout=self.config.shutdown_timeout_seconds
         )
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.host, self.config.port)
         await site.start()
         self.port = self._runner.addresses[0][1]
         log.info("http.listening url=%s", self.base_url)

@@ -70,8 +70,12 @@ class LanguageDetector:
         if len(self.enabled) == 1:
             return LanguageGuess(self.default, 1.0, "only one language is enabled")
         for code, pattern in _SCRIPTS:
-            if code in self.enabled and pattern.search(text):
-                return LanguageGuess(code, 0.99, f"written in the {code} script")
+            if pattern.search(text):
+                if code in self.enabled:
+                    return LanguageGuess(code, 0.99, f"written in the {code} script")
+                if code == "ja":
+                    break  # Japanese kanji are Han too: never call Japanese text Chinese
+
         probabilities = self._text_probabilities(text) if len(_LETTERS.findall(text)) >= 3 else {}
         enabled_mass = sum(probabilities.values())
         if enabled_mass >= MIN_ENABLED_MASS:

@@ -1,0 +1,35 @@
+# Two commands on a fresh machine:  make run  (serve the sample shop)  and  make test  (the whole suite).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+CONFIG ?= examples/sample-shop/kefu.toml
+
+.PHONY: run chat test install clean
+
+# constraints.txt pins torch to the CPU build these machines carry, for the day a
+# dependency asks for torch; users installing kefu elsewhere are not pinned.
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	@echo ""
+	@echo "Serving the sample shop 'Lantern Lane'. In another terminal, try:"
+	@echo "  curl -s http://127.0.0.1:8080/v1/messages -H 'Authorization: Bearer sample-shop-token-change-me' \\"
+	@echo "       -H 'Content-Type: application/json' -d '{\"conversation_id\": \"demo\", \"text\": \"how long does shipping take?\"}'"
+	@echo "  curl -s http://127.0.0.1:8080/v1/messages -H 'Authorization: Bearer sample-shop-token-change-me' \\"
+	@echo "       -H 'Content-Type: application/json' -d '{\"conversation_id\": \"demo\", \"text\": \"运费多少钱？\"}'"
+	@echo ""
+	$(BIN)/kefu serve --config $(CONFIG)
+
+chat: install
+	$(BIN)/kefu chat --config $(CONFIG)
+
+test: install
+	$(BIN)/pytest -q
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

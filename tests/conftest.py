@@ -1,0 +1,87 @@
+"""Shared fixtures: a real config file, a real SQLite file and a real HTTP server per test."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from bot.app import KefuApp
+from bot.config import Config, load_config
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE_FAQ = REPO / "examples" / "sample-shop" / "faq"
+TOKEN = "test-token-0123456789"
+
+
+def write_config(directory: Path, extra: str = "", *, webhook: str = "") -> Path:
+    """A kefu.toml using the sample shop's FAQ, with storage in `directory` and a free port."""
+    path = directory / "kefu.toml"
+    path.write_text(
+        f"""
+[shop]
+name = "Test Shop"
+default_language = "en"
+languages = ["en", "zh"]
+
+[storage]
+database = "data/kefu.db"
+index_dir = "data/index"
+
+[knowledge]
+faq_dir = "{SAMPLE_FAQ.as_posix()}"
+
+[retrieval]
+top_topics = ["order-tracking", "shipping-time", "returns-policy"]
+
+[http]
+host = "127.0.0.1"
+port = 0
+max_body_bytes = 4096
+shutdown_timeout_seconds = 5
+
+[webhook]
+enabled = true
+token = "{TOKEN}"
+max_text_chars = 500
+{webhook}
+{extra}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.fixture
+def config_path(tmp_path: Path) -> Path:
+    return write_config(tmp_path)
+
+
+@pytest.fixture
+def config(config_path: Path) -> Config:
+    return load_config(config_path, environ={})
+
+
+@pytest.fixture
+async def app(config: Config) -> AsyncIterator[KefuApp]:
+    async with KefuApp(config, channels=["webhook"], serve_http=True) as running:
+        yield running
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+        yield session
+
+
+@pytest.fixture
+def auth() -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+def url(app: KefuApp) -> Callable[[str], str]:
+    assert app.http is not None
+    return lambda path: app.http.base_url + path

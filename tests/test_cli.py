@@ -1,0 +1,140 @@
+"""The `kefu` command as a merchant runs it: real processes, real files, real HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import REPO, TOKEN, write_config
+
+KEFU = [sys.executable, "-m", "bot.cli"]
+SAMPLE_CONFIG = REPO / "examples" / "sample-shop" / "kefu.toml"
+
+
+def kefu(*args: str, stdin: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([*KEFU, *args], input=stdin, capture_output=True, text=True, timeout=timeout, cwd=REPO)
+
+
+def test_help_explains_the_commands():
+    installed = Path(sys.executable).parent / "kefu"  # the console script pip installed
+    result = subprocess.run([str(installed), "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    for command in ("serve", "chat", "faq"):
+        assert command in result.stdout
+
+
+def test_faq_check_summarizes_the_sample_shop(config_path):
+    result = kefu("faq", "check", "--config", str(config_path))
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^3\d FAQ entries in 10 file\(s\)", result.stdout, re.M)
+    assert "zh: " in result.stdout and "OK" in result.stdout
+
+
+def test_faq_check_names_file_and_line_of_a_bad_entry(tmp_path):
+    faq = tmp_path / "faq"
+    faq.mkdir()
+    (faq / "shop.yaml").write_text("- id: ok\n  question: Hi?\n  answer: Hello.\n- id: broken\n  question: Where?\n",
+                                   encoding="utf-8")
+    config = write_config(tmp_path).read_text(encoding="utf-8")
+    config = re.sub(r'faq_dir = ".*"', 'faq_dir = "faq"', config).replace('top_topics = ["order-tracking", '
+                                                                          '"shipping-time", "returns-policy"]', "")
+    (tmp_path / "kefu.toml").write_text(config, encoding="utf-8")
+    result = kefu("faq", "check", "-c", str(tmp_path / "kefu.toml"))
+    assert result.returncode == 2
+    assert f"{faq / 'shop.yaml'}:4: 'answer' is required" in result.stderr
+
+
+def test_config_error_names_file_line_and_key(tmp_path):
+    path = write_config(tmp_path, "[language]\nmin_confidence = 7\n")
+    result = kefu("faq", "check", "-c", str(path))
+    assert result.returncode == 2
+    line = path.read_text().splitlines().index("min_confidence = 7") + 1
+    assert f"{path}:{line}: key 'language.min_confidence': 7.0 is out of range" in result.stderr
+
+
+def test_faq_ask_json_ranks_and_explains(config_path):
+    result = kefu("faq", "ask", "-c", str(config_path), "--json", "运费多少钱？")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["language"]["language"] == "zh"
+    assert data["decision"]["kind"] == "answer"
+    assert data["hits"][0]["faq_id"] == "shipping-cost"
+    assert data["hits"][0]["score"] > data["hits"][1]["score"]
+    assert "运费" in data["hits"][0]["why"]
+    assert re.fullmatch(re.escape(str(REPO / "examples/sample-shop/faq/shipping.yaml")) + r":\d+",
+                        data["hits"][0]["source"])
+
+
+def test_faq_ask_table_shows_scores_and_why(config_path):
+    result = kefu("faq", "ask", "-c", str(config_path), "how long does shipping take?")
+    assert result.returncode == 0, result.stderr
+    first = re.search(r"^1\. (\S+)\s+score (\d\.\d\d)", result.stdout, re.M)
+    assert first and first.group(1) == "shipping-time" and float(first.group(2)) >= 0.6
+    assert "keyword match on" in result.stdout
+
+
+def test_chat_answers_in_the_terminal_and_picks_suggestions_by_number(config_path):
+    result = kefu("chat", "-c", str(config_path), "--user", "ana", stdin="refund\n1\n运费多少钱？\n/quit\n")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "Did you mean one of these?" in out
+    assert "faq refund-status" in out  # suggestion 1 was asked and answered
+    assert "4.95 欧元" in out
+    assert "faq shipping-cost" in out
+
+
+def test_chat_continues_a_stored_conversation(config_path):
+    kefu("chat", "-c", str(config_path), "--user", "bo", stdin="运费多少钱？\n")
+    result = kefu("chat", "-c", str(config_path), "--user", "bo", stdin="ok\n")
+    # "ok" alone is too short to detect; the conversation's language (zh) is kept.
+    assert "· zh]" in result.stdout
+
+
+def read_until(stream, pattern: str, timeout: float = 60) -> re.Match:
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        line = stream.readline()
+        if not line:
+            break
+        seen.append(line)
+        match = re.search(pattern, line)
+        if match:
+            return match
+    raise AssertionError(f"'{pattern}' not printed; got:\n{''.join(seen)}")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_serve_answers_over_http_and_stops_cleanly_on_signal(config_path, signum):
+    process = subprocess.Popen([*KEFU, "serve", "-c", str(config_path)], cwd=REPO, stderr=subprocess.PIPE,
+                               stdout=subprocess.DEVNULL, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        url = read_until(process.stderr, r"answering at (http://\S+)").group(1)
+        request = urllib.request.Request(
+            url + "/v1/messages",
+            data=json.dumps({"conversation_id": "cli", "text": "how long does shipping take?"}).encode(),
+            headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            reply = json.load(response)["reply"]
+        assert reply["faq_ids"] == ["shipping-time"]
+        process.send_signal(signum)
+        assert process.wait(timeout=30) == 0
+        read_until(process.stderr, r"app\.stopped")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_sample_shop_config_is_valid():
+    result = kefu("faq", "check", "-c", str(SAMPLE_CONFIG))
+    assert result.returncode == 0, result.stderr

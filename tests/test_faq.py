@@ -1,0 +1,488 @@
+"""knowledge/faq.py: YAML, Markdown and CSV FAQ files → merged, validated entries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.errors import FaqError
+from knowledge.faq import load_faq_dir
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_FAQ = REPO / "examples" / "sample-shop" / "faq"
+
+
+def write(directory: Path, name: str, text: str) -> Path:
+    path = directory / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def load(directory: Path, languages: tuple[str, ...] = ("en", "zh")):
+    return load_faq_dir(directory, default_language="en", languages=languages)
+
+
+YAML_WITH_TRANSLATION = """\
+- id: shipping-time
+  question: How long does shipping take?
+  alternatives:
+    - when will my order arrive
+    - HOW LONG DOES SHIPPING TAKE?
+    - delivery time
+    - Delivery Time
+  answer: |
+    Three to five business days.
+  tags: [shipping, delivery]
+  translations:
+    zh:
+      question: 发货需要多长时间？
+      alternatives:
+        - 多久能到
+      answer: 三到五个工作日。
+"""
+
+
+# -- YAML ---------------------------------------------------------------------
+
+
+def test_yaml_translation_merges_into_one_entry_with_both_variants(tmp_path):
+    write(tmp_path, "shipping.yaml", YAML_WITH_TRANSLATION)
+    faq = load(tmp_path)
+    assert len(faq) == 1
+    entry = faq.entries[0]
+    assert entry.id == "shipping-time"
+    assert entry.default_language == "en"
+    assert set(entry.variants) == {"en", "zh"}
+    assert entry.tags == ("shipping", "delivery")
+    assert faq.by_id["shipping-time"] is entry
+
+
+def test_yaml_variant_zh_returns_chinese_answer(tmp_path):
+    write(tmp_path, "shipping.yaml", YAML_WITH_TRANSLATION)
+    entry = load(tmp_path).entries[0]
+    zh = entry.variant("zh")
+    assert zh.language == "zh"
+    assert zh.answer == "三到五个工作日。"
+    assert zh.questions == ("发货需要多长时间？", "多久能到")
+
+
+@pytest.mark.parametrize("language", ["fr", None, ""])
+def test_yaml_variant_of_unwritten_language_falls_back_to_default(tmp_path, language):
+    write(tmp_path, "shipping.yaml", YAML_WITH_TRANSLATION)
+    entry = load(tmp_path).entries[0]
+    assert entry.variant(language).language == "en"
+    assert entry.variant(language).answer == "Three to five business days."
+
+
+def test_yaml_questions_canonical_first_then_alternatives_without_case_insensitive_duplicates(tmp_path):
+    write(tmp_path, "shipping.yaml", YAML_WITH_TRANSLATION)
+    entry = load(tmp_path).entries[0]
+    assert entry.variant("en").questions == (
+        "How long does shipping take?",
+        "when will my order arrive",
+        "delivery time",
+    )
+    assert entry.question == "How long does shipping take?"
+
+
+def test_yaml_source_points_at_entry_line(tmp_path):
+    path = write(tmp_path, "shipping.yaml", "# comment\n\n" + YAML_WITH_TRANSLATION)
+    entry = load(tmp_path).entries[0]
+    assert str(entry.source) == f"{path}:3"
+    assert entry.variant("zh").source.line == 14
+
+
+def test_yaml_lang_key_sets_entry_language(tmp_path):
+    write(tmp_path, "zh.yaml", "- id: hello\n  lang: zh\n  question: 你好\n  answer: 您好！\n")
+    entry = load(tmp_path).entries[0]
+    assert list(entry.variants) == ["zh"]
+    assert entry.default_language == "zh"
+    assert entry.variant("en").answer == "您好！"
+
+
+def test_yaml_empty_file_is_skipped_when_other_files_have_entries(tmp_path):
+    write(tmp_path, "empty.yaml", "# nothing yet\n")
+    write(tmp_path, "shipping.yaml", YAML_WITH_TRANSLATION)
+    assert [e.id for e in load(tmp_path).entries] == ["shipping-time"]
+
+
+# -- Markdown -----------------------------------------------------------------
+
+MARKDOWN_EN = """\
+# Returns
+
+Intro text before the first question is ignored.
+
+## How do I return an item?
+<!-- id: returns; tags: returns, refunds; also: send something back | return policy -->
+You can return items within 30 days.
+
+Steps:
+
+- Log in
+- Open your order
+
+## Do you ship abroad?
+Yes, worldwide.
+"""
+
+MARKDOWN_ZH = """\
+## 怎么退货？
+<!-- id: returns; also: 退货政策 -->
+30 天内可以退货。
+"""
+
+
+def test_markdown_heading_becomes_question_with_metadata(tmp_path):
+    write(tmp_path, "returns.md", MARKDOWN_EN)
+    faq = load(tmp_path)
+    entry = faq.by_id["returns"]
+    assert entry.variant("en").questions == ("How do I return an item?", "send something back", "return policy")
+    assert entry.tags == ("returns", "refunds")
+
+
+def test_markdown_answer_spans_paragraphs_and_lists(tmp_path):
+    write(tmp_path, "returns.md", MARKDOWN_EN)
+    entry = load(tmp_path).by_id["returns"]
+    assert entry.variant("en").answer == (
+        "You can return items within 30 days.\n\nSteps:\n\n- Log in\n- Open your order"
+    )
+
+
+def test_markdown_heading_without_id_gets_slug_id(tmp_path):
+    write(tmp_path, "returns.md", MARKDOWN_EN)
+    faq = load(tmp_path)
+    assert [e.id for e in faq.entries] == ["returns", "do-you-ship-abroad"]
+    assert faq.by_id["do-you-ship-abroad"].variant("en").answer == "Yes, worldwide."
+
+
+def test_markdown_language_from_file_name_merges_with_english_by_id(tmp_path):
+    write(tmp_path, "returns.md", MARKDOWN_EN)
+    zh_path = write(tmp_path, "returns.zh.md", MARKDOWN_ZH)
+    entry = load(tmp_path).by_id["returns"]
+    assert list(entry.variants) == ["en", "zh"]
+    assert entry.variant("zh").questions == ("怎么退货？", "退货政策")
+    assert entry.variant("zh").answer == "30 天内可以退货。"
+    assert str(entry.variant("zh").source) == f"{zh_path}:1"
+    assert entry.default_language == "en"
+
+
+def test_markdown_heading_inside_code_fence_is_not_a_question(tmp_path):
+    write(tmp_path, "api.md", (
+        "## How do I use the API?\n"
+        "Send this:\n"
+        "```\n"
+        "## not a heading\n"
+        "```\n"
+        "Done.\n"
+    ))
+    faq = load(tmp_path)
+    assert len(faq) == 1
+    assert faq.entries[0].variant("en").answer == "Send this:\n```\n## not a heading\n```\nDone."
+
+
+def test_markdown_source_line_is_heading_line(tmp_path):
+    path = write(tmp_path, "returns.md", MARKDOWN_EN)
+    faq = load(tmp_path)
+    assert str(faq.by_id["returns"].source) == f"{path}:5"
+    assert str(faq.by_id["do-you-ship-abroad"].source) == f"{path}:14"
+
+
+# -- CSV ----------------------------------------------------------------------
+
+CSV_FULL = """\
+id,lang,question,answer,tags
+hours,en,What are your opening hours?,"Mon-Fri 9-18, Sat 10-16.",contact;hours
+hours,en,opening hours,,
+hours,en,when are you open,,
+hours,zh,你们几点上班？,周一至周五 9-18 点。,contact
+hours,zh,营业时间,,
+"""
+
+
+def test_csv_rows_sharing_an_id_are_alternative_phrasings(tmp_path):
+    write(tmp_path, "contact.csv", CSV_FULL)
+    faq = load(tmp_path)
+    assert len(faq) == 1
+    entry = faq.by_id["hours"]
+    assert entry.variant("en").questions == ("What are your opening hours?", "opening hours", "when are you open")
+    assert entry.variant("en").answer == "Mon-Fri 9-18, Sat 10-16."
+    assert entry.variant("zh").questions == ("你们几点上班？", "营业时间")
+    assert entry.variant("zh").answer == "周一至周五 9-18 点。"
+    assert entry.tags == ("contact", "hours")
+
+
+def test_csv_with_only_question_and_answer_columns(tmp_path):
+    write(tmp_path, "simple.csv", "question,answer\nDo you ship abroad?,Yes.\nCan I pay by card?,\"Yes, Visa.\"\n")
+    faq = load(tmp_path)
+    assert [e.id for e in faq.entries] == ["do-you-ship-abroad", "can-i-pay-by-card"]
+    assert faq.by_id["can-i-pay-by-card"].variant("en").answer == "Yes, Visa."
+    assert faq.by_id["do-you-ship-abroad"].default_language == "en"
+
+
+def test_csv_quoted_fields_keep_commas_and_newlines(tmp_path):
+    write(tmp_path, "faq.csv", (
+        'id,question,answer\n'
+        'pay,"Cards, PayPal or invoice?","We take:\n- cards, Visa and Mastercard\n- PayPal"\n'
+        'pay,"how to pay, exactly",\n'
+    ))
+    entry = load(tmp_path).by_id["pay"]
+    assert entry.variant("en").questions == ("Cards, PayPal or invoice?", "how to pay, exactly")
+    assert entry.variant("en").answer == "We take:\n- cards, Visa and Mastercard\n- PayPal"
+
+
+def test_csv_source_line_counts_physical_lines(tmp_path):
+    path = write(tmp_path, "faq.csv", (
+        'id,question,answer\n'
+        'a,First?,"line one\nline two"\n'
+        'b,Second?,Answer.\n'
+    ))
+    faq = load(tmp_path)
+    assert str(faq.by_id["a"].source) == f"{path}:2"
+    assert str(faq.by_id["b"].source) == f"{path}:4"
+
+
+def test_formats_in_one_directory_merge_by_id(tmp_path):
+    write(tmp_path, "a.yaml", "- id: hours\n  question: Opening hours?\n  answer: 9 to 5.\n")
+    write(tmp_path, "b.csv", "id,lang,question,answer\nhours,zh,营业时间？,九点到五点。\n")
+    write(tmp_path, "sub/c.md", "## Do you ship?\nYes.\n")
+    faq = load(tmp_path)
+    assert [e.id for e in faq.entries] == ["hours", "do-you-ship"]
+    assert faq.by_id["hours"].variant("zh").answer == "九点到五点。"
+    assert faq.by_id["hours"].variant("en").answer == "9 to 5."
+
+
+# -- content hash ---------------------------------------------------------------
+
+
+def test_content_hash_is_stable_for_unchanged_files(tmp_path):
+    write(tmp_path, "shipping.yaml", YAML_WITH_TRANSLATION)
+    first = load(tmp_path).content_hash
+    second = load(tmp_path).content_hash
+    assert first == second
+    assert len(first) == 64
+
+
+def test_content_hash_changes_when_a_file_changes(tmp_path):
+    path = write(tmp_path, "shipping.yaml", YAML_WITH_TRANSLATION)
+    before = load(tmp_path).content_hash
+    path.write_text(YAML_WITH_TRANSLATION.replace("Three to five", "Two to four"), encoding="utf-8")
+    assert load(tmp_path).content_hash != before
+
+
+def test_content_hash_changes_when_a_file_is_renamed(tmp_path):
+    path = write(tmp_path, "shipping.yaml", YAML_WITH_TRANSLATION)
+    before = load(tmp_path).content_hash
+    path.rename(tmp_path / "delivery.yaml")
+    assert load(tmp_path).content_hash != before
+
+
+def test_content_hash_ignores_non_faq_files(tmp_path):
+    write(tmp_path, "shipping.yaml", YAML_WITH_TRANSLATION)
+    before = load(tmp_path).content_hash
+    write(tmp_path, "notes.txt", "not an FAQ file")
+    assert load(tmp_path).content_hash == before
+
+
+# -- errors -----------------------------------------------------------------------
+
+
+def test_error_invalid_yaml_names_file_and_line(tmp_path):
+    path = write(tmp_path, "bad.yaml", (
+        "- id: a\n"
+        "  question: Q?\n"
+        "  answer: [unclosed\n"
+        "- id: b\n"
+    ))
+    with pytest.raises(FaqError, match=r"invalid YAML") as info:
+        load(tmp_path)
+    assert info.value.path == path
+    assert info.value.line == 4
+    assert str(info.value).startswith(f"{path}:4: invalid YAML")
+
+
+def test_error_yaml_entry_missing_answer_names_entry_line(tmp_path):
+    path = write(tmp_path, "faq.yaml", (
+        "- id: a\n"
+        "  question: First?\n"
+        "  answer: Yes.\n"
+        "\n"
+        "- id: b\n"
+        "  question: Second?\n"
+    ))
+    with pytest.raises(FaqError, match=r"'answer' is required") as info:
+        load(tmp_path)
+    assert str(info.value) == f"{path}:5: 'answer' is required"
+
+
+def test_error_yaml_translation_missing_answer_names_translation_line(tmp_path):
+    path = write(tmp_path, "faq.yaml", (
+        "- id: a\n"
+        "  question: First?\n"
+        "  answer: Yes.\n"
+        "  translations:\n"
+        "    zh:\n"
+        "      question: 第一？\n"
+    ))
+    with pytest.raises(FaqError, match=r"'answer' is required") as info:
+        load(tmp_path)
+    assert str(info.value) == f"{path}:5: 'answer' is required"
+
+
+def test_error_yaml_unknown_key_names_key_line(tmp_path):
+    path = write(tmp_path, "faq.yaml", (
+        "- id: a\n"
+        "  question: First?\n"
+        "  anwser: Yes.\n"
+    ))
+    with pytest.raises(FaqError, match=r"unknown key 'anwser'") as info:
+        load(tmp_path)
+    assert str(info.value).startswith(f"{path}:3: unknown key 'anwser'")
+
+
+def test_error_yaml_top_level_not_a_list(tmp_path):
+    path = write(tmp_path, "faq.yaml", "id: a\nquestion: Q?\nanswer: A.\n")
+    with pytest.raises(FaqError, match=r"must be a list of entries") as info:
+        load(tmp_path)
+    assert str(info.value).startswith(f"{path}:1:")
+
+
+def test_error_csv_unknown_column(tmp_path):
+    path = write(tmp_path, "faq.csv", "id,question,answr\na,Q?,A.\n")
+    with pytest.raises(FaqError, match=r"unknown column 'answr'") as info:
+        load(tmp_path)
+    assert str(info.value).startswith(f"{path}:1: unknown column 'answr'")
+
+
+def test_error_csv_different_answer_for_same_id_names_that_row(tmp_path):
+    path = write(tmp_path, "faq.csv", (
+        "id,question,answer\n"
+        "a,First?,One.\n"
+        "a,first again,\n"
+        "a,First once more?,Two.\n"
+    ))
+    with pytest.raises(FaqError, match=r"already has a different answer at line 2") as info:
+        load(tmp_path)
+    assert info.value.line == 4
+    assert str(info.value).startswith(f"{path}:4: 'a' (en) already has a different answer at line 2")
+
+
+def test_error_csv_line_counts_embedded_newlines(tmp_path):
+    path = write(tmp_path, "faq.csv", (
+        "id,question,answer\n"              # 1
+        'a,First?,"One,\nstill one,\n'      # 2, 3
+        'and still one."\n'                 # 4
+        "b,Other?,Other.\n"                 # 5
+        "a,first again,Two.\n"              # 6
+    ))
+    with pytest.raises(FaqError, match=r"already has a different answer at line 2") as info:
+        load(tmp_path)
+    assert info.value.line == 6
+    assert str(info.value).startswith(f"{path}:6:")
+
+
+def test_error_csv_wrong_field_count(tmp_path):
+    path = write(tmp_path, "faq.csv", "question,answer\nQ?,A.\nonly one field\n")
+    with pytest.raises(FaqError, match=r"expected 2 fields, found 1") as info:
+        load(tmp_path)
+    assert str(info.value).startswith(f"{path}:3:")
+
+
+def test_error_markdown_heading_without_answer(tmp_path):
+    path = write(tmp_path, "faq.md", (
+        "## Do you ship?\n"
+        "Yes.\n"
+        "\n"
+        "## Do you gift wrap?\n"
+        "<!-- id: gift-wrap -->\n"
+        "\n"
+    ))
+    with pytest.raises(FaqError, match=r"'Do you gift wrap\?' has no answer") as info:
+        load(tmp_path)
+    assert str(info.value).startswith(f"{path}:4:")
+
+
+def test_error_markdown_bad_metadata_key(tmp_path):
+    path = write(tmp_path, "faq.md", "## Do you ship?\n<!-- id: ship; tagz: a -->\nYes.\n")
+    with pytest.raises(FaqError, match=r"bad metadata 'tagz: a'") as info:
+        load(tmp_path)
+    assert str(info.value).startswith(f"{path}:2:")
+
+
+def test_error_duplicate_id_and_language_across_files_names_first_location(tmp_path):
+    first = write(tmp_path, "a.yaml", "# first\n- id: hours\n  question: Opening hours?\n  answer: 9 to 5.\n")
+    second = write(tmp_path, "b.md", "intro\n\n## When are you open?\n<!-- id: hours -->\n9 to 5.\n")
+    with pytest.raises(FaqError, match=r"id 'hours' \(en\) is already defined at") as info:
+        load(tmp_path)
+    assert str(info.value) == f"{second}:3: id 'hours' (en) is already defined at {first}:2"
+
+
+def test_same_id_in_different_languages_is_not_a_duplicate(tmp_path):
+    write(tmp_path, "a.yaml", "- id: hours\n  question: Opening hours?\n  answer: 9 to 5.\n")
+    write(tmp_path, "b.yaml", "- id: hours\n  lang: zh\n  question: 营业时间？\n  answer: 九点到五点。\n")
+    assert set(load(tmp_path).by_id["hours"].variants) == {"en", "zh"}
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "line"),
+    [
+        ("faq.yaml", "- id: a\n  question: Q?\n  answer: A.\n  translations:\n    fr:\n      question: Q ?\n"
+                     "      answer: R.\n", 5),
+        ("faq.fr.md", "\n## Q ?\nR.\n", 2),
+        ("faq.csv", "id,lang,question,answer\na,en,Q?,A.\na,fr,Q ?,R.\n", 3),
+    ],
+)
+def test_error_language_not_enabled(tmp_path, name, text, line):
+    path = write(tmp_path, name, text)
+    with pytest.raises(FaqError, match=r"language 'fr' of '.+' is not enabled in shop.languages \(en, zh\)") as info:
+        load(tmp_path)
+    assert str(info.value).startswith(f"{path}:{line}:")
+
+
+def test_error_invalid_id(tmp_path):
+    path = write(tmp_path, "faq.yaml", "- id: has space\n  question: Q?\n  answer: A.\n")
+    with pytest.raises(FaqError, match=r"id 'has space' must be letters, digits") as info:
+        load(tmp_path)
+    assert str(info.value).startswith(f"{path}:1:")
+
+
+def test_error_empty_directory(tmp_path):
+    write(tmp_path, "readme.txt", "not an FAQ")
+    with pytest.raises(FaqError, match=r"no FAQ entries found") as info:
+        load(tmp_path)
+    assert str(info.value).startswith(f"{tmp_path}: no FAQ entries found")
+
+
+def test_error_non_utf8_file(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("- id: a\n  question: Où?\n  answer: Là.\n".encode("latin-1"))
+    with pytest.raises(FaqError, match=r"not UTF-8 text") as info:
+        load(tmp_path)
+    assert info.value.path == path
+    assert str(info.value).startswith(f"{path}: not UTF-8 text")
+
+
+def test_error_missing_directory(tmp_path):
+    missing = tmp_path / "nope"
+    with pytest.raises(FaqError, match=r"FAQ directory does not exist") as info:
+        load(missing)
+    assert str(info.value) == f"{missing}: FAQ directory does not exist"
+
+
+def test_utf8_bom_is_accepted(tmp_path):
+    (tmp_path / "faq.csv").write_bytes("\ufeffquestion,answer\nDo you ship?,Yes.\n".encode())
+    assert load(tmp_path).entries[0].id == "do-you-ship"
+
+
+# -- the bundled sample shop ------------------------------------------------------
+
+
+def test_sample_shop_faq_has_at_least_30_entries_all_in_english_and_chinese():
+    faq = load_faq_dir(SAMPLE_FAQ, default_language="en", languages=("en", "zh"))
+    assert len(faq) >= 30
+    missing = [e.id for e in faq.entries if set(e.variants) != {"en", "zh"}]
+    assert missing == []
+    assert all(e.default_language == "en" for e in faq.entries)
+    assert all(v.answer and v.questions for e in faq.entries for v in e.variants.values())

@@ -1,0 +1,141 @@
+"""bot/language.py: the shopper's language, restricted to the shop's enabled languages."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.language import LanguageDetector
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return LanguageDetector(enabled=("en", "zh", "de"), default="en", min_confidence=0.8)
+
+
+@pytest.mark.parametrize("text", ["运费多少钱？", "我的订单在哪里", "LL-123456 退款", "退"])
+def test_han_text_is_chinese(detector, text):
+    guess = detector.detect(text)
+    assert (guess.language, guess.confidence) == ("zh", 0.99)
+    assert guess.reason == "written in the zh script"
+
+
+def test_han_text_beats_conversation_language_and_hint(detector):
+    assert detector.detect("运费多少钱", conversation_language="de", hint="de-DE").language == "zh"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Wie lange dauert der Versand nach Deutschland?", "Ich möchte meine Bestellung zurückschicken."],
+)
+def test_clear_german_sentence_is_german(detector, text):
+    guess = detector.detect(text)
+    assert guess.language == "de"
+    assert guess.confidence >= 0.8
+    assert guess.reason == "detected from the text"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["How long does shipping take to the Netherlands?", "Where is my order?"],
+)
+def test_english_sentence_is_english(detector, text):
+    guess = detector.detect(text)
+    assert guess.language == "en"
+    assert guess.confidence >= 0.8
+    assert guess.reason == "detected from the text"
+
+
+def test_clear_sentence_overrides_conversation_language(detector):
+    guess = detector.detect("Wie lange dauert der Versand nach Deutschland?", conversation_language="en")
+    assert guess.language == "de"
+
+
+@pytest.mark.parametrize("text", ["ok", "??", "123", "", "hi"])
+def test_short_text_keeps_conversation_language(detector, text):
+    guess = detector.detect(text, conversation_language="de", hint="zh-CN")
+    assert (guess.language, guess.confidence) == ("de", 0.5)
+    assert guess.reason == "text too short or ambiguous; kept the conversation's language"
+
+
+@pytest.mark.parametrize("hint", ["de-DE", "de_DE", "DE", "de"])
+def test_short_text_without_conversation_uses_normalized_hint(detector, hint):
+    guess = detector.detect("ok", hint=hint)
+    assert (guess.language, guess.confidence) == ("de", 0.5)
+    assert guess.reason == "text too short or ambiguous; used the channel's language hint"
+
+
+@pytest.mark.parametrize("text", ["ok", "??", "123"])
+def test_short_text_without_conversation_or_hint_uses_default(detector, text):
+    guess = detector.detect(text)
+    assert (guess.language, guess.confidence) == ("en", 0.3)
+    assert guess.reason == "text too short or ambiguous; used the shop's default language"
+
+
+def test_conversation_language_not_enabled_falls_through_to_hint(detector):
+    assert detector.detect("ok", conversation_language="fr", hint="zh-TW").language == "zh"
+
+
+def test_hint_not_enabled_falls_back_to_default(detector):
+    assert detector.detect("ok", hint="fr-FR").language == "en"
+
+
+def test_default_language_is_used_for_other_detectors():
+    detector = LanguageDetector(enabled=("en", "zh", "de"), default="de", min_confidence=0.8)
+    assert detector.detect("??").language == "de"
+
+
+def test_text_in_a_language_not_enabled_is_not_guessed(detector):
+    guess = detector.detect("Bonjour, je voudrais retourner ma commande.")
+    assert (guess.language, guess.reason) == ("en", "text too short or ambiguous; used the shop's default language")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ok",
+        "Wie lange dauert der Versand?",
+        "Where is my order?",
+        "shipping",
+        "Danke schön",
+        "Bonjour, je voudrais retourner ma commande.",
+        "order LL-123456 please",
+    ],
+)
+def test_results_are_deterministic_across_calls_and_instances(detector, text):
+    first = detector.detect(text)
+    assert all(detector.detect(text) == first for _ in range(5))
+    other = LanguageDetector(enabled=("en", "zh", "de"), default="en", min_confidence=0.8)
+    assert other.detect(text) == first
+
+
+@pytest.mark.parametrize("text", ["运费多少钱", "How long does shipping take?", "ok", ""])
+def test_single_enabled_language_is_always_that_language(text):
+    detector = LanguageDetector(enabled=("de",), default="de", min_confidence=0.8)
+    guess = detector.detect(text, conversation_language="en", hint="zh")
+    assert (guess.language, guess.confidence) == ("de", 1.0)
+    assert guess.reason == "only one language is enabled"
+
+
+@pytest.mark.parametrize("text", ["こんにちは", "ありがとうございます", "안녕하세요", "สวัสดีครับ"])
+def test_script_of_language_not_enabled_does_not_produce_it(detector, text):
+    guess = detector.detect(text)
+    assert guess.language == "en"
+    assert guess.reason == "text too short or ambiguous; used the shop's default language"
+
+
+def test_japanese_with_kanji_is_not_chinese_when_japanese_is_not_enabled(detector):
+    # Kana marks the text as Japanese even when it also contains Han characters.
+    guess = detector.detect("注文はいつ届きますか？")
+    assert guess.language == "en"
+
+
+def test_japanese_kana_is_japanese_when_enabled():
+    detector = LanguageDetector(enabled=("en", "zh", "ja"), default="en", min_confidence=0.8)
+    assert detector.detect("注文はいつ届きますか？").language == "ja"
+    assert detector.detect("运费多少钱").language == "zh"
+
+
+def test_korean_is_korean_when_enabled():
+    detector = LanguageDetector(enabled=("en", "ko"), default="en", min_confidence=0.8)
+    guess = detector.detect("배송은 얼마나 걸리나요?")
+    assert (guess.language, guess.confidence) == ("ko", 0.99)

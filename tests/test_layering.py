@@ -1,0 +1,48 @@
+"""The house rules on imports: the core never imports an adapter or telegram; adapters only the core's data."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+ADAPTER_MAY_IMPORT = {"bot.messages", "bot.config", "bot.errors"}
+
+
+def imports_of(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+    return found
+
+
+def modules(package: str) -> list[Path]:
+    return sorted((REPO / package).rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", modules("bot") + modules("knowledge"), ids=lambda p: p.relative_to(REPO).as_posix())
+def test_core_never_imports_adapters_or_telegram(path):
+    bad = {name for name in imports_of(path) if name.split(".")[0] in ("adapters", "telegram")}
+    assert bad == set()
+
+
+@pytest.mark.parametrize("path", modules("adapters"), ids=lambda p: p.relative_to(REPO).as_posix())
+def test_adapters_import_only_the_cores_data_and_no_other_adapter(path):
+    own = "adapters." + path.stem
+    names = imports_of(path)
+    core = {name for name in names if name.split(".")[0] in ("bot", "knowledge")}
+    other_adapters = {name for name in names if name.startswith("adapters") and name != own}
+    assert core <= ADAPTER_MAY_IMPORT
+    assert other_adapters == set()
+
+
+def test_layering_check_sees_real_imports():
+    """Guard against the checks above passing vacuously."""
+    assert "bot.messages" in imports_of(REPO / "adapters" / "webhook.py")
+    assert "knowledge.search" in imports_of(REPO / "bot" / "pipeline.py")

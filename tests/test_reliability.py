@@ -1,0 +1,261 @@
+"""Never lose a message: restart recovery, failing turns, outgoing delivery with retries."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+from conftest import write_config
+
+from adapters.webhook import DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from bot.app import KefuApp
+from bot.config import load_config
+from bot.dispatcher import TurnDispatcher, TurnFailedError
+from bot.messages import Message, Reply, ReplyKind
+from bot.store import Store, StoredInbound
+
+OUT_SECRET = "outgoing-secret-123456"
+
+
+async def wait_for(condition, timeout: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
+def rows(db: Path, sql: str) -> list[tuple]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql).fetchall()
+
+
+async def test_restart_answers_messages_stored_before_a_crash(tmp_path):
+    config = load_config(write_config(tmp_path), environ={})
+    store = Store(config.storage.database)
+    await store.open()
+    record = await store.record_inbound(Message(channel="webhook", conversation="crash", user_id="u",
+                                                text="运费多少钱？", external_id="m1"))
+    await store.close()
+    assert record.duplicate is False
+
+    async with KefuApp(config, channels=["webhook"], serve_http=True):
+        db = config.storage.database
+        await wait_for(lambda: rows(db, "SELECT status FROM messages WHERE direction = 'in'") == [("answered",)])
+        assert rows(db, "SELECT faq_ids, reply_to FROM messages WHERE direction = 'out'") == [
+            ('["shipping-cost"]', record.message.id)
+        ]
+
+
+@pytest.fixture
+async def store(tmp_path) -> AsyncIterator[Store]:
+    store = Store(tmp_path / "kefu.db")
+    await store.open()
+    yield store
+    await store.close()
+
+
+def echo_reply(inbound: StoredInbound) -> Reply:
+    return Reply(channel=inbound.channel, conversation=inbound.conversation, user_id=inbound.user_id,
+                 text=f"echo {inbound.text}", language="en", kind=ReplyKind.ANSWER, in_reply_to=inbound.id)
+
+
+def dispatcher_with(store: Store, turn, timeout: float = 5.0) -> TurnDispatcher:
+    async def run_turn(inbound: StoredInbound) -> Reply:
+        await turn(inbound)
+        return await store.record_reply(inbound.id, echo_reply(inbound), latency_ms=1.0, deliver=False, meta={})
+
+    return TurnDispatcher(store=store, run_turn=run_turn, on_reply=lambda reply: None, turn_timeout=timeout)
+
+
+def message(text: str, external_id: str | None = None, conversation: str = "c") -> Message:
+    return Message(channel="test", conversation=conversation, user_id="u", text=text, external_id=external_id)
+
+
+async def test_a_failing_turn_is_marked_failed_and_later_messages_still_get_answers(store):
+    broken = {"boom"}
+
+    async def turn(inbound: StoredInbound) -> None:
+        if inbound.text in broken:
+            raise ValueError("the FAQ index exploded")
+
+    dispatcher = dispatcher_with(store, turn)
+    with pytest.raises(TurnFailedError, match="exploded"):
+        await dispatcher.submit(message("boom", "1"))
+    result = await dispatcher.submit(message("fine", "2"))
+    assert result.reply.text == "echo fine"
+    status, reply, error = await store.inbound_outcome(1)
+    assert (status, reply, error) == ("failed", None, "ValueError: the FAQ index exploded")
+
+    broken.clear()  # the bug is fixed; the shopper's app redelivers the message
+    retried = await dispatcher.submit(message("boom", "1"))
+    assert retried.reply.text == "echo boom"
+    assert retried.inbound_id == 1
+
+
+async def test_a_turn_over_the_timeout_fails_with_a_reason(store):
+    async def slow(inbound: StoredInbound) -> None:
+        await asyncio.sleep(5)
+
+    dispatcher = dispatcher_with(store, slow, timeout=0.05)
+    with pytest.raises(TurnFailedError, match="longer than 0.05s"):
+        await dispatcher.submit(message("slow", "1"))
+
+
+async def test_redelivery_while_the_first_copy_is_in_flight_shares_its_answer(store):
+    started = asyncio.Event()
+    release = asyncio.Event()
+    calls = []
+
+    async def turn(inbound: StoredInbound) -> None:
+        calls.append(inbound.id)
+        started.set()
+        await release.wait()
+
+    dispatcher = dispatcher_with(store, turn)
+    first = asyncio.create_task(dispatcher.submit(message("hello", "1")))
+    await started.wait()
+    second = asyncio.create_task(dispatcher.submit(message("hello", "1")))
+    await asyncio.sleep(0.05)
+    release.set()
+    a, b = await asyncio.gather(first, second)
+    assert calls == [1]
+    assert a.reply.message_id == b.reply.message_id
+    assert b.duplicate is True
+
+
+async def test_shutdown_lets_an_in_flight_turn_finish(store):
+    started = asyncio.Event()
+
+    async def turn(inbound: StoredInbound) -> None:
+        started.set()
+        await asyncio.sleep(0.2)
+
+    dispatcher = dispatcher_with(store, turn)
+    pending = asyncio.create_task(dispatcher.submit(message("hello", "1")))
+    await started.wait()
+    await dispatcher.close(grace_seconds=5)
+    assert (await pending).reply.text == "echo hello"
+    with pytest.raises(Exception, match="shutting down"):
+        await dispatcher.submit(message("too late", "2"))
+
+
+class Receiver:
+    """A merchant's endpoint for outgoing webhooks: a real aiohttp server on 127.0.0.1."""
+
+    def __init__(self, statuses: list[int]):
+        self.statuses = statuses  # answered in turn; 200 once they run out
+        self.received: list[dict] = []
+        self.bad_signatures = 0
+        self.runner: web.AppRunner | None = None
+        self.port = 0
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        stamp = request.headers[TIMESTAMP_HEADER]
+        if request.headers[SIGNATURE_HEADER] != sign(OUT_SECRET, stamp, body):
+            self.bad_signatures += 1
+            return web.Response(status=401)
+        status = self.statuses.pop(0) if self.statuses else 200
+        if status == 200:
+            self.received.append({"delivery": request.headers[DELIVERY_HEADER], **json.loads(body)})
+        return web.Response(status=status, text="nope" if status != 200 else "ok")
+
+    async def start(self, port: int = 0) -> None:
+        app = web.Application()
+        app.router.add_post("/hook", self.handle)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", port)
+        await site.start()
+        self.port = self.runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+
+
+def outgoing_config(tmp_path: Path, port: int, max_attempts: int = 3):
+    extra = f"""
+[webhook.outgoing]
+url = "http://127.0.0.1:{port}/hook"
+secret = "{OUT_SECRET}"
+timeout_seconds = 2
+max_attempts = {max_attempts}
+backoff_seconds = 0.05
+"""
+    return load_config(write_config(tmp_path, extra), environ={})
+
+
+async def post_message(app: KefuApp, text: str, message_id: str) -> dict:
+    async with aiohttp.ClientSession() as http:
+        async with http.post(app.http.base_url + "/v1/messages",
+                             json={"conversation_id": "o", "text": text, "message_id": message_id},
+                             headers={"Authorization": "Bearer test-token-0123456789"}) as response:
+            assert response.status == 200
+            return await response.json()
+
+
+async def test_replies_are_pushed_to_the_outgoing_webhook_with_retries(tmp_path):
+    receiver = Receiver(statuses=[503])
+    await receiver.start()
+    config = outgoing_config(tmp_path, receiver.port)
+    try:
+        async with KefuApp(config, channels=["webhook"], serve_http=True) as app:
+            data = await post_message(app, "运费多少钱？", "m1")
+            await wait_for(lambda: len(receiver.received) == 1)
+            db = config.storage.database
+            await wait_for(lambda: rows(db, "SELECT delivery FROM messages WHERE direction='out'") == [("sent",)])
+    finally:
+        await receiver.stop()
+    pushed = receiver.received[0]
+    assert pushed["event"] == "reply"
+    assert pushed["reply"]["faq_ids"] == ["shipping-cost"]
+    assert pushed["delivery"] == str(data["reply"]["message_id"])
+    assert receiver.bad_signatures == 0
+    assert rows(db, "SELECT delivery_attempts FROM messages WHERE direction='out'") == [(2,)]
+
+
+async def test_a_4xx_from_the_receiver_gives_the_delivery_up_at_once(tmp_path):
+    receiver = Receiver(statuses=[400])
+    await receiver.start()
+    config = outgoing_config(tmp_path, receiver.port)
+    db = config.storage.database
+    try:
+        async with KefuApp(config, channels=["webhook"], serve_http=True) as app:
+            await post_message(app, "hi", "m1")
+            await wait_for(lambda: rows(db, "SELECT delivery FROM messages WHERE direction='out'") == [("failed",)])
+    finally:
+        await receiver.stop()
+    assert rows(db, "SELECT delivery_attempts, delivery_error FROM messages WHERE direction='out'") == [
+        (1, f"http://127.0.0.1:{receiver.port}/hook answered 400: nope")
+    ]
+    assert receiver.received == []
+
+
+async def test_pending_deliveries_resume_after_a_restart(tmp_path):
+    receiver = Receiver(statuses=[])
+    await receiver.start()
+    port = receiver.port
+    await receiver.stop()  # the merchant's endpoint is down while the bot answers
+    config = outgoing_config(tmp_path, port, max_attempts=8)
+    db = config.storage.database
+    async with KefuApp(config, channels=["webhook"], serve_http=True) as app:
+        await post_message(app, "where is my order??", "m1")
+        await wait_for(lambda: rows(db, "SELECT delivery_attempts > 0 FROM messages WHERE direction='out'") == [(1,)])
+    assert rows(db, "SELECT delivery FROM messages WHERE direction='out'") == [("pending",)]
+
+    await receiver.start(port)
+    try:
+        async with KefuApp(config, channels=["webhook"], serve_http=True):
+            await wait_for(lambda: len(receiver.received) == 1)
+    finally:
+        await receiver.stop()
+    assert receiver.received[0]["reply"]["faq_ids"] == ["order-tracking"]
+    assert rows(db, "SELECT delivery FROM messages WHERE direction='out'") == [("sent",)]
