@@ -46,6 +46,7 @@ def _m001_conversations_and_messages(db: sqlite_utils.Database) -> None:
             "text": str,
             "language_hint": str,
             "language": str,
+            "sentiment": float,  # inbound: -1 (furious) .. +1, filled by the sentiment stage
             "status": str,  # inbound: pending / answered / failed
             "error": str,
             "kind": str,  # outbound: answer / not_sure / no_match / agent / system
