@@ -10,7 +10,7 @@ CONFIG ?= examples/sample-shop/kefu.toml
 # dependency asks for torch; users installing kefu elsewhere are not pinned.
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,transformers]'
 	touch $@
 
 install: $(VENV)/.installed

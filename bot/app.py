@@ -26,8 +26,7 @@ from bot.pipeline import LanguageStage, Pipeline, ResponderStage, RetrievalStage
 from bot.responder import ExtractiveResponder
 from bot.store import Store
 from bot.texts import Texts
-from knowledge.faq import FaqBase, load_faq_dir
-from knowledge.search import FaqSearch
+from knowledge.service import KnowledgeBase
 
 log = logging.getLogger(__name__)
 
@@ -49,15 +48,6 @@ def enabled_channels(config: Config) -> list[str]:
     return ["webhook"] if config.webhook.enabled else []
 
 
-async def load_faq(config: Config) -> FaqBase:
-    return await run_blocking(
-        load_faq_dir,
-        config.knowledge.faq_dir,
-        default_language=config.shop.default_language,
-        languages=config.shop.languages,
-    )
-
-
 class KefuApp:
     """The core, as one object: adapters see it only through the `Gateway` methods."""
 
@@ -74,8 +64,7 @@ class KefuApp:
         self._adapter_options = adapter_options or {}
         self.store = Store(config.storage.database)
         self.http = HttpServer(config.http, self.health) if serve_http else None
-        self.faq: FaqBase | None = None
-        self.search: FaqSearch | None = None
+        self.knowledge = KnowledgeBase(config)
         self.channels: dict[str, Channel] = {}
         self._dispatcher: TurnDispatcher | None = None
         self._workers: dict[str, DeliveryWorker] = {}
@@ -94,28 +83,28 @@ class KefuApp:
             overrides=config.texts,
             config_path=str(config.path),
         )
-        self.faq = await load_faq(config)
-        for index, topic in enumerate(config.retrieval.top_topics):
-            if topic not in self.faq.by_id:
-                raise ConfigError(config.path, "retrieval.top_topics",
-                                  f"item {index + 1} '{topic}' is not an FAQ id in {config.knowledge.faq_dir}")
         factories = {name: load_adapter_factory(name) for name in self._channel_names}
         await self.store.open()
-        self.search = FaqSearch(self.faq, config.storage.index_dir, config.shop.languages)
-        rebuilt = await run_blocking(self.search.open)
-        log.info("app.faq_loaded entries=%d index=%s", len(self.faq), "rebuilt" if rebuilt else "reused")
+        await self.knowledge.start()
+        faq = self.knowledge.current.faq
+        for index, topic in enumerate(config.retrieval.top_topics):
+            if topic not in faq.by_id:
+                raise ConfigError(config.path, "retrieval.top_topics",
+                                  f"item {index + 1} '{topic}' is not an FAQ id in {config.knowledge.faq_dir}")
         detector = await run_blocking(
             LanguageDetector,
             enabled=config.shop.languages,
             default=config.shop.default_language,
             min_confidence=config.language.min_confidence,
         )
-        responder = ExtractiveResponder(faq=self.faq, texts=texts, retrieval=config.retrieval)
+        responder = ExtractiveResponder(texts=texts, retrieval=config.retrieval)
         pipeline = Pipeline(
             store=self.store,
             stages=[
                 LanguageStage(detector, self.store),
-                RetrievalStage(self.search, limit=max(5, config.retrieval.max_suggestions)),
+                RetrievalStage(self.knowledge, self.store, limit=max(5, config.retrieval.max_suggestions),
+                               answer_threshold=config.retrieval.answer_threshold,
+                               followup_max_words=config.search.followup_max_words),
                 ResponderStage(responder, config.shop.default_language),
             ],
             pushes=lambda channel: channel in self._workers,
@@ -159,8 +148,7 @@ class KefuApp:
             await self._dispatcher.close(self.config.pipeline.shutdown_grace_seconds)
         for worker in self._workers.values():
             await worker.stop()
-        if self.search is not None:
-            await run_blocking(self.search.close)
+        await self.knowledge.stop()
         await self.store.close()
         log.info("app.stopped")
 
@@ -205,7 +193,8 @@ class KefuApp:
         return {
             "status": "ok" if self._running else "starting",
             "shop": self.config.shop.name,
-            "faq_entries": len(self.faq) if self.faq else 0,
+            "faq_entries": len(self.knowledge.current.faq) if self.knowledge.current else 0,
+            "faq_reloads": self.knowledge.reloads,
             "languages": list(self.config.shop.languages),
             "channels": sorted(self.channels),
             "uptime_seconds": round(time.time() - self._started_at, 1),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -11,14 +12,15 @@ import signal
 import sys
 from pathlib import Path
 
-from bot.app import KefuApp, enabled_channels, load_faq
+from bot.app import KefuApp, enabled_channels
 from bot.concurrency import run_blocking
 from bot.config import Config, load_config
 from bot.errors import KefuError
 from bot.language import LanguageDetector
 from bot.responder import ExtractiveResponder
 from bot.texts import Texts
-from knowledge.search import FaqSearch
+from knowledge.evaluation import build_faq, evaluate, read_questions
+from knowledge.service import load_encoders, load_faq, open_search
 
 log = logging.getLogger("kefu")
 
@@ -55,6 +57,32 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("question", help="the question, as a shopper would write it")
     ask.add_argument("--limit", type=int, default=5, help="how many entries to show (default 5)")
     ask.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    evaluate_cmd = commands.add_parser("eval", parents=[common], help="measure retrieval on labelled questions")
+    eval_commands = evaluate_cmd.add_subparsers(dest="eval_command", metavar="ACTION", required=True)
+    retrieval = eval_commands.add_parser(
+        "retrieval", parents=[common], help="top-1/top-3/MRR/not-sure of hybrid, keyword and semantic search",
+        description="Rank every question of a CSV against an FAQ folder; the label column holds FAQ ids.")
+    retrieval.add_argument("--faq", type=Path, help="FAQ folder (default: knowledge.faq_dir of the config)")
+    retrieval.add_argument("--questions", type=Path, required=True, help="CSV with a header row")
+    retrieval.add_argument("--text-col", required=True, help="column with the question text")
+    retrieval.add_argument("--label-col", required=True, help="column with the expected FAQ id")
+    retrieval.add_argument("--lang-col", help="column with the language: adds per-language figures")
+    retrieval.add_argument("--json", type=Path, metavar="OUT", help="also write the figures as JSON to OUT")
+    builder = eval_commands.add_parser(
+        "build-faq", parents=[common], help="turn a labelled question set into an FAQ folder",
+        description="One entry per label with a few example questions as phrasings; the other rows can be "
+                    "written to a CSV to evaluate on.")
+    builder.add_argument("--data", type=Path, required=True, help="labelled CSV with a header row")
+    builder.add_argument("--text-col", required=True)
+    builder.add_argument("--label-col", required=True)
+    builder.add_argument("--answer-col", help="column with answer text (first non-empty per label)")
+    builder.add_argument("--lang-col", help="column with the language of each row")
+    builder.add_argument("--faq-lang", help="only take examples in this language (needs --lang-col)")
+    builder.add_argument("--group-col", help="rows sharing this column with an example (e.g. translations) "
+                         "are left out of --rest")
+    builder.add_argument("--per-label", type=int, default=10, help="example questions per entry (default 10)")
+    builder.add_argument("--out", type=Path, required=True, help="FAQ folder to write (faq.yaml)")
+    builder.add_argument("--rest", type=Path, help="write the rows not used as examples here, with a faq_id column")
     return parser
 
 
@@ -68,11 +96,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "chat" and not args.verbose:
         logging.getLogger().setLevel(logging.WARNING)  # keep the conversation readable
     try:
+        if args.command == "eval" and args.eval_command == "build-faq":
+            return eval_build_faq(args)
         config = load_config(_config_path(args))
         if args.command == "serve":
             return asyncio.run(serve(config))
         if args.command == "chat":
             return asyncio.run(chat(config, user=args.user, show_why=not args.quiet))
+        if args.command == "eval":
+            return asyncio.run(eval_retrieval(config, args))
         if args.faq_command == "check":
             return asyncio.run(faq_check(config))
         return asyncio.run(faq_ask(config, args.question, limit=args.limit, as_json=args.json))
@@ -107,7 +139,7 @@ async def chat(config: Config, *, user: str | None, show_why: bool) -> int:
 
 
 async def faq_check(config: Config) -> int:
-    faq = await load_faq(config)
+    faq = await run_blocking(load_faq, config)
     print(f"{len(faq)} FAQ entries in {len(faq.files)} file(s) under {config.knowledge.faq_dir}")
     for language in config.shop.languages:
         missing = [entry.id for entry in faq.entries if language not in entry.variants]
@@ -121,21 +153,25 @@ async def faq_check(config: Config) -> int:
     return 0
 
 
+def _open_search(config: Config):
+    """Blocking: FAQ, encoders and indexes as `kefu serve` would build them."""
+    faq = load_faq(config)
+    return open_search(config, faq, load_encoders(config))
+
+
 async def faq_ask(config: Config, question: str, *, limit: int, as_json: bool) -> int:
-    faq = await load_faq(config)
-    search = FaqSearch(faq, config.storage.index_dir, config.shop.languages)
-    await run_blocking(search.open)
+    search = await run_blocking(_open_search, config)
     try:
         detector = LanguageDetector(enabled=config.shop.languages, default=config.shop.default_language,
                                     min_confidence=config.language.min_confidence)
         guess = await run_blocking(detector.detect, question)
-        hits = await search.search(question, limit)
+        hits = await run_blocking(search.search_blocking, question, language=guess.language, limit=limit)
     finally:
         await run_blocking(search.close)
     texts = Texts(shop_name=config.shop.name, default_language=config.shop.default_language,
                   overrides=config.texts, config_path=str(config.path))
-    responder = ExtractiveResponder(faq=faq, texts=texts, retrieval=config.retrieval)
-    draft = await responder.respond(question=question, language=guess.language, hits=hits)
+    responder = ExtractiveResponder(texts=texts, retrieval=config.retrieval)
+    draft = await responder.respond(question=question, language=guess.language, hits=hits, faq=search.faq)
     if as_json:
         print(json.dumps({
             "question": question,
@@ -150,11 +186,52 @@ async def faq_ask(config: Config, question: str, *, limit: int, as_json: bool) -
     print(f"language: {guess.language} ({guess.reason})")
     print(f"decision: {draft.kind.value} — {draft.why}")
     if not hits:
-        print("no FAQ entry shares a word with this question")
+        print("no FAQ entry matches this question")
     for rank, hit in enumerate(hits, start=1):
-        print(f"{rank}. {hit.entry.id:<28} score {hit.score:.2f}  bm25 {hit.keyword_score:.2f}  "
+        semantic = f"similarity {hit.semantic_score:.2f}" if hit.semantic_score is not None else ""
+        keyword = f"keyword {hit.keyword_score:.2f}" if hit.keyword_score is not None else ""
+        print(f"{rank}. {hit.entry.id:<28} score {hit.score:.2f}  {semantic}  {keyword}  "
               f"[{hit.entry.variant(guess.language).source}]")
         print(f"   {hit.why}")
+    return 0
+
+
+async def eval_retrieval(config: Config, args: argparse.Namespace) -> int:
+    if args.faq is not None:
+        config = dataclasses.replace(config, knowledge=dataclasses.replace(config.knowledge, faq_dir=args.faq))
+    questions = read_questions(args.questions, text_col=args.text_col, label_col=args.label_col,
+                               lang_col=args.lang_col)
+    search = await run_blocking(_open_search, config)
+    detector = LanguageDetector(enabled=config.shop.languages, default=config.shop.default_language,
+                                min_confidence=config.language.min_confidence)
+    try:
+        figures = await run_blocking(
+            evaluate, search, questions, answer_threshold=config.retrieval.answer_threshold,
+            detect_language=lambda text: detector.detect(text).language,
+        )
+    finally:
+        await run_blocking(search.close)
+    print(f"{len(questions)} questions against {len(search.faq)} FAQ entries in {config.knowledge.faq_dir}")
+    print(f"{'':14} {'top1':>6} {'top3':>6} {'mrr':>6} {'not sure':>9} {'n':>6}")
+    rows = [(mode, figures[mode]) for mode in ("hybrid", "keyword", "semantic") if mode in figures]
+    rows += [(f"  {lang}", values) for lang, values in figures.get("per_language", {}).items()]
+    for name, values in rows:
+        print(f"{name:14} {values['top1']:6.3f} {values['top3']:6.3f} {values['mrr']:6.3f} "
+              f"{values['not_sure']:9.3f} {values['n']:6d}")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2, ensure_ascii=False), encoding="utf-8")
+    return 0
+
+
+def eval_build_faq(args: argparse.Namespace) -> int:
+    if args.faq_lang and not args.lang_col:
+        print("kefu: error: --faq-lang needs --lang-col", file=sys.stderr)
+        return 2
+    counts = build_faq(args.data, args.out, text_col=args.text_col, label_col=args.label_col,
+                       answer_col=args.answer_col, lang_col=args.lang_col, faq_lang=args.faq_lang,
+                       group_col=args.group_col, per_label=args.per_label, rest_path=args.rest)
+    print(f"wrote {counts['entries']} entries ({counts['phrasings']} phrasings) to {args.out / 'faq.yaml'}"
+          + (f"; {counts['rest']} other rows to {args.rest}" if args.rest else ""))
     return 0
 
 

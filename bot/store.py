@@ -170,6 +170,10 @@ class Store:
         """(status, reply if answered, error if failed) of a stored inbound message."""
         return await self._read(_inbound_outcome, inbound_id)
 
+    async def previous_shopper_text(self, conversation_key: str, before_id: int) -> str | None:
+        """The shopper's message before `before_id` in the conversation, for follow-up questions."""
+        return await self._read(_previous_shopper_text, conversation_key, before_id)
+
     async def mark_failed(self, inbound_id: int, error: str) -> None:
         await self._write(_mark_failed, inbound_id, error)
 
@@ -316,6 +320,15 @@ def _conversations_with_pending(db: sqlite_utils.Database) -> list[str]:
 def _inbound_outcome(db: sqlite_utils.Database, inbound_id: int) -> tuple[str, Reply | None, str | None]:
     row = db.execute("SELECT status, error FROM messages WHERE id = ?", [inbound_id]).fetchone()
     return row["status"], _first_reply(db, inbound_id), row["error"]
+
+
+def _previous_shopper_text(db: sqlite_utils.Database, conversation_key: str, before_id: int) -> str | None:
+    row = db.execute(
+        "SELECT text FROM messages WHERE conversation_key = ? AND direction = 'in' AND role = ? AND id < ? "
+        "ORDER BY id DESC LIMIT 1",
+        [conversation_key, Role.SHOPPER.value, before_id],
+    ).fetchone()
+    return row["text"] if row else None
 
 
 def _mark_failed(db: sqlite_utils.Database, inbound_id: int, error: str) -> None:

@@ -1,17 +1,33 @@
-"""Ranked, explained FAQ hits for a shopper's question.
+"""Hybrid FAQ search: keyword index + sentence embeddings + classifiers trained on phrasings.
 
-Today the ranking is the keyword index alone; the semantic encoder plugs in here
-(the `semantic_score` field) without changing callers.
+Every hit says why it ranked: the classifiers' votes, the closest phrasing and
+its similarity, and the keywords that matched. Lexical evidence (keywords,
+character n-grams) counts only for questions written in a language the FAQ's
+phrasings use; across languages the multilingual embeddings decide.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from bot.concurrency import run_blocking
+from knowledge.batcher import MicroBatcher
+from knowledge.embeddings import EmbeddingCache, normalize_text
+from knowledge.encoders import Encoder
 from knowledge.faq import FaqBase, FaqEntry
 from knowledge.keyword import QUESTION, KeywordHit, KeywordIndex
+from knowledge.semantic import Phrasing, SemanticIndex
+
+log = logging.getLogger(__name__)
+
+MODES = ("hybrid", "keyword", "semantic")
 
 
 @dataclass(frozen=True)
@@ -20,46 +36,212 @@ class Hit:
 
     entry: FaqEntry
     score: float  # 0..1 confidence used to decide answer / not sure / nothing
-    keyword_score: float | None
-    semantic_score: float | None
+    keyword_score: float | None  # keyword confidence (0..1), None when no keyword matched
+    semantic_score: float | None  # cosine of the closest phrasing, None without encoders
     matched_text: str
     why: str
 
 
-class FaqSearch:
-    """Owns the FAQ entries and their indexes; built once per process."""
+@dataclass(frozen=True)
+class SearchSettings:
+    classifier_max_entries: int = 3000
+    answer_weight: float = 0.85  # a match on an answer counts less than one on a question
+    keyword_weight: float = 0.5  # weight of the keyword confidence next to each classifier
+    batch_window_ms: float = 3.0
+    max_batch: int = 64
 
-    def __init__(self, faq: FaqBase, index_dir: Path, languages: tuple[str, ...]):
+
+class EncoderSet:
+    """The loaded encoders and their query micro-batchers; built once, shared across FAQ reloads."""
+
+    def __init__(self, encoders: Sequence[Encoder], settings: SearchSettings):
+        self.encoders = list(encoders)
+        self.batchers = {
+            e.id: MicroBatcher(e.encode, window_ms=settings.batch_window_ms, max_batch=settings.max_batch)
+            for e in self.encoders
+        }
+
+    @property
+    def ids(self) -> list[str]:
+        return [e.id for e in self.encoders]
+
+    def encode_now(self, text: str) -> dict[str, np.ndarray]:
+        """Blocking, unbatched: for command-line tools."""
+        return {e.id: e.encode([text])[0] for e in self.encoders}
+
+    def encode_many(self, texts: Sequence[str], chunk: int = 256) -> list[dict[str, np.ndarray]]:
+        """Blocking, in large batches: for evaluation over many questions."""
+        matrices = {
+            e.id: np.vstack([e.encode(texts[i:i + chunk]) for i in range(0, len(texts), chunk)])
+            if texts else np.zeros((0, e.dim), dtype=np.float32)
+            for e in self.encoders
+        }
+        return [{name: matrix[row] for name, matrix in matrices.items()} for row in range(len(texts))]
+
+    async def encode(self, text: str) -> dict[str, np.ndarray]:
+        ids = self.ids
+        vectors = await asyncio.gather(*(self.batchers[i].encode(text) for i in ids))
+        return dict(zip(ids, vectors))
+
+
+class FaqSearch:
+    """The FAQ entries and their indexes. Build with `open()` (blocking); then immutable."""
+
+    def __init__(
+        self,
+        faq: FaqBase,
+        index_dir: Path,
+        languages: tuple[str, ...],
+        *,
+        encoders: EncoderSet | None = None,
+        settings: SearchSettings | None = None,
+    ):
         self.faq = faq
-        self._keyword = KeywordIndex(index_dir / "keyword", languages)
+        self.settings = settings or SearchSettings()
+        self._index_dir = index_dir
+        self._keyword = KeywordIndex(index_dir / "keyword" / faq.content_hash[:16], languages)
+        self._encoders = encoders
+        self._semantic: SemanticIndex | None = None
+        self.encoded_at_open = 0  # texts that had to be encoded (0 when the cache had them all)
+
+    @property
+    def semantic(self) -> bool:
+        return self._semantic is not None
 
     def open(self) -> bool:
-        """Blocking: open or rebuild the index; True when it was rebuilt."""
-        return self._keyword.open_or_build(self.faq)
+        """Blocking: open or build the keyword index and the semantic index; True if the keyword index was built."""
+        rebuilt = self._keyword.open_or_build(self.faq)
+        if self._encoders is not None and self._encoders.encoders:
+            self._semantic = self._build_semantic(self._encoders)
+        return rebuilt
+
+    def _build_semantic(self, encoders: EncoderSet) -> SemanticIndex:
+        phrasings = [
+            Phrasing(entry.id, lang, text, kind)
+            for entry in self.faq.entries
+            for lang, variant in entry.variants.items()
+            for text, kind in [*((q, "question") for q in variant.questions), (variant.answer, "answer")]
+        ]
+        normalized = [normalize_text(p.text) for p in phrasings]
+        vectors = {}
+        self.encoded_at_open = 0
+        for encoder in encoders.encoders:
+            cache = EmbeddingCache(self._index_dir / "embeddings", encoder)
+            vectors[encoder.id] = cache.embed(normalized, progress_label=f"encoding FAQ with {encoder.id}")
+            self.encoded_at_open += cache.encoded_last
+        train = len(self.faq.entries) <= self.settings.classifier_max_entries
+        if not train:
+            log.info("search.classifier_skipped entries=%d max=%d (nearest-neighbour scores instead)",
+                     len(self.faq.entries), self.settings.classifier_max_entries)
+        return SemanticIndex(
+            phrasings=phrasings,
+            vectors=vectors,
+            entry_ids=[entry.id for entry in self.faq.entries],
+            train_classifier=train,
+            answer_weight=self.settings.answer_weight,
+        )
 
     def close(self) -> None:
         self._keyword.close()
 
-    def search_blocking(self, query: str, limit: int = 5) -> list[Hit]:
-        return [self._to_hit(hit) for hit in self._keyword.search(query, limit)]
+    def remove_stale_indexes(self) -> None:
+        """Delete keyword indexes of earlier FAQ versions (after a reload has swapped them out)."""
+        current = self._keyword.directory
+        for old in current.parent.iterdir():
+            if old != current and old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
 
-    async def search(self, query: str, limit: int = 5) -> list[Hit]:
-        return await run_blocking(self.search_blocking, query, limit)
+    # -- querying ------------------------------------------------------------------
 
-    def _to_hit(self, hit: KeywordHit) -> Hit:
-        where = "phrasing" if hit.kind == QUESTION else "answer"
-        why = (
-            f"keyword match on {', '.join(repr(t) for t in hit.matched_terms)} "
-            f"in the {hit.language} {where} \u201c{_shorten(hit.matched_text)}\u201d"
-        )
+    async def search(self, query: str, *, language: str | None = None, limit: int = 5,
+                     mode: str = "hybrid") -> list[Hit]:
+        vectors = None
+        if self._semantic is not None and self._encoders is not None and mode != "keyword":
+            vectors = await self._encoders.encode(normalize_text(query))
+        return await run_blocking(self._rank, query, language, limit, mode, vectors)
+
+    def search_blocking(self, query: str, *, language: str | None = None, limit: int = 5,
+                        mode: str = "hybrid", vectors: dict[str, np.ndarray] | None = None) -> list[Hit]:
+        """Blocking; `vectors` may hold the query's embeddings when they were computed in a batch."""
+        if self._semantic is None or mode == "keyword":
+            vectors = None
+        elif vectors is None and self._encoders is not None:
+            vectors = self._encoders.encode_now(normalize_text(query))
+        return self._rank(query, language, limit, mode, vectors)
+
+    def encode_queries(self, queries: Sequence[str]) -> list[dict[str, np.ndarray]] | None:
+        """Blocking: embeddings of many questions in large batches (None without encoders)."""
+        if self._semantic is None or self._encoders is None:
+            return None
+        return self._encoders.encode_many([normalize_text(q) for q in queries])
+
+    def _rank(self, query: str, language: str | None, limit: int, mode: str,
+              vectors: dict[str, np.ndarray] | None) -> list[Hit]:
+        if mode not in MODES:
+            raise ValueError(f"unknown search mode '{mode}'")
+        keyword_hits = {hit.entry_id: hit for hit in self._keyword.search(query, limit=max(limit, 20))}
+        if vectors is None or self._semantic is None:
+            return [self._keyword_only_hit(hit) for hit in list(keyword_hits.values())[:limit]]
+        semantic = self._semantic
+        lexical = language is None or language in semantic.languages
+        scores = semantic.scores(query, vectors, lexical=lexical and mode == "hybrid")
+        encoder_parts = [scores.parts[i] for i in vectors if i in scores.parts]
+        keyword = np.array([keyword_hits[e].confidence if e in keyword_hits else 0.0 for e in semantic.entry_ids])
+        if mode == "semantic":
+            combined = np.mean(encoder_parts, axis=0)
+        else:
+            parts = list(scores.parts.values())
+            weight = self.settings.keyword_weight if lexical else 0.0
+            combined = (np.sum(parts, axis=0) + weight * keyword) / (len(parts) + weight)
+        order = np.argsort(-combined, kind="stable")[:limit]
+        hits = []
+        for index in order:
+            entry_id = semantic.entry_ids[index]
+            nearest = semantic.phrasings[scores.nearest[index]]
+            keyword_hit = keyword_hits.get(entry_id)
+            hits.append(Hit(
+                entry=self.faq.by_id[entry_id],
+                score=round(float(combined[index]), 4),
+                keyword_score=keyword_hit.confidence if keyword_hit else None,
+                semantic_score=round(float(scores.similarity[index]), 4),
+                matched_text=nearest.text,
+                why=_explain(scores.parts, index, nearest, float(scores.similarity[index]), keyword_hit,
+                             lexical),
+            ))
+        return hits
+
+    def _keyword_only_hit(self, hit: KeywordHit) -> Hit:
         return Hit(
             entry=self.faq.by_id[hit.entry_id],
             score=hit.confidence,
-            keyword_score=hit.bm25,
+            keyword_score=hit.confidence,
             semantic_score=None,
             matched_text=hit.matched_text,
-            why=why,
+            why=_keyword_why(hit),
         )
+
+
+def _keyword_why(hit: KeywordHit) -> str:
+    where = "phrasing" if hit.kind == QUESTION else "answer"
+    return (f"keyword match on {', '.join(repr(t) for t in hit.matched_terms)} "
+            f"in the {hit.language} {where} \u201c{_shorten(hit.matched_text)}\u201d")
+
+
+def _explain(parts: dict[str, np.ndarray], index: int, nearest: Phrasing, similarity: float,
+             keyword_hit: KeywordHit | None, lexical: bool) -> str:
+    votes = ", ".join(f"{_short_name(name)} {probs[index]:.2f}" for name, probs in parts.items())
+    where = "phrasing" if nearest.kind == "question" else "answer"
+    why = f"classifiers: {votes}; closest {nearest.language} {where} \u201c{_shorten(nearest.text)}\u201d " \
+          f"(similarity {similarity:.2f})"
+    if keyword_hit is not None and lexical:
+        why += f"; {_keyword_why(keyword_hit)}"
+    elif not lexical:
+        why += "; question in a language the FAQ phrasings don't use: embeddings only"
+    return why
+
+
+def _short_name(encoder_id: str) -> str:
+    return encoder_id.split("-")[0] if encoder_id != "chars" else "chars"
 
 
 def _shorten(text: str, limit: int = 80) -> str:

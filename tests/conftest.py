@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -14,6 +16,9 @@ from bot.config import Config, load_config
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_FAQ = REPO / "examples" / "sample-shop" / "faq"
 TOKEN = "test-token-0123456789"
+# Indexes and embedding caches are content-addressed, so tests share one folder and only the
+# first test that sees an FAQ version pays for encoding it.
+SHARED_INDEX = Path(tempfile.gettempdir()) / f"kefu-tests-index-{os.getuid()}"
 
 
 def write_config(directory: Path, extra: str = "", *, webhook: str = "") -> Path:
@@ -28,7 +33,7 @@ languages = ["en", "zh"]
 
 [storage]
 database = "data/kefu.db"
-index_dir = "data/index"
+index_dir = "{SHARED_INDEX.as_posix()}"
 
 [knowledge]
 faq_dir = "{SAMPLE_FAQ.as_posix()}"

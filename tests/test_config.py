@@ -45,10 +45,10 @@ def test_sample_shop_config_values():
     assert config.shop.name == "Lantern Lane"
     assert config.shop.default_language == "en"
     assert config.shop.languages == ("en", "zh")
-    assert config.retrieval.answer_threshold == 0.6
-    assert config.retrieval.suggest_threshold == 0.3
+    assert config.retrieval.answer_threshold == 0.35
+    assert config.retrieval.suggest_threshold == 0.15
     assert config.retrieval.max_suggestions == 3
-    assert config.retrieval.ambiguity_margin == 0.05
+    assert config.retrieval.ambiguity_ratio == 0.8
     assert config.retrieval.top_topics == ("order-tracking", "shipping-time", "returns-policy", "refund-timing")
     assert (config.http.host, config.http.port) == ("127.0.0.1", 8080)
     assert config.webhook.enabled is True
@@ -95,7 +95,8 @@ def test_example_config_without_token_variable_names_token_env(tmp_path):
     with pytest.raises(ConfigError, match=r"environment variable KEFU_WEBHOOK_TOKEN is not set or empty") as info:
         load_config(EXAMPLE_CONFIG, environ={})
     assert info.value.key == "webhook.token_env"
-    assert str(info.value).startswith(f"{EXAMPLE_CONFIG}:66: key 'webhook.token_env':")
+    line = EXAMPLE_CONFIG.read_text(encoding="utf-8").splitlines().index('token_env = "KEFU_WEBHOOK_TOKEN"') + 1
+    assert str(info.value).startswith(f"{EXAMPLE_CONFIG}:{line}: key 'webhook.token_env':")
 
 
 def test_empty_config_uses_defaults(tmp_path):
@@ -106,7 +107,7 @@ def test_empty_config_uses_defaults(tmp_path):
     assert config.storage.database == tmp_path / "var" / "kefu.db"
     assert config.webhook.enabled is False
     assert config.webhook.secret == ""
-    assert config.retrieval.answer_threshold == 0.6
+    assert config.retrieval.answer_threshold == 0.35
 
 
 def test_absolute_path_is_kept(tmp_path):

@@ -282,7 +282,8 @@ def test_faq_search_why_for_chinese(faq_search):
 
 
 def test_faq_search_index_lives_under_keyword_subdirectory(faq_search, tmp_path):
-    assert (tmp_path / "indexes" / "keyword" / "faq.marker").is_file()
+    version = faq_search.faq.content_hash[:16]
+    assert (tmp_path / "indexes" / "keyword" / version / "faq.marker").is_file()
 
 
 async def test_faq_search_async_matches_blocking(faq_search):

