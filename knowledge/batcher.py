@@ -1,8 +1,9 @@
-"""Micro-batching of query encodings.
+"""Micro-batching: requests arriving within a few milliseconds are processed in one blocking call.
 
-Encoding 32 questions in one call costs little more than encoding one, so turns
-that need an embedding within a few milliseconds of each other share one batch,
-run off the event loop. Under light load the wait is at most `window_ms`.
+Encoding 32 questions in one call costs little more than encoding one, and one
+thread working through a batch beats many threads fighting over two cores and
+the GIL, so concurrent turns share a batch, run off the event loop. Under light
+load the wait is at most `window_ms`.
 """
 
 from __future__ import annotations
@@ -10,28 +11,32 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-
-import numpy as np
+from typing import Generic, TypeVar
 
 from bot.concurrency import run_blocking
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+R = TypeVar("R")
 
-class MicroBatcher:
-    def __init__(self, encode: Callable[[Sequence[str]], np.ndarray], *, window_ms: float, max_batch: int):
-        self._encode = encode
+
+class MicroBatcher(Generic[T, R]):
+    """`process` gets a list of items and returns one result per item, in order."""
+
+    def __init__(self, process: Callable[[Sequence[T]], Sequence[R]], *, window_ms: float, max_batch: int):
+        self._process = process
         self._window = window_ms / 1000.0
         self._max_batch = max_batch
-        self._pending: list[tuple[str, asyncio.Future[np.ndarray]]] = []
+        self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self.batches = 0  # how many encode calls were made (for benchmarks)
+        self.batches = 0  # how many blocking calls were made (for benchmarks)
         self.items = 0
 
-    async def encode(self, text: str) -> np.ndarray:
-        future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
-        self._pending.append((text, future))
+    async def submit(self, item: T) -> R:
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, future))
         if len(self._pending) >= self._max_batch:
             self._flush()
         elif self._timer is None:
@@ -48,16 +53,16 @@ class MicroBatcher:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, batch: list[tuple[str, asyncio.Future[np.ndarray]]]) -> None:
+    async def _run(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         self.batches += 1
         self.items += len(batch)
         try:
-            vectors = await run_blocking(self._encode, [text for text, _ in batch])
+            results = await run_blocking(self._process, [item for item, _ in batch])
         except Exception as exc:  # every waiter gets the error, none hangs
             for _, future in batch:
                 if not future.done():
                     future.set_exception(exc)
             return
-        for (_, future), vector in zip(batch, vectors):
+        for (_, future), result in zip(batch, results):
             if not future.done():
-                future.set_result(vector)
+                future.set_result(result)

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 _NUMBERS = re.compile(r"\d+")
 ENCODE_CHUNK = 256
+PRUNE_ABOVE = 20_000  # cached texts kept beyond the current FAQ's before pruning
 
 
 def normalize_text(text: str) -> str:
@@ -94,9 +95,11 @@ class EmbeddingCache:
             return np.zeros((0, self.encoder.dim), dtype=np.float32)
         return np.vstack([self._vectors[key] for key in keys]).astype(np.float32)
 
-    def _save(self, keep: set[str]) -> None:
-        # Keep only what the current FAQ uses, so the file does not grow with every edit.
-        self._vectors = {key: vec for key, vec in self._vectors.items() if key in keep}
+    def _save(self, current: set[str]) -> None:
+        # Old texts stay (an edit undone costs nothing) until the cache is much larger than
+        # the FAQ; then only what the current FAQ uses is kept.
+        if len(self._vectors) > max(4 * len(current), PRUNE_ABOVE):
+            self._vectors = {key: vec for key, vec in self._vectors.items() if key in current}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         staging = self.path.with_suffix(".tmp.npz")
         keys = np.array(sorted(self._vectors), dtype="U40")

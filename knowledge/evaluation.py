@@ -19,7 +19,9 @@ from pathlib import Path
 import yaml
 
 from bot.errors import KefuError
-from knowledge.search import MODES, FaqSearch
+from knowledge.search import MODES, FaqSearch, Query
+
+BATCH = 256  # questions encoded and scored together
 
 
 class EvalDataError(KefuError):
@@ -74,15 +76,16 @@ def evaluate(
     if unknown:
         raise EvalDataError(f"labels that are not FAQ ids: {', '.join(unknown[:10])}")
     available = [m for m in modes if m == "keyword" or search.semantic]
-    vectors = search.encode_queries([q.text for q in questions]) or [None] * len(questions)
     languages = [q.language or (detect_language(q.text) if detect_language else None) for q in questions]
     result: dict = {}
     per_language: dict[str, tuple[list, list]] = defaultdict(lambda: ([], []))
     for mode in available:
         ranks: list[int | None] = []
         not_sure: list[bool] = []
-        for question, language, vector in zip(questions, languages, vectors):
-            hits = search.search_blocking(question.text, language=language, limit=limit, mode=mode, vectors=vector)
+        queries = [Query(q.text, language, limit, mode) for q, language in zip(questions, languages)]
+        ranked = [hits for start in range(0, len(queries), BATCH)
+                  for hits in search.search_many(queries[start:start + BATCH])]
+        for question, language, hits in zip(questions, languages, ranked):
             ids = [hit.entry.id for hit in hits]
             rank = ids.index(question.label) + 1 if question.label in ids else None
             unsure = not hits or hits[0].score < answer_threshold
@@ -125,6 +128,8 @@ def build_faq(
     share a group with a chosen example (e.g. its translations) are not written to the
     rest, so the evaluation never sees a translation of a training phrase.
     """
+    if per_label < 1:
+        raise EvalDataError(f"--per-label must be at least 1, got {per_label}")
     with data.open(encoding="utf-8-sig", newline="") as handle:
         reader = csv.DictReader(handle)
         fieldnames = list(reader.fieldnames or [])
@@ -148,6 +153,8 @@ def build_faq(
                 examples.append(row)
             if len(examples) == per_label:
                 break
+        if not examples:
+            continue  # a label whose questions are all empty cannot become an entry
         chosen.update(id(r) for r in examples)
         if group_col:
             used_groups.update(r[group_col] for r in examples)
@@ -163,7 +170,13 @@ def build_faq(
         entries.append(entry)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "faq.yaml").write_text(yaml.safe_dump(entries, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    rest = [r for r in rows if id(r) not in chosen and not (group_col and r[group_col] in used_groups)]
+    labels_with_entries = {entry["id"] for entry in entries}
+    rest = [
+        r for r in rows
+        if id(r) not in chosen
+        and not (group_col and r[group_col] in used_groups)
+        and slug_label(r[label_col]) in labels_with_entries  # e.g. a label with no row in --faq-lang
+    ]
     if rest_path is not None:
         with rest_path.open("w", encoding="utf-8", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=fieldnames + ["faq_id"])

@@ -16,6 +16,7 @@ import logging
 import math
 import re
 import shutil
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,6 +105,12 @@ class KeywordIndex:
         self.languages = languages
         self._analyzers = {lang: language_analyzer(lang) for lang in languages}
         self._index: whoosh_index.Index | None = None
+        # The index never changes once built, so searchers, document terms and IDFs are reused.
+        self._local = threading.local()
+        self._searchers: list = []
+        self._lock = threading.Lock()
+        self._doc_terms: dict[int, set[str]] = {}
+        self._idf: dict[tuple[str, str], float] = {}
 
     def _marker(self, faq: FaqBase) -> str:
         return f"{SCHEMA_VERSION} {','.join(self.languages)} {faq.content_hash}"
@@ -159,40 +166,62 @@ class KeywordIndex:
         if not clauses:
             return []
         best: dict[str, KeywordHit] = {}
-        with self._index.searcher() as searcher:
-            results = searcher.search(Or(clauses), limit=max(50, limit * 10), terms=True)
-            for hit in results:
-                language = hit["language"]
-                name = field_name(language)
-                query_terms = terms_by_field[name]
-                matched = {term.decode() if isinstance(term, bytes) else term
-                           for fname, term in hit.matched_terms() if fname == name}
-                if not matched:
-                    continue
-                doc_terms = set(self.analyze(hit["original"], language))
-                idf = {term: searcher.idf(name, term) for term in query_terms | doc_terms}
-                query_cover = _weighted_share(matched & query_terms, query_terms, idf)
-                doc_cover = _weighted_share(matched & doc_terms, doc_terms, idf)
-                if hit["kind"] == QUESTION:
-                    confidence = query_cover ** 0.6 * doc_cover ** 0.4
-                else:
-                    confidence = ANSWER_WEIGHT * query_cover
-                candidate = KeywordHit(
-                    entry_id=hit["entry_id"],
-                    confidence=round(confidence, 4),
-                    bm25=round(float(hit.score), 4),
-                    matched_text=hit["original"],
-                    language=language,
-                    kind=hit["kind"],
-                    matched_terms=tuple(sorted(matched)),
-                )
-                current = best.get(candidate.entry_id)
-                if current is None or (candidate.confidence, candidate.bm25) > (current.confidence, current.bm25):
-                    best[candidate.entry_id] = candidate
+        searcher = self._searcher()
+        results = searcher.search(Or(clauses), limit=max(30, limit * 3), terms=True)
+        for hit in results:
+            language = hit["language"]
+            name = field_name(language)
+            query_terms = terms_by_field[name]
+            matched = {term.decode() if isinstance(term, bytes) else term
+                       for fname, term in hit.matched_terms() if fname == name}
+            if not matched:
+                continue
+            doc_terms = self._doc_terms.get(hit.docnum)
+            if doc_terms is None:
+                doc_terms = self._doc_terms.setdefault(hit.docnum, set(self.analyze(hit["original"], language)))
+            idf = {term: self._term_idf(searcher, name, term) for term in query_terms | doc_terms}
+            query_cover = _weighted_share(matched & query_terms, query_terms, idf)
+            doc_cover = _weighted_share(matched & doc_terms, doc_terms, idf)
+            if hit["kind"] == QUESTION:
+                confidence = query_cover ** 0.6 * doc_cover ** 0.4
+            else:
+                confidence = ANSWER_WEIGHT * query_cover
+            candidate = KeywordHit(
+                entry_id=hit["entry_id"],
+                confidence=round(confidence, 4),
+                bm25=round(float(hit.score), 4),
+                matched_text=hit["original"],
+                language=language,
+                kind=hit["kind"],
+                matched_terms=tuple(sorted(matched)),
+            )
+            current = best.get(candidate.entry_id)
+            if current is None or (candidate.confidence, candidate.bm25) > (current.confidence, current.bm25):
+                best[candidate.entry_id] = candidate
         ranked = sorted(best.values(), key=lambda h: (-h.confidence, -h.bm25, h.entry_id))
         return ranked[:limit]
 
+    def _searcher(self):
+        """One searcher per thread (whoosh searchers are not shared between threads)."""
+        searcher = getattr(self._local, "searcher", None)
+        if searcher is None:
+            searcher = self._index.searcher()
+            self._local.searcher = searcher
+            with self._lock:
+                self._searchers.append(searcher)
+        return searcher
+
+    def _term_idf(self, searcher, field: str, term: str) -> float:
+        key = (field, term)
+        if key not in self._idf:
+            self._idf[key] = searcher.idf(field, term)
+        return self._idf[key]
+
     def close(self) -> None:
+        with self._lock:
+            for searcher in self._searchers:
+                searcher.close()
+            self._searchers.clear()
         if self._index is not None:
             self._index.close()
             self._index = None

@@ -8,7 +8,6 @@ phrasings use; across languages the multilingual embeddings decide.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import shutil
 from collections.abc import Sequence
@@ -17,13 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from bot.concurrency import run_blocking
 from knowledge.batcher import MicroBatcher
 from knowledge.embeddings import EmbeddingCache, normalize_text
 from knowledge.encoders import Encoder
 from knowledge.faq import FaqBase, FaqEntry
 from knowledge.keyword import QUESTION, KeywordHit, KeywordIndex
-from knowledge.semantic import Phrasing, SemanticIndex
+from knowledge.semantic import CHARS, Phrasing, SemanticIndex, SemanticScores
 
 log = logging.getLogger(__name__)
 
@@ -51,37 +49,31 @@ class SearchSettings:
     max_batch: int = 64
 
 
-class EncoderSet:
-    """The loaded encoders and their query micro-batchers; built once, shared across FAQ reloads."""
+@dataclass(frozen=True)
+class Query:
+    text: str
+    language: str | None
+    limit: int
+    mode: str
 
-    def __init__(self, encoders: Sequence[Encoder], settings: SearchSettings):
+
+class EncoderSet:
+    """The loaded encoders; built once, shared across FAQ reloads."""
+
+    def __init__(self, encoders: Sequence[Encoder]):
         self.encoders = list(encoders)
-        self.batchers = {
-            e.id: MicroBatcher(e.encode, window_ms=settings.batch_window_ms, max_batch=settings.max_batch)
-            for e in self.encoders
-        }
 
     @property
     def ids(self) -> list[str]:
         return [e.id for e in self.encoders]
 
-    def encode_now(self, text: str) -> dict[str, np.ndarray]:
-        """Blocking, unbatched: for command-line tools."""
-        return {e.id: e.encode([text])[0] for e in self.encoders}
-
-    def encode_many(self, texts: Sequence[str], chunk: int = 256) -> list[dict[str, np.ndarray]]:
-        """Blocking, in large batches: for evaluation over many questions."""
-        matrices = {
+    def encode_many(self, texts: Sequence[str], chunk: int = 256) -> dict[str, np.ndarray]:
+        """Blocking: one (len(texts), dim) matrix per encoder, encoded in chunks."""
+        return {
             e.id: np.vstack([e.encode(texts[i:i + chunk]) for i in range(0, len(texts), chunk)])
             if texts else np.zeros((0, e.dim), dtype=np.float32)
             for e in self.encoders
         }
-        return [{name: matrix[row] for name, matrix in matrices.items()} for row in range(len(texts))]
-
-    async def encode(self, text: str) -> dict[str, np.ndarray]:
-        ids = self.ids
-        vectors = await asyncio.gather(*(self.batchers[i].encode(text) for i in ids))
-        return dict(zip(ids, vectors))
 
 
 class FaqSearch:
@@ -103,10 +95,17 @@ class FaqSearch:
         self._encoders = encoders
         self._semantic: SemanticIndex | None = None
         self.encoded_at_open = 0  # texts that had to be encoded (0 when the cache had them all)
+        self.batcher: MicroBatcher[Query, list[Hit]] = MicroBatcher(
+            self.search_many, window_ms=self.settings.batch_window_ms, max_batch=self.settings.max_batch
+        )
 
     @property
     def semantic(self) -> bool:
         return self._semantic is not None
+
+    @property
+    def encoders(self) -> EncoderSet | None:
+        return self._encoders
 
     def open(self) -> bool:
         """Blocking: open or build the keyword index and the semantic index; True if the keyword index was built."""
@@ -155,41 +154,52 @@ class FaqSearch:
 
     async def search(self, query: str, *, language: str | None = None, limit: int = 5,
                      mode: str = "hybrid") -> list[Hit]:
-        vectors = None
-        if self._semantic is not None and self._encoders is not None and mode != "keyword":
-            vectors = await self._encoders.encode(normalize_text(query))
-        return await run_blocking(self._rank, query, language, limit, mode, vectors)
-
-    def search_blocking(self, query: str, *, language: str | None = None, limit: int = 5,
-                        mode: str = "hybrid", vectors: dict[str, np.ndarray] | None = None) -> list[Hit]:
-        """Blocking; `vectors` may hold the query's embeddings when they were computed in a batch."""
-        if self._semantic is None or mode == "keyword":
-            vectors = None
-        elif vectors is None and self._encoders is not None:
-            vectors = self._encoders.encode_now(normalize_text(query))
-        return self._rank(query, language, limit, mode, vectors)
-
-    def encode_queries(self, queries: Sequence[str]) -> list[dict[str, np.ndarray]] | None:
-        """Blocking: embeddings of many questions in large batches (None without encoders)."""
-        if self._semantic is None or self._encoders is None:
-            return None
-        return self._encoders.encode_many([normalize_text(q) for q in queries])
-
-    def _rank(self, query: str, language: str | None, limit: int, mode: str,
-              vectors: dict[str, np.ndarray] | None) -> list[Hit]:
+        """Off the event loop, micro-batched with other questions arriving at the same time."""
         if mode not in MODES:
             raise ValueError(f"unknown search mode '{mode}'")
-        keyword_hits = {hit.entry_id: hit for hit in self._keyword.search(query, limit=max(limit, 20))}
-        if vectors is None or self._semantic is None:
+        return await self.batcher.submit(Query(query, language, limit, mode))
+
+    def search_many(self, queries: Sequence[Query]) -> list[list[Hit]]:
+        """Blocking: encode and score all questions as one batch, then rank each."""
+        for query in queries:
+            if query.mode not in MODES:
+                raise ValueError(f"unknown search mode '{query.mode}'")
+        semantic = self._semantic
+        scores: list[SemanticScores | None] = [None] * len(queries)
+        wanted = [i for i, q in enumerate(queries) if q.mode != "keyword"] if semantic is not None else []
+        if semantic is not None and wanted:
+            vectors = self.encode_queries([queries[i].text for i in wanted])
+            lexical = [queries[i].mode == "hybrid" and self._lexical(queries[i].language) for i in wanted]
+            for i, score in zip(wanted, semantic.scores_many([queries[i].text for i in wanted], vectors, lexical)):
+                scores[i] = score
+        return [self._rank(query, score) for query, score in zip(queries, scores)]
+
+    def search_blocking(self, query: str, *, language: str | None = None, limit: int = 5,
+                        mode: str = "hybrid") -> list[Hit]:
+        """Blocking, one question: for command-line tools."""
+        return self.search_many([Query(query, language, limit, mode)])[0]
+
+    def encode_queries(self, queries: Sequence[str]) -> dict[str, np.ndarray]:
+        """Blocking: embeddings of many questions, one (n, dim) matrix per encoder."""
+        if self._encoders is None:
+            return {}
+        return self._encoders.encode_many([normalize_text(q) for q in queries])
+
+    def _lexical(self, language: str | None) -> bool:
+        """Keywords and character n-grams only count within the languages the FAQ is written in."""
+        return self._semantic is None or language is None or language in self._semantic.languages
+
+    def _rank(self, query: Query, scores: SemanticScores | None) -> list[Hit]:
+        limit = query.limit
+        keyword_hits = {hit.entry_id: hit for hit in self._keyword.search(query.text, limit=max(limit, 20))}
+        if scores is None or self._semantic is None:
             return [self._keyword_only_hit(hit) for hit in list(keyword_hits.values())[:limit]]
         semantic = self._semantic
-        lexical = language is None or language in semantic.languages
-        scores = semantic.scores(query, vectors, lexical=lexical and mode == "hybrid")
-        encoder_parts = [scores.parts[i] for i in vectors if i in scores.parts]
-        keyword = np.array([keyword_hits[e].confidence if e in keyword_hits else 0.0 for e in semantic.entry_ids])
-        if mode == "semantic":
-            combined = np.mean(encoder_parts, axis=0)
+        lexical = self._lexical(query.language)
+        if query.mode == "semantic":
+            combined = np.mean([part for name, part in scores.parts.items() if name != CHARS], axis=0)
         else:
+            keyword = np.array([keyword_hits[e].confidence if e in keyword_hits else 0.0 for e in semantic.entry_ids])
             parts = list(scores.parts.values())
             weight = self.settings.keyword_weight if lexical else 0.0
             combined = (np.sum(parts, axis=0) + weight * keyword) / (len(parts) + weight)
@@ -241,7 +251,7 @@ def _explain(parts: dict[str, np.ndarray], index: int, nearest: Phrasing, simila
 
 
 def _short_name(encoder_id: str) -> str:
-    return encoder_id.split("-")[0] if encoder_id != "chars" else "chars"
+    return encoder_id.split("-")[0]
 
 
 def _shorten(text: str, limit: int = 80) -> str:

@@ -17,12 +17,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from knowledge.embeddings import normalize_text
+from knowledge.encoders import prefer_passive_openmp
 
 log = logging.getLogger(__name__)
 
 SEMANTIC_C = 10.0  # inverse regularization of the embedding classifiers
 CHAR_C = 10.0
-NN_TEMPERATURE = 0.05  # softmax over cosines when an FAQ is too large to train on
+NN_TEMPERATURE = 0.05
+CHARS = "chars"  # the character n-gram classifier's name among the votes
+# lbfgs keeps ~20 copies of the coefficients: cap classes × character features so that a
+# 1,000-entry FAQ trains in seconds and ~0.5 GB instead of minutes and ~19 GB (measured).
+CHAR_PARAMETER_BUDGET = 2_000_000  # softmax over cosines when an FAQ is too large to train on
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,30 @@ class Phrasing:
     language: str
     text: str
     kind: str  # "question" or "answer"
+
+
+@dataclass(frozen=True)
+class LinearModel:
+    """A trained logistic regression, applied with plain numpy (sklearn's per-call checks cost more
+    than the arithmetic for one question)."""
+
+    classes: np.ndarray
+    coef: np.ndarray
+    intercept: np.ndarray
+
+    @classmethod
+    def of(cls, model) -> LinearModel:
+        return cls(classes=model.classes_, coef=model.coef_.T.copy(), intercept=model.intercept_.copy())
+
+    def probabilities(self, features) -> np.ndarray:
+        """Rows of features (dense or sparse) → rows of class probabilities."""
+        logits = np.asarray(features @ self.coef) + self.intercept
+        if logits.shape[1] == 1:  # sklearn keeps one column for two classes
+            positive = 1.0 / (1.0 + np.exp(-logits[:, 0]))
+            return np.column_stack([1.0 - positive, positive])
+        logits = logits - logits.max(axis=1, keepdims=True)
+        weights = np.exp(logits)
+        return weights / weights.sum(axis=1, keepdims=True)
 
 
 @dataclass(frozen=True)
@@ -63,13 +92,14 @@ class SemanticIndex:
         self._phrase_weight = np.array([1.0 if p.kind == "question" else answer_weight for p in self.phrasings],
                                        dtype=np.float32)
         self.languages = {p.language for p in self.phrasings if p.kind == "question"}
-        self._models: dict[str, object] = {}
+        self._models: dict[str, LinearModel] = {}
         self._char = None
         self.classifier = train_classifier and len(self.entry_ids) >= 2
         if self.classifier:
             self._train()
 
     def _train(self) -> None:
+        prefer_passive_openmp()
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
@@ -81,44 +111,65 @@ class SemanticIndex:
             for name, matrix in self._vectors.items():
                 model = LogisticRegression(C=SEMANTIC_C, max_iter=1000)
                 model.fit(matrix[questions], labels)
-                self._models[name] = model
+                self._models[name] = LinearModel.of(model)
             texts = [normalize_text(self.phrasings[i].text).lower() for i in questions]
-            vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 4), sublinear_tf=True, lowercase=True)
+            classes = len(set(labels.tolist()))
+            vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 4), sublinear_tf=True, lowercase=True,
+                                         max_features=max(1000, CHAR_PARAMETER_BUDGET // classes))
             features = vectorizer.fit_transform(texts)
             char_model = LogisticRegression(C=CHAR_C, max_iter=1000)
             char_model.fit(features, labels)
-            self._char = (vectorizer, char_model)
+            self._char = (vectorizer, LinearModel.of(char_model))
 
-    def _spread(self, model, probabilities: np.ndarray) -> np.ndarray:
-        """A classifier's columns → one per entry (entries without questions get 0)."""
-        full = np.zeros(len(self.entry_ids), dtype=np.float64)
-        full[model.classes_] = probabilities
+    def _spread(self, model: LinearModel, features) -> np.ndarray:
+        """A classifier's probabilities → queries × entries (entries without questions get 0)."""
+        full = np.zeros((features.shape[0], len(self.entry_ids)), dtype=np.float64)
+        full[:, model.classes] = model.probabilities(features)
         return full
 
-    def scores(self, query: str, query_vectors: dict[str, np.ndarray], *, lexical: bool) -> SemanticScores:
-        """Blocking (fast): scores of every entry for one question."""
-        per_encoder = []
-        for name, matrix in self._vectors.items():
-            per_encoder.append(matrix @ query_vectors[name])
-        cosine = np.mean(per_encoder, axis=0) * self._phrase_weight
-        similarity = np.full(len(self.entry_ids), -1.0)
-        np.maximum.at(similarity, self._owner, cosine)
-        nearest = [-1] * len(self.entry_ids)
-        for phrase_index in np.argsort(cosine):  # ascending: the best phrasing is written last
-            nearest[self._owner[phrase_index]] = int(phrase_index)
-        parts: dict[str, np.ndarray] = {}
+    def scores_many(self, queries: Sequence[str], vectors: dict[str, np.ndarray],
+                    lexical: Sequence[bool]) -> list[SemanticScores]:
+        """Blocking (fast): every entry's scores for each question, computed for the batch at once.
+
+        `vectors` holds one (len(queries), dim) matrix per encoder; `lexical[i]` says whether
+        the character n-gram classifier may vote on question i (same language as the FAQ).
+        """
+        count = len(queries)
+        n_entries = len(self.entry_ids)
+        cosines = [matrix @ vectors[name].T for name, matrix in self._vectors.items()]  # phrasings × queries
+        cosine = np.mean(cosines, axis=0) * self._phrase_weight[:, None]
+        parts: dict[str, np.ndarray] = {}  # name → queries × entries
         if self.classifier:
             for name, model in self._models.items():
-                parts[name] = self._spread(model, model.predict_proba(query_vectors[name][None, :])[0])
-            if lexical and self._char is not None:
+                parts[name] = self._spread(model, vectors[name])
+            chars = [i for i in range(count) if lexical[i]]
+            if chars and self._char is not None:
                 vectorizer, char_model = self._char
-                features = vectorizer.transform([normalize_text(query).lower()])
-                parts["chars"] = self._spread(char_model, char_model.predict_proba(features)[0])
+                features = vectorizer.transform([normalize_text(queries[i]).lower() for i in chars])
+                parts[CHARS] = np.full((count, n_entries), np.nan)
+                parts[CHARS][chars] = self._spread(char_model, features)
         else:
-            for name, sims in zip(self._vectors, per_encoder):
-                best = np.full(len(self.entry_ids), -1.0)
-                np.maximum.at(best, self._owner, sims * self._phrase_weight)
-                weights = np.exp((best - best.max()) / NN_TEMPERATURE)
-                parts[name] = weights / weights.sum()
-        probability = np.mean(list(parts.values()), axis=0)
-        return SemanticScores(probability=probability, parts=parts, similarity=similarity, nearest=nearest)
+            for name, sims in zip(self._vectors, cosines):
+                best = np.full((n_entries, count), -1.0)
+                np.maximum.at(best, self._owner, sims * self._phrase_weight[:, None])
+                weights = np.exp((best - best.max(axis=0)) / NN_TEMPERATURE)
+                parts[name] = (weights / weights.sum(axis=0)).T
+        results = []
+        for q in range(count):
+            column = cosine[:, q]
+            # The best phrasing of each entry: sort by (entry, cosine) and take each group's last.
+            order = np.lexsort((column, self._owner))
+            owners = self._owner[order]
+            best = order[np.r_[owners[1:] != owners[:-1], True]]
+            similarity = np.full(n_entries, -1.0)
+            similarity[self._owner[best]] = column[best]
+            nearest = np.full(n_entries, -1)
+            nearest[self._owner[best]] = best
+            own = {name: part[q] for name, part in parts.items() if not np.isnan(part[q][0])}
+            results.append(SemanticScores(
+                probability=np.mean(list(own.values()), axis=0),
+                parts=own,
+                similarity=similarity,
+                nearest=nearest.tolist(),
+            ))
+        return results

@@ -42,7 +42,7 @@ def load_encoders(config: Config) -> EncoderSet | None:
         return None
     spec = EncoderSpec(names=search.encoders, transformers_model=search.transformers_model,
                        transformers_prefix=search.transformers_prefix, threads=search.threads)
-    return EncoderSet(build_encoders(spec), search_settings(config))
+    return EncoderSet(build_encoders(spec))
 
 
 def load_faq(config: Config) -> FaqBase:

@@ -1,0 +1,140 @@
+"""The on-disk embedding cache and the query micro-batcher, with a real encoder."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+from knowledge import embeddings
+from knowledge.batcher import MicroBatcher
+from knowledge.embeddings import EmbeddingCache, normalize_text, text_key
+from knowledge.encoders import UseEncoder
+
+TEXTS = ["how long does shipping take", "when do i get my refund", "can i pay with paypal"]
+QUESTIONS = [f"question {word} about my order" for word in (
+    "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty").split()]
+
+
+class CountingEncoder:
+    """The real USE encoder, recording how many texts each `encode` call received."""
+
+    def __init__(self, inner: UseEncoder):
+        self._inner = inner
+        self.id = inner.id
+        self.dim = inner.dim
+        self.calls: list[int] = []
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        self.calls.append(len(texts))
+        return self._inner.encode(texts)
+
+
+@pytest.fixture(scope="module")
+def use() -> UseEncoder:
+    return UseEncoder(threads=1)
+
+
+@pytest.fixture
+def counting(use: UseEncoder) -> CountingEncoder:
+    return CountingEncoder(use)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("order LL-123456 is late", "order LL-0 is late"),
+    ("  where   is\tmy\norder  ", "where is my order"),
+    ("3-5 days, 14:00 CET", "0-0 days, 0:0 CET"),
+    ("退款 7 天\u3000到账", "退款 0 天 到账"),
+])
+def test_normalize_text_collapses_numbers_and_whitespace(text, expected):
+    assert normalize_text(text) == expected
+
+
+def test_cache_first_embed_encodes_every_text(tmp_path, counting):
+    cache = EmbeddingCache(tmp_path, counting)
+    vectors = cache.embed(TEXTS)
+    assert counting.calls == [3]
+    assert cache.encoded_last == 3
+    assert vectors.shape == (3, counting.dim)
+    np.testing.assert_allclose(vectors, counting._inner.encode(TEXTS), atol=1e-6)
+
+
+def test_cache_reopened_encodes_nothing_and_returns_identical_vectors(tmp_path, counting):
+    first = EmbeddingCache(tmp_path, counting).embed(TEXTS)
+    counting.calls.clear()
+    reopened = EmbeddingCache(tmp_path, counting)
+    again = reopened.embed(TEXTS)
+    assert counting.calls == []
+    assert reopened.encoded_last == 0
+    np.testing.assert_array_equal(again, first)
+
+
+def test_cache_encodes_only_a_new_text(tmp_path, counting):
+    EmbeddingCache(tmp_path, counting).embed(TEXTS)
+    counting.calls.clear()
+    cache = EmbeddingCache(tmp_path, counting)
+    vectors = cache.embed([*TEXTS, "where is my parcel"])
+    assert counting.calls == [1]
+    assert cache.encoded_last == 1
+    np.testing.assert_allclose(vectors[3], counting._inner.encode(["where is my parcel"])[0], atol=1e-6)
+
+
+def test_cache_keeps_earlier_texts_so_an_undone_edit_encodes_nothing(tmp_path, counting):
+    EmbeddingCache(tmp_path, counting).embed(TEXTS)
+    EmbeddingCache(tmp_path, counting).embed([TEXTS[0], "where is my parcel"])
+    counting.calls.clear()
+    cache = EmbeddingCache(tmp_path, counting)
+    cache.embed(TEXTS)
+    assert counting.calls == []
+    with np.load(cache.path) as data:
+        assert set(data["keys"].tolist()) == {text_key(t) for t in [*TEXTS, "where is my parcel"]}
+
+
+def test_cache_file_is_pruned_to_the_last_call_when_much_larger(tmp_path, counting, monkeypatch):
+    monkeypatch.setattr(embeddings, "PRUNE_ABOVE", 2)
+    cache = EmbeddingCache(tmp_path, counting)
+    cache.embed([*TEXTS, "track my order"])
+    cache.embed(["where is my parcel"])  # 5 cached > 4 x 1 current: keep only the current text
+    with np.load(cache.path) as data:
+        assert data["keys"].tolist() == [text_key("where is my parcel")]
+        assert data["vectors"].shape == (1, counting.dim)
+
+
+async def test_batcher_serves_concurrent_calls_in_one_batch(use):
+    batcher = MicroBatcher(use.encode, window_ms=20, max_batch=64)
+    results = await asyncio.gather(*(batcher.submit(q) for q in QUESTIONS))
+    assert (batcher.batches, batcher.items) == (1, 20)
+    for question, vector in zip(QUESTIONS, results):
+        np.testing.assert_allclose(vector, use.encode([question])[0], atol=1e-5)
+
+
+async def test_batcher_splits_at_max_batch(use):
+    batcher = MicroBatcher(use.encode, window_ms=20, max_batch=8)
+    results = await asyncio.gather(*(batcher.submit(q) for q in QUESTIONS))
+    assert (batcher.batches, batcher.items) == (3, 20)
+    np.testing.assert_allclose(results[-1], use.encode([QUESTIONS[-1]])[0], atol=1e-5)
+
+
+def length_or_fail(texts: Sequence[str]) -> np.ndarray:
+    """A real encode function: one number per text, and a ValueError for a text it refuses."""
+    if "poison" in texts:
+        raise ValueError("cannot encode 'poison'")
+    return np.array([[float(len(text))] for text in texts], dtype=np.float32)
+
+
+async def test_batcher_error_reaches_every_waiter():
+    batcher = MicroBatcher(length_or_fail, window_ms=20, max_batch=64)
+    results = await asyncio.gather(*(batcher.submit(t) for t in ["ok", "poison", "fine"]), return_exceptions=True)
+    assert batcher.batches == 1
+    assert [type(r) for r in results] == [ValueError, ValueError, ValueError]
+    assert all(str(r) == "cannot encode 'poison'" for r in results)
+
+
+async def test_batcher_works_again_after_an_error():
+    batcher = MicroBatcher(length_or_fail, window_ms=5, max_batch=64)
+    with pytest.raises(ValueError):
+        await batcher.submit("poison")
+    assert (await batcher.submit("four")).tolist() == [4.0]
