@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,6 +96,7 @@ class FaqSearch:
         self._encoders = encoders
         self._semantic: SemanticIndex | None = None
         self.encoded_at_open = 0  # texts that had to be encoded (0 when the cache had them all)
+        self._keyword_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kefu-keyword")
         self.batcher: MicroBatcher[Query, list[Hit]] = MicroBatcher(
             self.search_many, window_ms=self.settings.batch_window_ms, max_batch=self.settings.max_batch
         )
@@ -141,6 +143,7 @@ class FaqSearch:
         )
 
     def close(self) -> None:
+        self._keyword_pool.shutdown(wait=True)
         self._keyword.close()
 
     def remove_stale_indexes(self) -> None:
@@ -164,6 +167,10 @@ class FaqSearch:
         for query in queries:
             if query.mode not in MODES:
                 raise ValueError(f"unknown search mode '{query.mode}'")
+        # Keyword search (Python, holds the GIL) runs beside the encoders (C, release it).
+        keyword_results = self._keyword_pool.submit(
+            lambda: [self._keyword.search(q.text, limit=max(q.limit, 20)) for q in queries]
+        )
         semantic = self._semantic
         scores: list[SemanticScores | None] = [None] * len(queries)
         wanted = [i for i, q in enumerate(queries) if q.mode != "keyword"] if semantic is not None else []
@@ -172,7 +179,8 @@ class FaqSearch:
             lexical = [queries[i].mode == "hybrid" and self._lexical(queries[i].language) for i in wanted]
             for i, score in zip(wanted, semantic.scores_many([queries[i].text for i in wanted], vectors, lexical)):
                 scores[i] = score
-        return [self._rank(query, score) for query, score in zip(queries, scores)]
+        return [self._rank(query, score, keyword)
+                for query, score, keyword in zip(queries, scores, keyword_results.result())]
 
     def search_blocking(self, query: str, *, language: str | None = None, limit: int = 5,
                         mode: str = "hybrid") -> list[Hit]:
@@ -189,9 +197,9 @@ class FaqSearch:
         """Keywords and character n-grams only count within the languages the FAQ is written in."""
         return self._semantic is None or language is None or language in self._semantic.languages
 
-    def _rank(self, query: Query, scores: SemanticScores | None) -> list[Hit]:
+    def _rank(self, query: Query, scores: SemanticScores | None, keyword: list[KeywordHit]) -> list[Hit]:
         limit = query.limit
-        keyword_hits = {hit.entry_id: hit for hit in self._keyword.search(query.text, limit=max(limit, 20))}
+        keyword_hits = {hit.entry_id: hit for hit in keyword}
         if scores is None or self._semantic is None:
             return [self._keyword_only_hit(hit) for hit in list(keyword_hits.values())[:limit]]
         semantic = self._semantic
@@ -199,10 +207,12 @@ class FaqSearch:
         if query.mode == "semantic":
             combined = np.mean([part for name, part in scores.parts.items() if name != CHARS], axis=0)
         else:
-            keyword = np.array([keyword_hits[e].confidence if e in keyword_hits else 0.0 for e in semantic.entry_ids])
+            keyword_scores = np.zeros(len(semantic.entry_ids))
+            for hit in keyword:
+                keyword_scores[semantic.index_of(hit.entry_id)] = hit.confidence
             parts = list(scores.parts.values())
             weight = self.settings.keyword_weight if lexical else 0.0
-            combined = (np.sum(parts, axis=0) + weight * keyword) / (len(parts) + weight)
+            combined = (np.sum(parts, axis=0) + weight * keyword_scores) / (len(parts) + weight)
         order = np.argsort(-combined, kind="stable")[:limit]
         hits = []
         for index in order:

@@ -98,6 +98,9 @@ class SemanticIndex:
         if self.classifier:
             self._train()
 
+    def index_of(self, entry_id: str) -> int:
+        return self._entry_index[entry_id]
+
     def _train(self) -> None:
         prefer_passive_openmp()
         from sklearn.exceptions import ConvergenceWarning

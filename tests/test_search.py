@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -200,3 +202,16 @@ async def test_responder_offers_top_topics_when_nothing_matches(shop, shop_confi
     assert shop_config.retrieval.top_topics == ("order-tracking", "shipping-time", "returns-policy")
     assert draft.quick_replies == ("How can I track my order?", "How long does shipping take?",
                                    "What is your return policy?")
+
+
+async def test_concurrent_searches_share_one_batch_and_rank_like_one_at_a_time(shop):
+    questions = ["how long does shipping take?", "运费多少钱？", "where is my order??", "refund", "thanks",
+                 "how do I reset my password", "do you ship to China", "我的退款呢"] * 3
+    before = (shop.batcher.batches, shop.batcher.items)
+    together = await asyncio.gather(*(shop.search(q) for q in questions))
+    batches, items = shop.batcher.batches - before[0], shop.batcher.items - before[1]
+    assert items == len(questions)
+    assert batches == 1  # all arrived within the batch window
+    for question, hits in zip(questions, together):
+        alone = shop.search_blocking(question)
+        assert [(h.entry.id, h.score) for h in hits] == [(h.entry.id, h.score) for h in alone]
