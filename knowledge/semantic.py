@@ -66,8 +66,7 @@ class LinearModel:
 class SemanticScores:
     """Per entry (aligned with `SemanticIndex.entry_ids`)."""
 
-    probability: np.ndarray  # classifier ensemble, sums to 1 over entries
-    parts: dict[str, np.ndarray]  # each model's probabilities, for the explanation
+    parts: dict[str, np.ndarray]  # each model's probabilities over the entries (its vote)
     similarity: np.ndarray  # cosine of the closest phrasing, mean over encoders
     nearest: list[int]  # index into `phrasings` of each entry's closest phrasing
 
@@ -170,7 +169,6 @@ class SemanticIndex:
             nearest[self._owner[best]] = best
             own = {name: part[q] for name, part in parts.items() if not np.isnan(part[q][0])}
             results.append(SemanticScores(
-                probability=np.mean(list(own.values()), axis=0),
                 parts=own,
                 similarity=similarity,
                 nearest=nearest.tolist(),
