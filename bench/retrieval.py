@@ -47,7 +47,8 @@ def accuracy(data: Path) -> dict:
         config = load_config(CONFIGS / f"{name}.toml", environ={})
         search = open_search(config, load_faq(config), load_encoders(config))
         detector = LanguageDetector(enabled=config.shop.languages, default=config.shop.default_language,
-                                    min_confidence=config.language.min_confidence)
+                                    min_confidence=config.language.min_confidence,
+                                    backend=config.language.backend)
         questions = read_questions(RESULTS / name / "questions.csv", text_col=text_col, label_col="faq_id",
                                    lang_col=lang_col)
         started = time.perf_counter()

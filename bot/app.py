@@ -96,6 +96,7 @@ class KefuApp:
             enabled=config.shop.languages,
             default=config.shop.default_language,
             min_confidence=config.language.min_confidence,
+            backend=config.language.backend,
         )
         responder = ExtractiveResponder(texts=texts, retrieval=config.retrieval)
         pipeline = Pipeline(

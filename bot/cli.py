@@ -17,6 +17,7 @@ from bot.concurrency import run_blocking
 from bot.config import Config, load_config
 from bot.errors import KefuError
 from bot.language import LanguageDetector
+from bot.language_eval import evaluate_language, read_labelled
 from bot.responder import ExtractiveResponder
 from bot.texts import Texts
 from knowledge.evaluation import build_faq, evaluate, read_questions
@@ -68,6 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
     retrieval.add_argument("--label-col", required=True, help="column with the expected FAQ id")
     retrieval.add_argument("--lang-col", help="column with the language: adds per-language figures")
     retrieval.add_argument("--json", type=Path, metavar="OUT", help="also write the figures as JSON to OUT")
+    language = eval_commands.add_parser(
+        "language", parents=[common], help="accuracy of language detection, overall and by length",
+        description="Detect the language of every row; the enabled languages are the labels present. "
+                    "Reports kefu's configured detector (with its priors) and each bare backend.")
+    language.add_argument("--data", type=Path, required=True, help="CSV with a header row")
+    language.add_argument("--text-col", required=True)
+    language.add_argument("--label-col", required=True, help="column with ISO 639-1 codes")
+    language.add_argument("--json", type=Path, metavar="OUT", help="also write the figures as JSON to OUT")
     builder = eval_commands.add_parser(
         "build-faq", parents=[common], help="turn a labelled question set into an FAQ folder",
         description="One entry per label with a few example questions as phrasings; the other rows can be "
@@ -103,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(serve(config))
         if args.command == "chat":
             return asyncio.run(chat(config, user=args.user, show_why=not args.quiet))
+        if args.command == "eval" and args.eval_command == "language":
+            return eval_language(config, args)
         if args.command == "eval":
             return asyncio.run(eval_retrieval(config, args))
         if args.faq_command == "check":
@@ -163,7 +174,8 @@ async def faq_ask(config: Config, question: str, *, limit: int, as_json: bool) -
     search = await run_blocking(_open_search, config)
     try:
         detector = LanguageDetector(enabled=config.shop.languages, default=config.shop.default_language,
-                                    min_confidence=config.language.min_confidence)
+                                    min_confidence=config.language.min_confidence,
+                                    backend=config.language.backend)
         guess = await run_blocking(detector.detect, question)
         hits = await run_blocking(search.search_blocking, question, language=guess.language, limit=limit)
     finally:
@@ -203,7 +215,8 @@ async def eval_retrieval(config: Config, args: argparse.Namespace) -> int:
                                lang_col=args.lang_col)
     search = await run_blocking(_open_search, config)
     detector = LanguageDetector(enabled=config.shop.languages, default=config.shop.default_language,
-                                min_confidence=config.language.min_confidence)
+                                min_confidence=config.language.min_confidence,
+                                    backend=config.language.backend)
     try:
         figures = await run_blocking(
             evaluate, search, questions, answer_threshold=config.retrieval.answer_threshold,
@@ -220,6 +233,21 @@ async def eval_retrieval(config: Config, args: argparse.Namespace) -> int:
               f"{values['not_sure']:9.3f} {values['n']:6d}")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2, ensure_ascii=False), encoding="utf-8")
+    return 0
+
+
+def eval_language(config: Config, args: argparse.Namespace) -> int:
+    rows = read_labelled(args.data, args.text_col, args.label_col)
+    figures = evaluate_language(rows, backend=config.language.backend,
+                                min_confidence=config.language.min_confidence)
+    print(f"{len(rows)} messages in {len({label for _, label in rows})} languages")
+    print(f"{'':22} {'all':>6} {'<=10':>6} {'11-20':>6} {'21-40':>6} {'>40':>6}")
+    for name, values in figures.items():
+        label = f"{name} ({values['backend']})" if name == "default" else name
+        cells = " ".join(f"{values['by_length'][bucket]['accuracy']:6.3f}" for bucket in values["by_length"])
+        print(f"{label:22} {values['accuracy']:6.3f} {cells}")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2), encoding="utf-8")
     return 0
 
 

@@ -214,7 +214,7 @@ def _build(root: _Table, path: Path, environ: Mapping[str, str]) -> Config:
     language_t = root.table("language")
     language_t.allow_only("backend", "min_confidence")
     language = LanguageConfig(
-        backend=language_t.choice("backend", "langdetect", ("langdetect",)),
+        backend=language_t.choice("backend", "lingua", ("lingua", "langdetect")),
         min_confidence=language_t.float("min_confidence", 0.8, 0.0, 1.0),
     )
 

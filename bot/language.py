@@ -1,9 +1,12 @@
 """Which language the shopper writes in, restricted to the languages the shop enabled.
 
 Short chat messages carry little evidence, so the text's guess is combined with
-priors: the writing system (Han, Kana, Hangul… decide at once), the language the
-conversation used so far, and the channel's hint. A weak guess never flips a
-conversation's language.
+priors: the writing system (Hangul, Kana, Thai… decide at once; Cyrillic or
+Arabic narrow the choice), the language the conversation used so far, and the
+channel's hint. A weak guess never flips a conversation's language.
+
+Two text models: `lingua` (built only for the enabled languages; the default: on
+short messages it beats langdetect) and `langdetect` (seeded, deterministic).
 """
 
 from __future__ import annotations
@@ -11,24 +14,31 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections import Counter
 from dataclasses import dataclass
-
-from langdetect.detector_factory import PROFILES_DIRECTORY, DetectorFactory
-from langdetect.lang_detect_exception import LangDetectException
+from typing import Protocol
 
 log = logging.getLogger(__name__)
 
-# Writing systems that (among common shop languages) identify the language by themselves.
-_SCRIPTS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("ja", re.compile(r"[\u3040-\u30ff]")),  # kana is Japanese even when mixed with Han
-    ("ko", re.compile(r"[\uac00-\ud7af]")),
-    ("zh", re.compile(r"[\u4e00-\u9fff\u3400-\u4dbf]")),
-    ("th", re.compile(r"[\u0e00-\u0e7f]")),
-    ("he", re.compile(r"[\u0590-\u05ff]")),
-    ("el", re.compile(r"[\u0370-\u03ff]")),
-)
+BACKENDS = ("lingua", "langdetect")
 MIN_ENABLED_MASS = 0.3  # below this the text looks like none of the enabled languages
+MIN_LETTERS = 3  # fewer letters than this carry no evidence ("ok" still has 2)
 _LETTERS = re.compile(r"[^\W\d_]", re.UNICODE)
+
+# Writing systems and the languages written in them (among those a shop may enable).
+_SCRIPTS: tuple[tuple[str, re.Pattern[str], tuple[str, ...]], ...] = (
+    ("kana", re.compile(r"[\u3040-\u30ff]"), ("ja",)),
+    ("hangul", re.compile(r"[\uac00-\ud7af\u1100-\u11ff]"), ("ko",)),
+    ("han", re.compile(r"[\u4e00-\u9fff\u3400-\u4dbf]"), ("zh", "ja")),
+    ("thai", re.compile(r"[\u0e00-\u0e7f]"), ("th",)),
+    ("hebrew", re.compile(r"[\u0590-\u05ff]"), ("he", "yi")),
+    ("greek", re.compile(r"[\u0370-\u03ff]"), ("el",)),
+    ("arabic", re.compile(r"[\u0600-\u06ff\u0750-\u077f]"), ("ar", "fa", "ur")),
+    ("devanagari", re.compile(r"[\u0900-\u097f]"), ("hi", "mr", "ne")),
+    ("cyrillic", re.compile(r"[\u0400-\u04ff]"), ("ru", "uk", "bg", "sr", "kk", "mk", "be")),
+    ("georgian", re.compile(r"[\u10a0-\u10ff]"), ("ka",)),
+    ("armenian", re.compile(r"[\u0530-\u058f]"), ("hy",)),
+)
 
 
 @dataclass(frozen=True)
@@ -38,19 +48,67 @@ class LanguageGuess:
     reason: str
 
 
-class LanguageDetector:
-    """langdetect with a fixed seed (deterministic), its own profiles (no global state)."""
+class TextModel(Protocol):
+    name: str
 
-    def __init__(self, *, enabled: tuple[str, ...], default: str, min_confidence: float):
-        self.enabled = enabled
-        self.default = default
-        self.min_confidence = min_confidence
+    def probabilities(self, text: str, candidates: tuple[str, ...]) -> dict[str, float]:
+        """Probability per candidate language (may leave some out)."""
+
+
+class LinguaModel:
+    """lingua-language-detector, built only for the enabled languages it knows."""
+
+    name = "lingua"
+
+    def __init__(self, enabled: tuple[str, ...]):
+        from lingua import IsoCode639_1, Language, LanguageDetectorBuilder
+
+        languages = []
+        for code in enabled:
+            iso = getattr(IsoCode639_1, code.upper(), None)
+            if iso is None:
+                log.warning("language.lingua_unsupported language=%s (only the script and hints decide it)", code)
+                continue
+            languages.append(Language.from_iso_code_639_1(iso))
+        self._detectors = {}
+        self._builder = LanguageDetectorBuilder
+        self._languages = {lang.iso_code_639_1.name.lower(): lang for lang in languages}
+        self._lock = threading.Lock()
+
+    def _detector(self, candidates: tuple[str, ...]):
+        known = tuple(sorted(c for c in candidates if c in self._languages))
+        if len(known) < 2:
+            return known, None
+        with self._lock:
+            if known not in self._detectors:
+                self._detectors[known] = self._builder.from_languages(
+                    *(self._languages[c] for c in known)).build()
+            return known, self._detectors[known]
+
+    def probabilities(self, text: str, candidates: tuple[str, ...]) -> dict[str, float]:
+        known, detector = self._detector(candidates)
+        if detector is None:
+            return {known[0]: 1.0} if known else {}
+        return {value.language.iso_code_639_1.name.lower(): value.value
+                for value in detector.compute_language_confidence_values(text)}
+
+
+class LangdetectModel:
+    """langdetect with a fixed seed (deterministic) and its own profiles (no global state)."""
+
+    name = "langdetect"
+
+    def __init__(self, enabled: tuple[str, ...]):
+        from langdetect.detector_factory import PROFILES_DIRECTORY, DetectorFactory
+
         self._factory = DetectorFactory()
         self._factory.load_profile(PROFILES_DIRECTORY)
         self._factory.set_seed(0)
-        self._lock = threading.Lock()  # langdetect's detectors share the factory's random state
+        self._lock = threading.Lock()  # detectors share the factory's random state
 
-    def _text_probabilities(self, text: str) -> dict[str, float]:
+    def probabilities(self, text: str, candidates: tuple[str, ...]) -> dict[str, float]:
+        from langdetect.lang_detect_exception import LangDetectException
+
         with self._lock:
             detector = self._factory.create()
             detector.append(text)
@@ -61,34 +119,88 @@ class LanguageDetector:
         probabilities: dict[str, float] = {}
         for item in found:
             code = item.lang.split("-")[0]  # zh-cn / zh-tw → zh
-            if code in self.enabled:
+            if code in candidates:
                 probabilities[code] = probabilities.get(code, 0.0) + item.prob
         return probabilities
+
+
+def build_text_model(backend: str, enabled: tuple[str, ...]) -> TextModel:
+    if backend == "lingua":
+        return LinguaModel(enabled)
+    if backend == "langdetect":
+        return LangdetectModel(enabled)
+    raise ValueError(f"unknown language backend '{backend}'")
+
+
+def dominant_script(text: str) -> tuple[str, tuple[str, ...]] | None:
+    """The non-Latin script most letters are written in, with its languages (kana wins over Han)."""
+    counts: Counter[str] = Counter()
+    languages = {}
+    for name, pattern, codes in _SCRIPTS:
+        found = len(pattern.findall(text))
+        if found:
+            counts[name] = found
+            languages[name] = codes
+    if not counts:
+        return None
+    if "kana" in counts:  # Japanese mixes kanji (Han) with kana
+        return "kana", languages["kana"]
+    name = counts.most_common(1)[0][0]
+    return name, languages[name]
+
+
+class LanguageDetector:
+    def __init__(self, *, enabled: tuple[str, ...], default: str, min_confidence: float,
+                 backend: str = "lingua", use_priors: bool = True):
+        self.enabled = enabled
+        self.default = default
+        self.min_confidence = min_confidence
+        self.use_priors = use_priors
+        self.model = build_text_model(backend, enabled)
 
     def detect(self, text: str, *, conversation_language: str | None = None, hint: str | None = None) -> LanguageGuess:
         """Blocking (fast); decide the reply language for one message."""
         if len(self.enabled) == 1:
             return LanguageGuess(self.default, 1.0, "only one language is enabled")
-        for code, pattern in _SCRIPTS:
-            if pattern.search(text):
-                if code in self.enabled:
-                    return LanguageGuess(code, 0.99, f"written in the {code} script")
-                if code == "ja":
-                    break  # Japanese kanji are Han too: never call Japanese text Chinese
+        candidates = self.enabled
+        reason = "detected from the text"
+        script = dominant_script(text) if self.use_priors else None
+        if script is not None:
+            name, languages = script
+            candidates = tuple(code for code in languages if code in self.enabled)
+            if len(candidates) == 1:
+                return LanguageGuess(candidates[0], 0.99, f"written in the {name} script")
+            if not candidates:  # e.g. Japanese when Japanese is not enabled: not a language we serve
+                return self._fallback(f"written in the {name} script, which no enabled language uses",
+                                      conversation_language, hint)
+            reason = f"detected from the text among the {name}-script languages"
+        letters = len(_LETTERS.findall(text))
+        known = self._has_prior(conversation_language, hint)
+        if letters >= MIN_LETTERS or (letters and not known):
+            probabilities = self.model.probabilities(text, candidates)
+            enabled_mass = sum(probabilities.values())
+            if enabled_mass >= MIN_ENABLED_MASS:
+                # Share among the candidates: "shipping" scoring as Tagalog must not hide English.
+                best = max(probabilities, key=probabilities.__getitem__)
+                share = round(probabilities[best] / enabled_mass, 3)
+                if share >= self.min_confidence:
+                    return LanguageGuess(best, share, reason)
+                if not known:
+                    return LanguageGuess(best, share, f"{reason} (best guess; nothing known about the conversation)")
+        return self._fallback("text too short or ambiguous", conversation_language, hint)
 
-        probabilities = self._text_probabilities(text) if len(_LETTERS.findall(text)) >= 3 else {}
-        enabled_mass = sum(probabilities.values())
-        if enabled_mass >= MIN_ENABLED_MASS:
-            # Share among the enabled languages: "shipping" scoring as Tagalog must not hide English.
-            best = max(probabilities, key=probabilities.__getitem__)
-            share = probabilities[best] / enabled_mass
-            if share >= self.min_confidence:
-                return LanguageGuess(best, round(share, 3), "detected from the text")
-        fallback_reason = "text too short or ambiguous"
+    def _has_prior(self, conversation_language: str | None, hint: str | None) -> bool:
+        """A weak guess only gives way to something known: the conversation's language or the channel's hint."""
+        return conversation_language in self.enabled or _hinted(hint) in self.enabled
+
+    def _fallback(self, why: str, conversation_language: str | None, hint: str | None) -> LanguageGuess:
         if conversation_language in self.enabled:
-            return LanguageGuess(conversation_language, 0.5, f"{fallback_reason}; kept the conversation's language")
-        if hint:
-            hinted = hint.lower().replace("_", "-").split("-")[0]
-            if hinted in self.enabled:
-                return LanguageGuess(hinted, 0.5, f"{fallback_reason}; used the channel's language hint")
-        return LanguageGuess(self.default, 0.3, f"{fallback_reason}; used the shop's default language")
+            return LanguageGuess(conversation_language, 0.5, f"{why}; kept the conversation's language")
+        if _hinted(hint) in self.enabled:
+            return LanguageGuess(_hinted(hint), 0.5, f"{why}; used the channel's language hint")
+        return LanguageGuess(self.default, 0.3, f"{why}; used the shop's default language")
+
+
+def _hinted(hint: str | None) -> str | None:
+    """A channel's locale ("de-DE", "pt_BR") as a language code."""
+    return hint.lower().replace("_", "-").split("-")[0] if hint else None

@@ -70,7 +70,7 @@ def test_example_config_values():
     config = load_config(EXAMPLE_CONFIG, environ={"KEFU_WEBHOOK_TOKEN": TOKEN})
     assert config.shop.name == "My Shop"
     assert config.shop.languages == ("en", "zh")
-    assert config.language.backend == "langdetect"
+    assert config.language.backend == "lingua"
     assert config.language.min_confidence == 0.8
     assert config.pipeline.turn_timeout_seconds == 30.0
     assert config.pipeline.shutdown_grace_seconds == 10.0
@@ -298,4 +298,4 @@ def test_error_bad_language_code_in_texts_table(tmp_path, table, code):
 
 def test_error_message_names_value_and_key_for_merchants(tmp_path):
     path, error = config_error(tmp_path, '[language]\nbackend = "fasttext"\n')
-    assert str(error) == f"{path}:2: key 'language.backend': 'fasttext' is not one of: langdetect"
+    assert str(error) == f"{path}:2: key 'language.backend': 'fasttext' is not one of: lingua, langdetect"

@@ -7,16 +7,16 @@ import pytest
 from bot.language import LanguageDetector
 
 
-@pytest.fixture(scope="module")
-def detector():
-    return LanguageDetector(enabled=("en", "zh", "de"), default="en", min_confidence=0.8)
+@pytest.fixture(scope="module", params=["lingua", "langdetect"])
+def detector(request):
+    return LanguageDetector(enabled=("en", "zh", "de"), default="en", min_confidence=0.8, backend=request.param)
 
 
 @pytest.mark.parametrize("text", ["运费多少钱？", "我的订单在哪里", "LL-123456 退款", "退"])
 def test_han_text_is_chinese(detector, text):
     guess = detector.detect(text)
     assert (guess.language, guess.confidence) == ("zh", 0.99)
-    assert guess.reason == "written in the zh script"
+    assert guess.reason == "written in the han script"
 
 
 def test_han_text_beats_conversation_language_and_hint(detector):
@@ -41,8 +41,8 @@ def test_clear_german_sentence_is_german(detector, text):
 def test_english_sentence_is_english(detector, text):
     guess = detector.detect(text)
     assert guess.language == "en"
-    assert guess.confidence >= 0.8
-    assert guess.reason == "detected from the text"
+    assert guess.confidence >= 0.7
+    assert guess.reason.startswith("detected from the text")
 
 
 def test_clear_sentence_overrides_conversation_language(detector):
@@ -64,11 +64,24 @@ def test_short_text_without_conversation_uses_normalized_hint(detector, hint):
     assert guess.reason == "text too short or ambiguous; used the channel's language hint"
 
 
-@pytest.mark.parametrize("text", ["ok", "??", "123"])
-def test_short_text_without_conversation_or_hint_uses_default(detector, text):
+@pytest.mark.parametrize("text", ["??", "123", ""])
+def test_text_without_letters_and_nothing_known_uses_default(detector, text):
     guess = detector.detect(text)
     assert (guess.language, guess.confidence) == ("en", 0.3)
     assert guess.reason == "text too short or ambiguous; used the shop's default language"
+
+
+def test_weak_guess_is_used_when_nothing_is_known_about_the_conversation():
+    strict = LanguageDetector(enabled=("en", "zh", "de"), default="en", min_confidence=1.0)
+    guess = strict.detect("Danke")  # below min_confidence, but better evidence than the shop's default
+    assert guess.language == "de"
+    assert guess.reason == "detected from the text (best guess; nothing known about the conversation)"
+
+
+def test_weak_guess_gives_way_to_the_conversations_language():
+    strict = LanguageDetector(enabled=("en", "zh", "de"), default="en", min_confidence=0.99)
+    guess = strict.detect("Where is my order?", conversation_language="de")
+    assert (guess.language, guess.reason) == ("de", "text too short or ambiguous; kept the conversation's language")
 
 
 def test_conversation_language_not_enabled_falls_through_to_hint(detector):
@@ -84,9 +97,9 @@ def test_default_language_is_used_for_other_detectors():
     assert detector.detect("??").language == "de"
 
 
-def test_text_in_a_language_not_enabled_is_not_guessed(detector):
-    guess = detector.detect("Bonjour, je voudrais retourner ma commande.")
-    assert (guess.language, guess.reason) == ("en", "text too short or ambiguous; used the shop's default language")
+def test_text_in_a_language_not_enabled_gets_an_enabled_language(detector):
+    # French is not served: the answer comes in one of the shop's languages.
+    assert detector.detect("Bonjour, je voudrais retourner ma commande.").language in ("en", "de")
 
 
 @pytest.mark.parametrize(
@@ -104,7 +117,8 @@ def test_text_in_a_language_not_enabled_is_not_guessed(detector):
 def test_results_are_deterministic_across_calls_and_instances(detector, text):
     first = detector.detect(text)
     assert all(detector.detect(text) == first for _ in range(5))
-    other = LanguageDetector(enabled=("en", "zh", "de"), default="en", min_confidence=0.8)
+    other = LanguageDetector(enabled=("en", "zh", "de"), default="en", min_confidence=0.8,
+                             backend=detector.model.name)
     assert other.detect(text) == first
 
 
@@ -120,7 +134,7 @@ def test_single_enabled_language_is_always_that_language(text):
 def test_script_of_language_not_enabled_does_not_produce_it(detector, text):
     guess = detector.detect(text)
     assert guess.language == "en"
-    assert guess.reason == "text too short or ambiguous; used the shop's default language"
+    assert guess.reason.endswith("script, which no enabled language uses; used the shop's default language")
 
 
 def test_japanese_with_kanji_is_not_chinese_when_japanese_is_not_enabled(detector):
