@@ -58,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("question", help="the question, as a shopper would write it")
     ask.add_argument("--limit", type=int, default=5, help="how many entries to show (default 5)")
     ask.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    evaluate_cmd = commands.add_parser("eval", parents=[common], help="measure retrieval on labelled questions")
+    evaluate_cmd = commands.add_parser("eval", parents=[common],
+                                       help="measure retrieval or language detection on labelled data")
     eval_commands = evaluate_cmd.add_subparsers(dest="eval_command", metavar="ACTION", required=True)
     retrieval = eval_commands.add_parser(
         "retrieval", parents=[common], help="top-1/top-3/MRR/not-sure of hybrid, keyword and semantic search",
