@@ -21,14 +21,15 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "console"
 QUIT_COMMANDS = {"/quit", "/exit", "/q"}
+LANGUAGE_COMMAND = "/lang"
 
 
 class ConsoleChannel:
     name = CHANNEL
     delivery = None  # replies are printed as they come back
 
-    def __init__(self, *, gateway: Gateway, shop_name: str, user: str, stdin: TextIO, stdout: TextIO,
-                 show_why: bool):
+    def __init__(self, *, gateway: Gateway, shop_name: str, languages: tuple[str, ...], user: str, stdin: TextIO,
+                 stdout: TextIO, show_why: bool):
         self._gateway = gateway
         self._shop = shop_name
         self._user = user
@@ -37,13 +38,16 @@ class ConsoleChannel:
         self._show_why = show_why
         self._task: asyncio.Task[None] | None = None
         self._suggestions: tuple[str, ...] = ()
+        self._languages = languages
+        self._language_choice: str | None = None  # sent with the next message
 
     def _print(self, text: str = "") -> None:
         self._stdout.write(text + "\n")
         self._stdout.flush()
 
     async def start(self) -> None:
-        self._print(f"Chatting with {self._shop}'s bot. Type a question; /quit to leave.")
+        self._print(f"Chatting with {self._shop}'s bot. Type a question; /lang CODE to choose the language "
+                    f"({', '.join(self._languages)}); /quit to leave.")
         self._task = asyncio.create_task(self._loop(), name="kefu-console")
 
     async def wait(self) -> None:
@@ -90,11 +94,20 @@ class ConsoleChannel:
                 continue
             if text.lower() in QUIT_COMMANDS:
                 return
+            if text.lower().startswith(LANGUAGE_COMMAND):
+                code = text[len(LANGUAGE_COMMAND):].strip().lower()
+                if code not in self._languages:
+                    self._print(f"     (languages: {', '.join(self._languages)})")
+                else:
+                    self._language_choice = code
+                    self._print(f"     (the bot will answer in '{code}' from your next message on)")
+                continue
             if text.isdigit() and 1 <= int(text) <= len(self._suggestions):
                 text = self._suggestions[int(text) - 1]
                 self._print(f"     → {text}")
             message = Message(channel=CHANNEL, conversation=self._user, user_id=self._user, text=text,
-                              display_name=self._user)
+                              display_name=self._user, language_choice=self._language_choice)
+            self._language_choice = None  # stored with this message; the conversation keeps it
             try:
                 result = await self._gateway.handle(message)
             except KefuError as exc:
@@ -119,6 +132,7 @@ def create_adapter(*, config: Config, gateway: Gateway, http_app: Any = None, st
     return ConsoleChannel(
         gateway=gateway,
         shop_name=config.shop.name,
+        languages=config.shop.languages,
         user=user or getpass.getuser(),
         stdin=stdin or sys.stdin,
         stdout=stdout or sys.stdout,

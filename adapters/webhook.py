@@ -35,7 +35,7 @@ TIMESTAMP_HEADER = "X-Kefu-Timestamp"
 SIGNATURE_HEADER = "X-Kefu-Signature"
 DELIVERY_HEADER = "X-Kefu-Delivery"
 MAX_ID_CHARS = 200
-_FIELDS = {"conversation_id", "text", "user_id", "message_id", "language", "display_name"}
+_FIELDS = {"conversation_id", "text", "user_id", "message_id", "language", "set_language", "display_name"}
 
 
 class BadRequest(Exception):
@@ -91,7 +91,7 @@ def _optional_str(data: Mapping[str, Any], key: str, limit: int = MAX_ID_CHARS) 
     return value.strip()
 
 
-def parse_message(body: bytes, max_text_chars: int) -> Message:
+def parse_message(body: bytes, max_text_chars: int, languages: tuple[str, ...] = ()) -> Message:
     """The JSON body of POST /v1/messages → a Message (or BadRequest saying what is wrong)."""
     try:
         data = json.loads(body)
@@ -113,6 +113,10 @@ def parse_message(body: bytes, max_text_chars: int) -> Message:
         raise BadRequest(413, "text_too_long", f"'text' has {len(text)} characters; the limit is {max_text_chars}",
                          field="text", limit=max_text_chars)
     language = _optional_str(data, "language", 16)
+    choice = _optional_str(data, "set_language", 16)
+    if choice is not None and choice.lower() not in languages:
+        raise BadRequest(400, "invalid_field", f"'set_language' must be one of the shop's languages: "
+                         f"{', '.join(languages)}", field="set_language")
     return Message(
         channel=CHANNEL,
         conversation=conversation,
@@ -121,6 +125,7 @@ def parse_message(body: bytes, max_text_chars: int) -> Message:
         external_id=_optional_str(data, "message_id"),
         display_name=_optional_str(data, "display_name"),
         language_hint=language.lower() if language else None,
+        language_choice=choice.lower() if choice else None,
     )
 
 
@@ -130,6 +135,7 @@ class WebhookChannel:
 
     settings: WebhookConfig
     gateway: Gateway
+    languages: tuple[str, ...] = ()  # the shop's languages, for set_language
     name: str = CHANNEL
 
     def __post_init__(self) -> None:
@@ -155,7 +161,7 @@ class WebhookChannel:
             body = await self._authorized_body(request)
             if request.content_type != "application/json":
                 raise BadRequest(415, "unsupported_media_type", "send the body as application/json")
-            message = parse_message(body, self.settings.max_text_chars)
+            message = parse_message(body, self.settings.max_text_chars, self.languages)
         except BadRequest as bad:
             return bad.response()
         try:
@@ -234,6 +240,6 @@ def _dumps(data: Any) -> str:
 def create_adapter(*, config: Config, gateway: Gateway, http_app: web.Application | None = None) -> WebhookChannel:
     if http_app is None:
         raise ValueError("the webhook channel needs kefu's HTTP server (run it with `kefu serve`)")
-    channel = WebhookChannel(settings=config.webhook, gateway=gateway)
+    channel = WebhookChannel(settings=config.webhook, gateway=gateway, languages=config.shop.languages)
     channel.add_routes(http_app)
     return channel

@@ -57,7 +57,8 @@ class Message:
     text: str
     external_id: str | None = None
     display_name: str | None = None
-    language_hint: str | None = None
+    language_hint: str | None = None  # the channel's locale: a prior when the text is unclear
+    language_choice: str | None = None  # the shopper chose this language: kept until they choose again
     role: Role = Role.SHOPPER
     timestamp: datetime = field(default_factory=utc_now)
 

@@ -79,8 +79,14 @@ def _m001_conversations_and_messages(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX messages_reply_to ON messages (reply_to)")
 
 
+def _m002_language_choice(db: sqlite_utils.Database) -> None:
+    """A language the shopper chose explicitly wins over detection until they choose again."""
+    db["conversations"].add_column("language_locked", int, not_null_default=0)
+
+
 MIGRATIONS: list[Migration] = [
     ("001_conversations_and_messages", _m001_conversations_and_messages),
+    ("002_language_choice", _m002_language_choice),
 ]
 
 

@@ -51,6 +51,12 @@ class LanguageStage:
         self._store = store
 
     async def run(self, turn: Turn) -> None:
+        conversation = turn.conversation
+        if conversation.language_locked and conversation.language:
+            turn.language = LanguageGuess(conversation.language, 1.0, "chosen by the shopper")
+            turn.trace["language"] = {"language": conversation.language, "confidence": 1.0,
+                                      "reason": turn.language.reason}
+            return
         guess = await run_blocking(
             self._detector.detect,
             turn.inbound.text,

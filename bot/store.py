@@ -75,6 +75,7 @@ class ConversationState:
     conversation: str
     user_id: str
     language: str | None
+    language_locked: bool = False  # chosen by the shopper, not detected
 
 
 @dataclass(frozen=True)
@@ -236,6 +237,9 @@ def _record_inbound(db: sqlite_utils.Database, message: Message) -> InboundRecor
         [message.conversation_key, message.channel, message.conversation, message.user_id,
          message.display_name, now, now],
     )
+    if message.language_choice:
+        db.execute("UPDATE conversations SET language = ?, language_locked = 1 WHERE key = ?",
+                   [message.language_choice, message.conversation_key])
     if message.external_id is not None:
         existing = db.execute(
             "SELECT * FROM messages WHERE direction = 'in' AND conversation_key = ? AND external_id = ?",
@@ -382,7 +386,7 @@ def _conversation(db: sqlite_utils.Database, conversation_key: str) -> Conversat
         return None
     return ConversationState(
         key=row["key"], channel=row["channel"], conversation=row["conversation"],
-        user_id=row["user_id"], language=row["language"],
+        user_id=row["user_id"], language=row["language"], language_locked=bool(row["language_locked"]),
     )
 
 

@@ -138,3 +138,10 @@ def test_serve_answers_over_http_and_stops_cleanly_on_signal(config_path, signum
 def test_sample_shop_config_is_valid():
     result = kefu("faq", "check", "-c", str(SAMPLE_CONFIG))
     assert result.returncode == 0, result.stderr
+
+
+def test_chat_lang_command_chooses_the_reply_language(config_path):
+    result = kefu("chat", "-c", str(config_path), "--user", "lang", stdin="/lang zh\nhow long does shipping take?\n")
+    assert result.returncode == 0, result.stderr
+    assert "the bot will answer in 'zh'" in result.stdout
+    assert "faq shipping-time · confidence" in result.stdout and "· zh]" in result.stdout

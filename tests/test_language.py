@@ -153,3 +153,26 @@ def test_korean_is_korean_when_enabled():
     detector = LanguageDetector(enabled=("en", "ko"), default="en", min_confidence=0.8)
     guess = detector.detect("배송은 얼마나 걸리나요?")
     assert (guess.language, guess.confidence) == ("ko", 0.99)
+
+
+CHAT_SHAPES = [
+    # (message, conversation language so far, expected)
+    ("ok", "zh", "zh"),
+    ("thx", "de", "de"),
+    ("👍", "zh", "zh"),
+    ("LL-123456", "de", "de"),
+    ("??", "zh", "zh"),
+    ("wher is my oder??", None, "en"),
+    ("where is my refund 😡😡", None, "en"),
+    ("WHERE IS MY PACKAGE!!!", "de", "en"),
+    ("Wo ist mein Paket 📦??", None, "de"),
+    ("wo is meine bestelung", None, "de"),
+    ("my order LL-123456 还没到", "en", "zh"),
+    ("退款 refund", None, "zh"),
+]
+
+
+@pytest.mark.parametrize(("text", "conversation", "expected"), CHAT_SHAPES, ids=[c[0] for c in CHAT_SHAPES])
+def test_chat_shaped_messages(text, conversation, expected):
+    detector = LanguageDetector(enabled=("en", "zh", "de"), default="en", min_confidence=0.8)
+    assert detector.detect(text, conversation_language=conversation).language == expected

@@ -243,3 +243,25 @@ async def test_client_disconnect_does_not_lose_the_answer(app, http, url, auth):
     assert status == 200
     assert data["reply"]["faq_ids"] == ["greeting"]
     assert db_rows(app, "SELECT COUNT(*) FROM messages WHERE direction = 'out'") == [(1,)]
+
+
+async def test_a_chosen_language_is_kept_for_the_whole_conversation(app, http, url, auth):
+    status, data = await post(http, url, auth, conversation_id="lang", text="how long does shipping take?",
+                              set_language="zh", message_id="1")
+    assert status == 200
+    assert (data["reply"]["language"], data["reply"]["faq_ids"]) == ("zh", ["shipping-time"])
+    _, later = await post(http, url, auth, conversation_id="lang", text="Which payment methods do you accept?",
+                          message_id="2")
+    assert later["reply"]["language"] == "zh"
+    meta = db_rows(app, "SELECT meta FROM messages WHERE id = ?", (later["reply"]["message_id"],))[0][0]
+    assert json.loads(meta)["language"]["reason"] == "chosen by the shopper"
+    _, switched = await post(http, url, auth, conversation_id="lang", text="运费多少钱？", set_language="en",
+                             message_id="3")
+    assert switched["reply"]["language"] == "en"
+
+
+async def test_a_language_the_shop_does_not_serve_cannot_be_chosen(app, http, url, auth):
+    status, data = await post(http, url, auth, conversation_id="fr", text="bonjour", set_language="fr")
+    assert status == 400
+    assert (data["error"], data["field"]) == ("invalid_field", "set_language")
+    assert db_rows(app, "SELECT COUNT(*) FROM messages") == [(0,)]
