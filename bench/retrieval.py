@@ -46,9 +46,7 @@ def accuracy(data: Path) -> dict:
     for name, lang_col, text_col in (("bitext", None, "instruction"), ("xsid", "lang", "text")):
         config = load_config(CONFIGS / f"{name}.toml", environ={})
         search = open_search(config, load_faq(config), load_encoders(config))
-        detector = LanguageDetector(enabled=config.shop.languages, default=config.shop.default_language,
-                                    min_confidence=config.language.min_confidence,
-                                    backend=config.language.backend)
+        detector = LanguageDetector.from_config(config)
         questions = read_questions(RESULTS / name / "questions.csv", text_col=text_col, label_col="faq_id",
                                    lang_col=lang_col)
         started = time.perf_counter()

@@ -77,12 +77,7 @@ class KefuApp:
 
     async def start(self) -> None:
         config = self.config
-        texts = Texts(
-            shop_name=config.shop.name,
-            default_language=config.shop.default_language,
-            overrides=config.texts,
-            config_path=str(config.path),
-        )
+        texts = Texts.from_config(config)
         factories = {name: load_adapter_factory(name) for name in self._channel_names}
         await self.store.open()
         await self.knowledge.start()
@@ -91,13 +86,7 @@ class KefuApp:
             if topic not in faq.by_id:
                 raise ConfigError(config.path, "retrieval.top_topics",
                                   f"item {index + 1} '{topic}' is not an FAQ id in {config.knowledge.faq_dir}")
-        detector = await run_blocking(
-            LanguageDetector,
-            enabled=config.shop.languages,
-            default=config.shop.default_language,
-            min_confidence=config.language.min_confidence,
-            backend=config.language.backend,
-        )
+        detector = await run_blocking(LanguageDetector.from_config, config)
         responder = ExtractiveResponder(texts=texts, retrieval=config.retrieval)
         pipeline = Pipeline(
             store=self.store,

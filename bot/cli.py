@@ -174,16 +174,12 @@ def _open_search(config: Config):
 async def faq_ask(config: Config, question: str, *, limit: int, as_json: bool) -> int:
     search = await run_blocking(_open_search, config)
     try:
-        detector = LanguageDetector(enabled=config.shop.languages, default=config.shop.default_language,
-                                    min_confidence=config.language.min_confidence,
-                                    backend=config.language.backend)
+        detector = LanguageDetector.from_config(config)
         guess = await run_blocking(detector.detect, question)
         hits = await run_blocking(search.search_blocking, question, language=guess.language, limit=limit)
     finally:
         await run_blocking(search.close)
-    texts = Texts(shop_name=config.shop.name, default_language=config.shop.default_language,
-                  overrides=config.texts, config_path=str(config.path))
-    responder = ExtractiveResponder(texts=texts, retrieval=config.retrieval)
+    responder = ExtractiveResponder(texts=Texts.from_config(config), retrieval=config.retrieval)
     draft = await responder.respond(question=question, language=guess.language, hits=hits, faq=search.faq)
     if as_json:
         print(json.dumps({
@@ -215,9 +211,7 @@ async def eval_retrieval(config: Config, args: argparse.Namespace) -> int:
     questions = read_questions(args.questions, text_col=args.text_col, label_col=args.label_col,
                                lang_col=args.lang_col)
     search = await run_blocking(_open_search, config)
-    detector = LanguageDetector(enabled=config.shop.languages, default=config.shop.default_language,
-                                min_confidence=config.language.min_confidence,
-                                    backend=config.language.backend)
+    detector = LanguageDetector.from_config(config)
     try:
         figures = await run_blocking(
             evaluate, search, questions, answer_threshold=config.retrieval.answer_threshold,

@@ -18,6 +18,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Protocol
 
+from bot.config import Config
+
 log = logging.getLogger(__name__)
 
 BACKENDS = ("lingua", "langdetect")
@@ -150,6 +152,12 @@ def dominant_script(text: str) -> tuple[str, tuple[str, ...]] | None:
 
 
 class LanguageDetector:
+    @classmethod
+    def from_config(cls, config: Config) -> LanguageDetector:
+        """The shop's configured detector (blocking: loads the language models)."""
+        return cls(enabled=config.shop.languages, default=config.shop.default_language,
+                   min_confidence=config.language.min_confidence, backend=config.language.backend)
+
     def __init__(self, *, enabled: tuple[str, ...], default: str, min_confidence: float,
                  backend: str = "lingua", use_priors: bool = True):
         self.enabled = enabled

@@ -105,7 +105,6 @@ class RetrievalStage:
         ]
 
 
-
 async def retrieve_with_context(
     search: FaqSearch,
     text: str,

@@ -6,6 +6,7 @@ import tomllib
 from collections.abc import Mapping
 from importlib import resources
 
+from bot.config import Config
 from bot.errors import ConfigError
 
 TEXT_KEYS = ("not_sure", "no_match")
@@ -13,6 +14,11 @@ TEXT_KEYS = ("not_sure", "no_match")
 
 class Texts:
     """Looks a text up in the shopper's language, else the shop's default language."""
+
+    @classmethod
+    def from_config(cls, config: Config) -> Texts:
+        return cls(shop_name=config.shop.name, default_language=config.shop.default_language,
+                   overrides=config.texts, config_path=str(config.path))
 
     def __init__(self, *, shop_name: str, default_language: str, overrides: Mapping[str, Mapping[str, str]],
                  config_path: str = "kefu.toml"):

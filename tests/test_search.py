@@ -96,9 +96,7 @@ def tiny(tiny_config: Config, encoders: EncoderSet) -> Iterator[FaqSearch]:
 
 @pytest.fixture(scope="module")
 def responder(shop_config: Config) -> ExtractiveResponder:
-    texts = Texts(shop_name=shop_config.shop.name, default_language=shop_config.shop.default_language,
-                  overrides=shop_config.texts, config_path=str(shop_config.path))
-    return ExtractiveResponder(texts=texts, retrieval=shop_config.retrieval)
+    return ExtractiveResponder(texts=Texts.from_config(shop_config), retrieval=shop_config.retrieval)
 
 
 @pytest.mark.parametrize(("question", "language", "expected"), [
