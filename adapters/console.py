@@ -113,6 +113,9 @@ class ConsoleChannel:
             except KefuError as exc:
                 self._print(f"  (kefu could not answer: {exc})")
                 continue
+            if result.reply is None:
+                self._print(f"     (passed to a person: the conversation is {result.state.value}; the bot stays quiet)")
+                continue
             self._render(result.reply)
 
     def _render(self, reply: Reply) -> None:

@@ -12,12 +12,11 @@ signed the same way with the outgoing secret.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,17 +24,19 @@ import aiohttp
 from aiohttp import web
 
 from bot.config import Config, OutgoingWebhookConfig, WebhookConfig
-from bot.errors import DeliveryError, KefuError
-from bot.messages import DeliveryPolicy, Gateway, Message, Reply
+from bot.errors import ConversationNotFoundError, DeliveryError, HandoffConflictError, KefuError
+from bot.messages import AgentDesk, DeliveryPolicy, Gateway, HandoffState, Message, Reply
+from bot.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, post_signed, sign
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "webhook"
-TIMESTAMP_HEADER = "X-Kefu-Timestamp"
-SIGNATURE_HEADER = "X-Kefu-Signature"
 DELIVERY_HEADER = "X-Kefu-Delivery"
 MAX_ID_CHARS = 200
 _FIELDS = {"conversation_id", "text", "user_id", "message_id", "language", "set_language", "display_name"}
+AGENT_PREFIX = "/v1/agent"
+MAX_AGENT_NAME_CHARS = 100
+QUEUE_STATES = (HandoffState.WAITING_AGENT, HandoffState.AGENT)
 
 
 class BadRequest(Exception):
@@ -47,11 +48,6 @@ class BadRequest(Exception):
 
     def response(self) -> web.Response:
         return web.json_response({"error": self.error, "detail": self.detail, **self.extra}, status=self.status)
-
-
-def sign(secret: str, timestamp: str, body: bytes) -> str:
-    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-    return f"sha256={digest}"
 
 
 def check_auth(settings: WebhookConfig, headers: Mapping[str, str], body: bytes, now: float) -> None:
@@ -135,6 +131,7 @@ class WebhookChannel:
 
     settings: WebhookConfig
     gateway: Gateway
+    desk: AgentDesk | None = None  # the agent API's backend; None: no agent routes
     languages: tuple[str, ...] = ()  # the shop's languages, for set_language
     name: str = CHANNEL
 
@@ -150,6 +147,8 @@ class WebhookChannel:
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/messages", self.post_message)
         app.router.add_get("/v1/conversations/{conversation_id}", self.get_conversation)
+        if self.desk is not None:
+            AgentApi(self.settings, self.desk).add_routes(app)
 
     async def _authorized_body(self, request: web.Request) -> bytes:
         body = await request.read()  # aiohttp answers 413 above client_max_size
@@ -177,7 +176,10 @@ class WebhookChannel:
                 "message_id": message.external_id,
                 "inbound_id": result.inbound_id,
                 "duplicate": result.duplicate,
-                "reply": result.reply.to_json(),
+                # None while a person handles the conversation: their replies come by the outgoing
+                # webhook, or in GET /v1/conversations/{id}.
+                "reply": result.reply.to_json() if result.reply else None,
+                "state": result.state.value,
             },
             dumps=_dumps,
         )
@@ -215,22 +217,120 @@ class WebhookChannel:
         if outgoing is None or self._session is None:
             raise DeliveryError("outgoing webhook is not configured or not started")
         body = _dumps({"event": "reply", "reply": reply.to_json()}).encode()
-        timestamp = str(int(time.time()))
-        headers = {
-            "Content-Type": "application/json",
-            TIMESTAMP_HEADER: timestamp,
-            SIGNATURE_HEADER: sign(outgoing.secret, timestamp, body),
-            DELIVERY_HEADER: str(reply.message_id),
-        }
+        await post_signed(self._session, outgoing.url, outgoing.secret, body,
+                          {DELIVERY_HEADER: str(reply.message_id)})
+
+
+class AgentApi:
+    """Routes for human agents under /v1/agent, with their own bearer token (webhook.agent_token_env).
+
+    Conversations are addressed as {channel}/{conversation_id}: an agent answers Telegram
+    and web shoppers alike, and replies travel back through the shopper's own channel.
+    """
+
+    def __init__(self, settings: WebhookConfig, desk: AgentDesk):
+        self._settings = settings
+        self._desk = desk
+
+    def add_routes(self, app: web.Application) -> None:
+        base = f"{AGENT_PREFIX}/conversations/{{channel}}/{{conversation_id}}"
+        app.router.add_get(f"{AGENT_PREFIX}/handoffs", self.list_handoffs)
+        app.router.add_get(base, self.view)
+        app.router.add_post(f"{base}/claim", self.claim)
+        app.router.add_post(f"{base}/messages", self.reply)
+        app.router.add_post(f"{base}/release", self.release)
+        app.router.add_post(f"{base}/close", self.close)
+
+    def _check_token(self, request: web.Request) -> None:
+        if not self._settings.agent_token:
+            raise BadRequest(403, "agent_api_disabled", "the agent API is off: set webhook.agent_token_env "
+                             "(or webhook.agent_token) in kefu.toml")
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise BadRequest(401, "unauthorized", "send 'Authorization: Bearer <agent token>'")
+        if not hmac.compare_digest(token.strip().encode(), self._settings.agent_token.encode()):
+            raise BadRequest(401, "unauthorized", "the agent token is not valid")
+
+    async def _body(self, request: web.Request, *fields: str) -> dict[str, str]:
+        body = await request.read()
+        if request.content_type != "application/json":
+            raise BadRequest(415, "unsupported_media_type", "send the body as application/json")
         try:
-            async with self._session.post(outgoing.url, data=body, headers=headers) as response:
-                if response.status < 300:
-                    return
-                detail = (await response.text())[:300]
-                permanent = 400 <= response.status < 500 and response.status not in (408, 409, 425, 429)
-                raise DeliveryError(f"{outgoing.url} answered {response.status}: {detail}", permanent=permanent)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise DeliveryError(f"{outgoing.url} unreachable: {type(exc).__name__} {exc}") from exc
+            data = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise BadRequest(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise BadRequest(400, "invalid_json", "the body must be a JSON object")
+        unknown = sorted(set(data) - set(fields))
+        if unknown:
+            raise BadRequest(400, "unknown_field", f"unknown field '{unknown[0]}'; fields: {', '.join(fields)}",
+                             field=unknown[0])
+        values = {}
+        for name in fields:
+            limit = self._settings.max_text_chars if name == "text" else MAX_AGENT_NAME_CHARS
+            value = _optional_str(data, name, limit)
+            if value is None:
+                raise BadRequest(400, "missing_field", f"'{name}' is required", field=name)
+            values[name] = value
+        return values
+
+    async def _run(self, request: web.Request, action: Any) -> web.Response:
+        """Auth, then the action; the core's errors become 404 / 409 with a JSON reason."""
+        try:
+            self._check_token(request)
+            return web.json_response(await action(), dumps=_dumps)
+        except BadRequest as bad:
+            return bad.response()
+        except ConversationNotFoundError as exc:
+            return web.json_response({"error": "not_found", "detail": str(exc)}, status=404)
+        except HandoffConflictError as exc:
+            return web.json_response({"error": "conflict", "detail": str(exc), "state": exc.state,
+                                      "agent": exc.agent}, status=409)
+
+    async def list_handoffs(self, request: web.Request) -> web.Response:
+        async def action() -> Any:
+            states = QUEUE_STATES
+            wanted = request.query.get("state")
+            if wanted:
+                try:
+                    states = tuple(HandoffState(name.strip()) for name in wanted.split(",") if name.strip())
+                except ValueError:
+                    raise BadRequest(400, "invalid_field", "'state' takes a comma-separated list of: "
+                                     + ", ".join(s.value for s in HandoffState), field="state") from None
+            return {"handoffs": [item.to_json() for item in await self._desk.handoffs(states)]}
+        return await self._run(request, action)
+
+    async def view(self, request: web.Request) -> web.Response:
+        async def action() -> Any:
+            return (await self._desk.handoff_view(*_address(request))).to_json()
+        return await self._run(request, action)
+
+    async def claim(self, request: web.Request) -> web.Response:
+        return await self._move(request, self._desk.claim)
+
+    async def reply(self, request: web.Request) -> web.Response:
+        async def action() -> Any:
+            body = await self._body(request, "agent", "text")
+            stored = await self._desk.agent_reply(*_address(request), body["agent"], body["text"])
+            return {"message": stored.to_json()}
+        return await self._run(request, action)
+
+    async def release(self, request: web.Request) -> web.Response:
+        return await self._move(request, self._desk.release)
+
+    async def close(self, request: web.Request) -> web.Response:
+        return await self._move(request, self._desk.close)
+
+    async def _move(self, request: web.Request, move: Callable[[str, str, str], Awaitable[Any]]) -> web.Response:
+        """claim / release / close: `{"agent": name}` in, the conversation's summary out."""
+        async def action() -> Any:
+            body = await self._body(request, "agent")
+            return (await move(*_address(request), body["agent"])).to_json()
+        return await self._run(request, action)
+
+
+def _address(request: web.Request) -> tuple[str, str]:
+    return request.match_info["channel"], request.match_info["conversation_id"]
 
 
 def _dumps(data: Any) -> str:
@@ -240,6 +340,7 @@ def _dumps(data: Any) -> str:
 def create_adapter(*, config: Config, gateway: Gateway, http_app: web.Application | None = None) -> WebhookChannel:
     if http_app is None:
         raise ValueError("the webhook channel needs kefu's HTTP server (run it with `kefu serve`)")
-    channel = WebhookChannel(settings=config.webhook, gateway=gateway, languages=config.shop.languages)
+    desk = gateway if isinstance(gateway, AgentDesk) else None
+    channel = WebhookChannel(settings=config.webhook, gateway=gateway, desk=desk, languages=config.shop.languages)
     channel.add_routes(http_app)
     return channel

@@ -14,16 +14,31 @@ from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
 from typing import Any
 
+from bot.agents import Desk, HandoffNotices, policy_from_config
 from bot.concurrency import run_blocking
 from bot.config import Config
+from bot.cues import CueDetector
 from bot.delivery import DeliveryWorker
 from bot.dispatcher import TurnDispatcher
 from bot.errors import AdapterError, ConfigError
+from bot.handoff_store import HandoffStore
 from bot.http import HttpServer
 from bot.language import LanguageDetector
-from bot.messages import Channel, HandleResult, Message, Reply, Transcript, conversation_key
-from bot.pipeline import LanguageStage, Pipeline, ResponderStage, RetrievalStage
+from bot.messages import (
+    Channel,
+    HandleResult,
+    HandoffState,
+    HandoffSummary,
+    HandoffView,
+    Message,
+    Reply,
+    Transcript,
+    conversation_key,
+)
+from bot.notifier import HttpCallbackNotifier, NotificationWorker
+from bot.pipeline import HandoffStage, LanguageStage, Pipeline, ResponderStage, RetrievalStage, SentimentStage
 from bot.responder import ExtractiveResponder
+from bot.sentiment import SentimentAnalyzer, build_backend
 from bot.store import Store
 from bot.texts import Texts
 from knowledge.service import KnowledgeBase
@@ -65,9 +80,12 @@ class KefuApp:
         self.store = Store(config.storage.database)
         self.http = HttpServer(config.http, self.health) if serve_http else None
         self.knowledge = KnowledgeBase(config)
+        self.records = HandoffStore(self.store)
         self.channels: dict[str, Channel] = {}
+        self.desk: Desk | None = None
         self._dispatcher: TurnDispatcher | None = None
         self._workers: dict[str, DeliveryWorker] = {}
+        self._notifiers: list[NotificationWorker] = []
         self._started_channels: list[Channel] = []
         self._started_at = time.time()
         self._running = False
@@ -87,18 +105,38 @@ class KefuApp:
                 raise ConfigError(config.path, "retrieval.top_topics",
                                   f"item {index + 1} '{topic}' is not an FAQ id in {config.knowledge.faq_dir}")
         detector = await run_blocking(LanguageDetector.from_config, config)
+        analyzer = await run_blocking(self._sentiment_analyzer)
         responder = ExtractiveResponder(texts=texts, retrieval=config.retrieval)
+        if config.handoff.notify is not None:
+            self._notifiers.append(NotificationWorker(records=self.records,
+                                                      notifier=HttpCallbackNotifier(config.handoff.notify)))
+        elif config.handoff.enabled:
+            log.warning("app.no_agent_notifier reason=handoff.notify.url is empty; handoffs appear only in the "
+                        "agent API's queue")
+        policy = policy_from_config(config.handoff)
+        notices = HandoffNotices(store=self.store, texts=texts, policy=policy,
+                                 targets=[w.name for w in self._notifiers], wake=self._wake_notifiers)
+        pushes = self._pushes
         pipeline = Pipeline(
             store=self.store,
+            records=self.records,
+            notices=notices,
             stages=[
                 LanguageStage(detector, self.store),
                 RetrievalStage(self.knowledge, self.store, limit=max(5, config.retrieval.max_suggestions),
                                answer_threshold=config.retrieval.answer_threshold,
                                followup_max_words=config.search.followup_max_words),
+                SentimentStage(analyzer, self.records),
+                HandoffStage(policy, self.records, notices, answer_threshold=config.retrieval.answer_threshold,
+                             ambiguity_ratio=config.retrieval.ambiguity_ratio),
                 ResponderStage(responder, config.shop.default_language),
             ],
-            pushes=lambda channel: channel in self._workers,
+            pushes=pushes,
+            texts=texts,
+            apology_below=config.sentiment.apology_below,
         )
+        self.desk = Desk(store=self.store, records=self.records, notices=notices, pushes=pushes,
+                         delivered=self._reply_stored, default_language=config.shop.default_language)
         self._dispatcher = TurnDispatcher(
             store=self.store,
             run_turn=pipeline.run,
@@ -114,6 +152,9 @@ class KefuApp:
                 self._workers[name] = worker
         for worker in self._workers.values():
             worker.start()
+        for notifier in self._notifiers:
+            await notifier.start()
+        self.desk.start()
         for name, channel in self.channels.items():
             await channel.start()
             self._started_channels.append(channel)
@@ -136,6 +177,10 @@ class KefuApp:
             log.info("app.channel_stopped channel=%s", channel.name)
         if self._dispatcher is not None:
             await self._dispatcher.close(self.config.pipeline.shutdown_grace_seconds)
+        if self.desk is not None:
+            await self.desk.stop()
+        for notifier in self._notifiers:
+            await notifier.stop()
         for worker in self._workers.values():
             await worker.stop()
         await self.knowledge.stop()
@@ -164,6 +209,22 @@ class KefuApp:
                 task.cancel()
             await asyncio.gather(*waits, return_exceptions=True)
 
+    def _sentiment_analyzer(self) -> SentimentAnalyzer:
+        """Blocking: the configured sentiment backend, sharing the search's sentence encoder."""
+        config = self.config
+        encoders = self.knowledge.encoders.encoders if self.knowledge.encoders else []
+        backend = build_backend(config.sentiment.backend, languages=config.shop.languages, encoders=encoders,
+                                transformers_model=config.sentiment.transformers_model,
+                                threads=config.search.threads, cache_dir=config.storage.index_dir / "sentiment")
+        return SentimentAnalyzer(backend, CueDetector(config.shop.languages))
+
+    def _pushes(self, channel: str) -> bool:
+        return channel in self._workers
+
+    def _wake_notifiers(self) -> None:
+        for notifier in self._notifiers:
+            notifier.wake()
+
     def _reply_stored(self, reply: Reply) -> None:
         worker = self._workers.get(reply.channel)
         if worker is not None:
@@ -178,6 +239,31 @@ class KefuApp:
 
     async def transcript(self, channel: str, conversation: str) -> Transcript | None:
         return await self.store.transcript(conversation_key(channel, conversation))
+
+    # -- AgentDesk ---------------------------------------------------------------
+
+    def _desk(self) -> Desk:
+        if self.desk is None:
+            raise AdapterError("kefu is not started")
+        return self.desk
+
+    async def handoffs(self, states: tuple[HandoffState, ...]) -> list[HandoffSummary]:
+        return await self._desk().handoffs(states)
+
+    async def handoff_view(self, channel: str, conversation: str) -> HandoffView:
+        return await self._desk().handoff_view(channel, conversation)
+
+    async def claim(self, channel: str, conversation: str, agent: str) -> HandoffSummary:
+        return await self._desk().claim(channel, conversation, agent)
+
+    async def agent_reply(self, channel: str, conversation: str, agent: str, text: str) -> Reply:
+        return await self._desk().agent_reply(channel, conversation, agent, text)
+
+    async def release(self, channel: str, conversation: str, agent: str) -> HandoffSummary:
+        return await self._desk().release(channel, conversation, agent)
+
+    async def close(self, channel: str, conversation: str, agent: str) -> HandoffSummary:
+        return await self._desk().close(channel, conversation, agent)
 
     def health(self) -> Mapping[str, Any]:
         return {

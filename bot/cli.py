@@ -18,7 +18,10 @@ from bot.config import Config, load_config
 from bot.errors import KefuError
 from bot.language import LanguageDetector
 from bot.language_eval import evaluate_language, read_labelled
+from bot.cues import CueDetector
 from bot.responder import ExtractiveResponder
+from bot.sentiment import PolarityBackend, SentimentAnalyzer, SnowNlpBackend, VaderBackend, build_backend
+from bot.sentiment_eval import evaluate_sentiment, read_sentiment_rows
 from bot.texts import Texts
 from knowledge.evaluation import build_faq, evaluate, read_questions
 from knowledge.service import load_encoders, load_faq, open_search
@@ -59,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--limit", type=int, default=5, help="how many entries to show (default 5)")
     ask.add_argument("--json", action="store_true", help="print JSON instead of a table")
     evaluate_cmd = commands.add_parser("eval", parents=[common],
-                                       help="measure retrieval or language detection on labelled data")
+                                       help="measure retrieval, language detection or sentiment on labelled data")
     eval_commands = evaluate_cmd.add_subparsers(dest="eval_command", metavar="ACTION", required=True)
     retrieval = eval_commands.add_parser(
         "retrieval", parents=[common], help="top-1/top-3/MRR/not-sure of hybrid, keyword and semantic search",
@@ -78,6 +81,16 @@ def build_parser() -> argparse.ArgumentParser:
     language.add_argument("--text-col", required=True)
     language.add_argument("--label-col", required=True, help="column with ISO 639-1 codes")
     language.add_argument("--json", type=Path, metavar="OUT", help="also write the figures as JSON to OUT")
+    sentiment = eval_commands.add_parser(
+        "sentiment", parents=[common], help="accuracy and ROC AUC of message sentiment scores",
+        description="Score every row with kefu's configured sentiment analyzer (backend plus escalation cues) and "
+                    "with each bare backend. Labels: 1/positive, 0/negative, optional neutral.")
+    sentiment.add_argument("--data", type=Path, required=True, help="CSV with a header row")
+    sentiment.add_argument("--text-col", required=True)
+    sentiment.add_argument("--label-col", required=True, help="1/positive, 0/negative or neutral")
+    sentiment.add_argument("--lang-col", help="column with each row's language (default: detected, as in a turn)")
+    sentiment.add_argument("--language", help="the language of every row (instead of detecting it)")
+    sentiment.add_argument("--json", type=Path, metavar="OUT", help="also write the figures as JSON to OUT")
     builder = eval_commands.add_parser(
         "build-faq", parents=[common], help="turn a labelled question set into an FAQ folder",
         description="One entry per label with a few example questions as phrasings; the other rows can be "
@@ -115,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(chat(config, user=args.user, show_why=not args.quiet))
         if args.command == "eval" and args.eval_command == "language":
             return eval_language(config, args)
+        if args.command == "eval" and args.eval_command == "sentiment":
+            return eval_sentiment(config, args)
         if args.command == "eval":
             return asyncio.run(eval_retrieval(config, args))
         if args.faq_command == "check":
@@ -241,6 +256,38 @@ def eval_language(config: Config, args: argparse.Namespace) -> int:
         label = f"{name} ({values['backend']})" if name == "default" else name
         cells = " ".join(f"{values['by_length'][bucket]['accuracy']:6.3f}" for bucket in values["by_length"])
         print(f"{label:22} {values['accuracy']:6.3f} {cells}")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2), encoding="utf-8")
+    return 0
+
+
+def eval_sentiment(config: Config, args: argparse.Namespace) -> int:
+    rows = read_sentiment_rows(args.data, args.text_col, args.label_col, args.lang_col, args.language)
+    encoders = load_encoders(config)
+    loaded = encoders.encoders if encoders else []
+    languages = config.shop.languages
+    analyzer = SentimentAnalyzer(
+        build_backend(config.sentiment.backend, languages=languages, encoders=loaded,
+                      transformers_model=config.sentiment.transformers_model, threads=config.search.threads,
+                      cache_dir=config.storage.index_dir / "sentiment"),
+        CueDetector(languages))
+    bare: dict[str, PolarityBackend] = {"embeddings": build_backend(
+        "embeddings", languages=languages, encoders=loaded, cache_dir=config.storage.index_dir / "sentiment")}
+    if "en" in languages:
+        bare["vader"] = VaderBackend()
+    if "zh" in languages:
+        bare["snownlp"] = SnowNlpBackend()
+    detector = LanguageDetector.from_config(config)
+    figures = evaluate_sentiment(rows, analyzer, bare, detect=lambda text: detector.detect(text).language)
+    print(f"{len(rows)} messages; languages {', '.join(languages)}")
+    print(f"{'':22} {'accuracy':>9} {'auc':>7} {'n':>6}")
+    for name, values in figures.items():
+        label = f"{name} ({values['backend']})" if name == "default" else name
+        auc = f"{values['auc']:7.3f}" if values["auc"] is not None else "      -"
+        print(f"{label:22} {values['accuracy']:9.3f} {auc} {values['n']:6d}")
+        for lang, sub in values.get("by_language", {}).items():
+            sub_auc = f"{sub['auc']:7.3f}" if sub["auc"] is not None else "      -"
+            print(f"  {lang:20} {sub['accuracy']:9.3f} {sub_auc} {sub['n']:6d}")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2), encoding="utf-8")
     return 0

@@ -6,13 +6,15 @@ are rejected (a typo must not silently fall back to a default).
 
 from __future__ import annotations
 
+import hmac
 import os
 import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.errors import ConfigError
 
@@ -69,6 +71,37 @@ class LanguageConfig:
 
 
 @dataclass(frozen=True)
+class SentimentConfig:
+    backend: str  # "default", "embeddings" or "transformers"
+    transformers_model: str
+    apology_below: float  # a rolling mood at or below this starts replies with an apology; -1 turns it off
+
+
+
+
+@dataclass(frozen=True)
+class BusinessHoursConfig:
+    timezone: str
+    days: tuple[int, ...]  # 0 = Monday
+    opens: str  # "HH:MM"
+    closes: str
+
+
+@dataclass(frozen=True)
+class HandoffConfig:
+    enabled: bool
+    explicit_requests: bool
+    commands: tuple[str, ...]
+    mood_threshold: float  # -1 turns the mood trigger off
+    unconfident_turns: int  # 0 turns it off
+    faq_flags: bool
+    keywords: tuple[str, ...]
+    agent_wait_seconds: float
+    business_hours: BusinessHoursConfig | None
+    notify: NotifyConfig | None
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     turn_timeout_seconds: float
     shutdown_grace_seconds: float
@@ -81,6 +114,11 @@ class OutgoingWebhookConfig:
     timeout_seconds: float
     max_attempts: int
     backoff_seconds: float
+
+
+@dataclass(frozen=True)
+class NotifyConfig(OutgoingWebhookConfig):
+    """The merchant's helpdesk URL that hears of every handoff: signed and retried like the outgoing webhook."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +139,7 @@ class WebhookConfig:
     max_text_chars: int
     signature_tolerance_seconds: int
     outgoing: OutgoingWebhookConfig | None
+    agent_token: str = ""  # the agent API's bearer token; empty: the agent API is off
 
 
 @dataclass(frozen=True)
@@ -116,6 +155,8 @@ class Config:
     http: HttpConfig
     webhook: WebhookConfig
     texts: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    sentiment: SentimentConfig = SentimentConfig("default", "", -0.3)
+    handoff: HandoffConfig = HandoffConfig(True, True, ("/human", "/agent"), -0.5, 3, True, (), 300.0, None, None)
 
 
 def load_config(path: Path | str, environ: Mapping[str, str] | None = None) -> Config:
@@ -144,7 +185,7 @@ def load_config(path: Path | str, environ: Mapping[str, str] | None = None) -> C
 def _build(root: _Table, path: Path, environ: Mapping[str, str]) -> Config:
     base = path.parent
     root.allow_only("shop", "storage", "knowledge", "retrieval", "search", "language", "pipeline", "http", "webhook",
-                    "texts")
+                    "texts", "sentiment", "handoff")
 
     shop_t = root.table("shop")
     shop_t.allow_only("name", "default_language", "languages")
@@ -218,6 +259,21 @@ def _build(root: _Table, path: Path, environ: Mapping[str, str]) -> Config:
         min_confidence=language_t.float("min_confidence", 0.8, 0.0, 1.0),
     )
 
+    sentiment_t = root.table("sentiment")
+    sentiment_t.allow_only("backend", "transformers_model", "apology_below")
+    sentiment_backend = sentiment_t.choice("backend", "default", ("default", "embeddings", "transformers"))
+    sentiment_model = sentiment_t.str("transformers_model", "")
+    if sentiment_backend == "transformers" and not sentiment_model:
+        sentiment_t.fail("transformers_model", "is required when backend = \"transformers\"")
+    if sentiment_model.startswith(("./", "../", "~")):
+        sentiment_model = str((base / Path(sentiment_model).expanduser()).resolve())
+    sentiment = SentimentConfig(
+        backend=sentiment_backend,
+        transformers_model=sentiment_model,
+        apology_below=sentiment_t.float("apology_below", -0.3, -1.0, 1.0),
+    )
+    handoff = _build_handoff(root.table("handoff"), environ)
+
     pipeline_t = root.table("pipeline")
     pipeline_t.allow_only("turn_timeout_seconds", "shutdown_grace_seconds")
     pipeline = PipelineConfig(
@@ -255,31 +311,76 @@ def _build(root: _Table, path: Path, environ: Mapping[str, str]) -> Config:
         http=http,
         webhook=webhook,
         texts=texts,
+        sentiment=sentiment,
+        handoff=handoff,
+    )
+
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+def _build_handoff(table: _Table, environ: Mapping[str, str]) -> HandoffConfig:
+    table.allow_only("enabled", "explicit_requests", "commands", "mood_threshold", "unconfident_turns", "faq_flags",
+                     "keywords", "agent_wait_seconds", "business_hours", "notify")
+    commands = tuple(c.lower() for c in table.str_list("commands", ["/human", "/agent"]))
+    for index, command in enumerate(commands):
+        if not re.match(r"^/\w+$", command):
+            table.fail("commands", f"'{command}' (item {index + 1}) must look like /human")
+    hours = None
+    if "business_hours" in table.keys():
+        hours_t = table.table("business_hours")
+        hours_t.allow_only("timezone", "days", "open", "close")
+        zone = hours_t.str("timezone", "UTC")
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            hours_t.fail("timezone", f"'{zone}' is not a time zone name such as 'Europe/Berlin' or 'Asia/Shanghai'")
+        days = hours_t.str_list("days", list(WEEKDAYS[:5]))
+        for index, day in enumerate(days):
+            if day.lower() not in WEEKDAYS:
+                hours_t.fail("days", f"'{day}' (item {index + 1}) is not one of: {', '.join(WEEKDAYS)}")
+        if not days:
+            hours_t.fail("days", "name at least one day; remove [handoff.business_hours] for round-the-clock agents")
+        clock = {}
+        for key, default in (("open", "09:00"), ("close", "18:00")):
+            clock[key] = hours_t.str(key, default)
+            if not CLOCK.match(clock[key]):
+                hours_t.fail(key, f"'{clock[key]}' must be a 24-hour time like 09:00")
+        if clock["close"] <= clock["open"]:
+            hours_t.fail("close", f"{clock['close']} must be later than open {clock['open']}")
+        hours = BusinessHoursConfig(zone, tuple(sorted({WEEKDAYS.index(d.lower()) for d in days})),
+                                    clock["open"], clock["close"])
+    notify = _signed_callback(table.table("notify"), environ, NotifyConfig, max_attempts=10)
+    return HandoffConfig(
+        enabled=table.bool("enabled", True),
+        explicit_requests=table.bool("explicit_requests", True),
+        commands=commands,
+        mood_threshold=table.float("mood_threshold", -0.5, -1.0, 1.0),
+        unconfident_turns=table.int("unconfident_turns", 3, 0, 100),
+        faq_flags=table.bool("faq_flags", True),
+        keywords=tuple(table.str_list("keywords", [])),
+        agent_wait_seconds=table.float("agent_wait_seconds", 300.0, 0.0, 7 * 86400.0),
+        business_hours=hours,
+        notify=notify,
     )
 
 
 def _build_webhook(table: _Table, environ: Mapping[str, str]) -> WebhookConfig:
     table.allow_only(
         "enabled", "auth", "token", "token_env", "max_text_chars", "signature_tolerance_seconds", "outgoing",
+        "agent_token", "agent_token_env",
     )
     enabled = table.bool("enabled", False)
     secret = table.secret("token", "token_env", environ, required=enabled)
     if enabled and len(secret) < 16:
         table.fail("token", "must be at least 16 characters long")
-    outgoing_t = table.table("outgoing")
-    outgoing_t.allow_only("url", "secret", "secret_env", "timeout_seconds", "max_attempts", "backoff_seconds")
-    url = outgoing_t.str("url", "")
-    outgoing = None
-    if url:
-        if not re.match(r"^https?://", url):
-            outgoing_t.fail("url", f"'{url}' must start with http:// or https://")
-        outgoing = OutgoingWebhookConfig(
-            url=url,
-            secret=outgoing_t.secret("secret", "secret_env", environ, required=True),
-            timeout_seconds=outgoing_t.float("timeout_seconds", 10.0, 0.1, 300.0),
-            max_attempts=outgoing_t.int("max_attempts", 8, 1, 100),
-            backoff_seconds=outgoing_t.float("backoff_seconds", 2.0, 0.0, 3600.0),
-        )
+    agent_token = table.secret("agent_token", "agent_token_env", environ, required=False)
+    if agent_token and len(agent_token) < 16:
+        table.fail("agent_token", "must be at least 16 characters long")
+    if agent_token and hmac.compare_digest(agent_token, secret):
+        table.fail("agent_token", "must differ from the shop's token: agents and the shop's site get separate keys")
+    outgoing = _signed_callback(table.table("outgoing"), environ, OutgoingWebhookConfig, max_attempts=8)
     return WebhookConfig(
         enabled=enabled,
         auth=table.choice("auth", "bearer", ("bearer", "hmac")),
@@ -287,6 +388,28 @@ def _build_webhook(table: _Table, environ: Mapping[str, str]) -> WebhookConfig:
         max_text_chars=table.int("max_text_chars", 4000, 1, 1_000_000),
         signature_tolerance_seconds=table.int("signature_tolerance_seconds", 300, 1, 86400),
         outgoing=outgoing,
+        agent_token=agent_token,
+    )
+
+
+Callback = TypeVar("Callback", "OutgoingWebhookConfig", "NotifyConfig")
+
+
+def _signed_callback(table: _Table, environ: Mapping[str, str], kind: type[Callback], *, max_attempts: int
+                     ) -> Callback | None:
+    """A URL kefu POSTs signed events to ([webhook.outgoing], [handoff.notify]); None when `url` is empty."""
+    table.allow_only("url", "secret", "secret_env", "timeout_seconds", "max_attempts", "backoff_seconds")
+    url = table.str("url", "")
+    if not url:
+        return None
+    if not re.match(r"^https?://", url):
+        table.fail("url", f"'{url}' must start with http:// or https://")
+    return kind(
+        url=url,
+        secret=table.secret("secret", "secret_env", environ, required=True),
+        timeout_seconds=table.float("timeout_seconds", 10.0, 0.1, 300.0),
+        max_attempts=table.int("max_attempts", max_attempts, 1, 100),
+        backoff_seconds=table.float("backoff_seconds", 2.0, 0.0, 3600.0),
     )
 
 

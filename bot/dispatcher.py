@@ -12,11 +12,21 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from dataclasses import dataclass
+
 from bot.errors import KefuError
-from bot.messages import HandleResult, Message, Reply
-from bot.store import FAILED, Store, StoredInbound
+from bot.messages import HandleResult, HandoffState, Message, Reply
+from bot.store import FAILED, SETTLED, Store, StoredInbound
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TurnOutcome:
+    """What a turn ended with: the stored reply (None when forwarded to agents) and who answers next."""
+
+    reply: Reply | None
+    state: HandoffState
 
 
 class TurnFailedError(KefuError):
@@ -32,7 +42,7 @@ class TurnDispatcher:
         self,
         *,
         store: Store,
-        run_turn: Callable[[StoredInbound], Awaitable[Reply]],
+        run_turn: Callable[[StoredInbound], Awaitable[TurnOutcome]],
         on_reply: Callable[[Reply], None],
         turn_timeout: float,
     ):
@@ -42,7 +52,7 @@ class TurnDispatcher:
         self._timeout = turn_timeout
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._dirty: set[str] = set()
-        self._waiters: dict[int, tuple[str, asyncio.Future[Reply]]] = {}
+        self._waiters: dict[int, tuple[str, asyncio.Future[TurnOutcome]]] = {}
         self._accepting = True
 
     async def submit(self, message: Message) -> HandleResult:
@@ -50,31 +60,32 @@ class TurnDispatcher:
         if not self._accepting:
             raise DispatcherClosedError("kefu is shutting down")
         record = await self._store.record_inbound(message)
-        if record.reply is not None:
+        if record.settled:
             log.info("turn.duplicate conversation=%s inbound=%d", message.conversation_key, record.message.id)
-            return HandleResult(reply=record.reply, inbound_id=record.message.id, duplicate=True)
+            return HandleResult(reply=record.reply, inbound_id=record.message.id, duplicate=True, state=record.state)
         waiter = self._waiter(message.conversation_key, record.message.id)
         self.wake(message.conversation_key)
-        reply = await asyncio.shield(waiter)
-        return HandleResult(reply=reply, inbound_id=record.message.id, duplicate=record.duplicate)
+        outcome = await asyncio.shield(waiter)
+        return HandleResult(reply=outcome.reply, inbound_id=record.message.id, duplicate=record.duplicate,
+                            state=outcome.state)
 
-    def _waiter(self, conversation_key: str, inbound_id: int) -> asyncio.Future[Reply]:
+    def _waiter(self, conversation_key: str, inbound_id: int) -> asyncio.Future[TurnOutcome]:
         """One future per stored message, shared by every delivery of that message."""
         if inbound_id not in self._waiters:
-            future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+            future: asyncio.Future[TurnOutcome] = asyncio.get_running_loop().create_future()
             # The submitter may have gone away (client disconnected): don't warn about an unread error.
             future.add_done_callback(lambda f: f.cancelled() or f.exception())
             self._waiters[inbound_id] = (conversation_key, future)
         return self._waiters[inbound_id][1]
 
-    def _resolve(self, inbound_id: int, reply: Reply | None = None, error: Exception | None = None) -> None:
+    def _resolve(self, inbound_id: int, outcome: TurnOutcome | None = None, error: Exception | None = None) -> None:
         entry = self._waiters.pop(inbound_id, None)
         if entry is None or entry[1].done():
             return
         if error is not None:
             entry[1].set_exception(error)
         else:
-            entry[1].set_result(reply)
+            entry[1].set_result(outcome)
 
     async def recover(self) -> int:
         """Wake every conversation with stored, unanswered messages (after a crash)."""
@@ -104,9 +115,9 @@ class TurnDispatcher:
                 if not stale:
                     break
                 for inbound_id in stale:
-                    status, reply, error = await self._store.inbound_outcome(inbound_id)
-                    if reply is not None:
-                        self._resolve(inbound_id, reply)
+                    status, reply, error, state = await self._store.inbound_outcome(inbound_id)
+                    if status in SETTLED:
+                        self._resolve(inbound_id, TurnOutcome(reply, state))
                     elif status == FAILED:
                         self._resolve(inbound_id, error=TurnFailedError(error or "processing failed"))
                     else:
@@ -117,7 +128,7 @@ class TurnDispatcher:
     async def _answer(self, inbound: StoredInbound) -> None:
         try:
             async with asyncio.timeout(self._timeout):
-                reply = await self._run_turn(inbound)
+                outcome = await self._run_turn(inbound)
         except Exception as exc:  # one bad turn must not stop the conversation's later messages
             reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             if isinstance(exc, TimeoutError):
@@ -126,8 +137,9 @@ class TurnDispatcher:
             await self._store.mark_failed(inbound.id, reason)
             self._resolve(inbound.id, error=TurnFailedError(reason))
             return
-        self._on_reply(reply)
-        self._resolve(inbound.id, reply)
+        if outcome.reply is not None:
+            self._on_reply(outcome.reply)
+        self._resolve(inbound.id, outcome)
 
     async def close(self, grace_seconds: float) -> None:
         """Stop accepting; let in-flight turns finish within the grace period."""

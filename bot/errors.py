@@ -51,3 +51,19 @@ class DeliveryError(KefuError):
     def __init__(self, message: str, *, permanent: bool = False):
         super().__init__(message)
         self.permanent = permanent
+
+
+class ConversationNotFoundError(KefuError):
+    """An agent named a conversation that does not exist."""
+
+
+class HandoffConflictError(KefuError):
+    """The conversation is not in a state that allows the action (someone else moved it first).
+
+    Carries the state found (a `HandoffState` value) and the agent holding it, so an API can say who has it.
+    """
+
+    def __init__(self, message: str, state: str, agent: str | None):
+        super().__init__(message)
+        self.state = state
+        self.agent = agent

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 class Role(StrEnum):
@@ -30,8 +30,18 @@ class ReplyKind(StrEnum):
     ANSWER = "answer"  # a confident FAQ match
     NOT_SURE = "not_sure"  # several candidates: ask the shopper to pick
     NO_MATCH = "no_match"  # nothing relevant: say so, offer topics
+    HANDOFF = "handoff"  # the bot hands the shopper to a person
     AGENT = "agent"  # written by a human agent
     SYSTEM = "system"  # notices such as "an agent joined"
+
+
+class HandoffState(StrEnum):
+    """Who answers a conversation: the bot, nobody yet (queued for a person), a person, or nobody (closed)."""
+
+    BOT = "bot"
+    WAITING_AGENT = "waiting_agent"
+    AGENT = "agent"
+    CLOSED = "closed"
 
 
 def utc_now() -> datetime:
@@ -100,11 +110,16 @@ class Reply:
 
 @dataclass(frozen=True)
 class HandleResult:
-    """The outcome of handing one message to the core."""
+    """The outcome of handing one message to the core.
 
-    reply: Reply
+    `reply` is None while a person handles the conversation: the message was
+    stored and forwarded to the agents, and the bot stays silent.
+    """
+
+    reply: Reply | None
     inbound_id: int
     duplicate: bool  # the message was seen before; `reply` is the stored one
+    state: HandoffState = HandoffState.BOT  # who answers the conversation after this message
 
 
 @dataclass(frozen=True)
@@ -121,6 +136,7 @@ class TranscriptEntry:
     confidence: float | None
     latency_ms: float | None
     status: str | None
+    sentiment: float | None = None  # shopper messages: -1 (furious) .. +1
 
 
 @dataclass(frozen=True)
@@ -133,13 +149,74 @@ class Transcript:
     language: str | None
     created_at: str
     messages: tuple[TranscriptEntry, ...]
+    state: HandoffState = HandoffState.BOT
+    agent: str | None = None
+    mood: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
+        data["state"] = self.state.value
         for message in data["messages"]:
             message["role"] = str(message["role"])
             message["faq_ids"] = list(message["faq_ids"])
         return data
+
+
+@dataclass(frozen=True)
+class HandoffSummary:
+    """One conversation as an agent's queue shows it."""
+
+    channel: str
+    conversation: str
+    user_id: str
+    display_name: str | None
+    language: str | None
+    state: HandoffState
+    agent: str | None
+    since: str | None  # when it entered its current state
+    mood: float | None
+    reason: str | None  # why it was last moved (explicit_request, upset, claimed, ...)
+    detail: str | None
+    last_shopper_message: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["state"] = self.state.value
+        return data
+
+
+@dataclass(frozen=True)
+class HandoffView:
+    """Everything an agent needs to take a conversation over: who, why, and the whole transcript."""
+
+    summary: HandoffSummary
+    transcript: Transcript
+    transitions: tuple[Mapping[str, Any], ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.summary.to_json(), "transitions": [dict(t) for t in self.transitions],
+                "messages": self.transcript.to_json()["messages"]}
+
+
+@runtime_checkable
+class AgentDesk(Protocol):
+    """What the core offers channels that let human agents work handoffs.
+
+    Raises `bot.errors.ConversationNotFoundError` for an unknown conversation and
+    `bot.errors.HandoffConflictError` when the state does not allow the action.
+    """
+
+    async def handoffs(self, states: tuple[HandoffState, ...]) -> list[HandoffSummary]: ...
+
+    async def handoff_view(self, channel: str, conversation: str) -> HandoffView: ...
+
+    async def claim(self, channel: str, conversation: str, agent: str) -> HandoffSummary: ...
+
+    async def agent_reply(self, channel: str, conversation: str, agent: str, text: str) -> Reply: ...
+
+    async def release(self, channel: str, conversation: str, agent: str) -> HandoffSummary: ...
+
+    async def close(self, channel: str, conversation: str, agent: str) -> HandoffSummary: ...
 
 
 class Gateway(Protocol):

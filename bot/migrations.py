@@ -84,9 +84,59 @@ def _m002_language_choice(db: sqlite_utils.Database) -> None:
     db["conversations"].add_column("language_locked", int, not_null_default=0)
 
 
+def _m003_handoff(db: sqlite_utils.Database) -> None:
+    """Who answers each conversation, every change of that with its reason, and the agents' outbox."""
+    conversations = db["conversations"]
+    conversations.add_column("handoff_state", str, not_null_default="bot")
+    conversations.add_column("agent", str)
+    conversations.add_column("state_since", str)
+    conversations.add_column("waiting_notice_sent", int, not_null_default=0)
+    # Messages up to this id belong to an earlier handoff: follow-ups, mood and the unconfident
+    # streak look only past it, so a released conversation starts clean.
+    conversations.add_column("context_start_id", int, not_null_default=0)
+    conversations.add_column("mood", float)
+    db["handoff_transitions"].create(
+        {
+            "id": int,
+            "conversation_key": str,
+            "from_state": str,
+            "to_state": str,
+            "reason": str,  # explicit_request, upset, unconfident, faq_flagged, keyword, claimed, released, ...
+            "detail": str,
+            "actor": str,  # "bot", "shopper" or the agent's name
+            "message_id": int,  # the message that caused it, if any
+            "created_at": str,
+        },
+        pk="id",
+        not_null={"conversation_key", "from_state", "to_state", "reason", "actor", "created_at"},
+        foreign_keys=[("conversation_key", "conversations", "key")],
+    )
+    db.execute("CREATE INDEX handoff_transitions_by_conversation ON handoff_transitions (conversation_key, id)")
+    db.execute("CREATE INDEX conversations_by_handoff_state ON conversations (handoff_state)")
+    db["notifications"].create(
+        {
+            "id": int,
+            "conversation_key": str,
+            "target": str,  # the notifier's name
+            "event": str,
+            "payload": str,  # JSON
+            "status": str,  # pending / sent / failed
+            "attempts": int,
+            "next_attempt_at": str,
+            "error": str,
+            "created_at": str,
+        },
+        pk="id",
+        not_null={"conversation_key", "target", "event", "payload", "status", "created_at"},
+        defaults={"attempts": 0},
+    )
+    db.execute("CREATE INDEX notifications_pending ON notifications (status, target)")
+
+
 MIGRATIONS: list[Migration] = [
     ("001_conversations_and_messages", _m001_conversations_and_messages),
     ("002_language_choice", _m002_language_choice),
+    ("003_handoff", _m003_handoff),
 ]
 
 

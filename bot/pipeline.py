@@ -1,7 +1,8 @@
-"""One turn: stored inbound message → language → retrieval → responder → stored reply.
+"""One turn: stored inbound message → language → retrieval → sentiment → handoff → responder → stored reply.
 
-Each stage is a small object that reads and fills the `Turn`; later capabilities
-(sentiment, handoff, an LLM responder) are new stages, and adapters never notice.
+Each stage is a small object that reads and fills the `Turn`; adapters never
+notice a new one. While a person handles the conversation the turn ends after the
+handoff stage: the message is stored as forwarded to the agents and the bot stays silent.
 """
 
 from __future__ import annotations
@@ -9,14 +10,20 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from bot.agents import HandoffNotices
 from bot.concurrency import run_blocking
+from bot.dispatcher import TurnOutcome
+from bot.handoff import Action, HandoffDecision, HandoffPolicy, HandoffReason, HandoffSignals, decide
+from bot.handoff_store import HandoffStore
 from bot.language import LanguageDetector, LanguageGuess
-from bot.messages import Reply
-from bot.responder import Draft, Responder
+from bot.messages import HandoffState, Reply, ReplyKind
+from bot.responder import Draft, Responder, is_confident
+from bot.sentiment import MOOD_WINDOW, Sentiment, SentimentAnalyzer, rolling_mood
 from bot.store import ConversationState, Store, StoredInbound
+from bot.texts import Texts
 from knowledge.faq import FaqBase
 from knowledge.search import FaqSearch, Hit
 from knowledge.service import KnowledgeBase
@@ -33,6 +40,11 @@ class Turn:
     language: LanguageGuess | None = None
     faq: FaqBase | None = None
     hits: list[Hit] = field(default_factory=list)
+    sentiment: Sentiment | None = None
+    mood: float | None = None  # the conversation's rolling mood, this message included
+    human_request: str | None = None  # the words that asked for a person
+    handoff: HandoffDecision | None = None
+    forward: bool = False  # a person handles the conversation: pass the message on, say nothing
     draft: Draft | None = None
     trace: dict[str, Any] = field(default_factory=dict)  # stored with the reply: why it was answered so
 
@@ -147,6 +159,75 @@ def is_short(text: str, max_words: int) -> bool:
     return len(text.split()) <= max_words
 
 
+class SentimentStage:
+    """Scores the message and updates the conversation's rolling mood (also during a handoff: agents see it)."""
+
+    name = "sentiment"
+
+    def __init__(self, analyzer: SentimentAnalyzer, records: HandoffStore):
+        self._analyzer = analyzer
+        self._records = records
+
+    async def run(self, turn: Turn) -> None:
+        language = turn.language.language if turn.language else None
+        sentiment = await run_blocking(self._analyzer.analyze, turn.inbound.text, language)
+        earlier = await self._records.recent_sentiments(turn.inbound.conversation_key, turn.inbound.id,
+                                                        MOOD_WINDOW - 1)
+        turn.sentiment = sentiment
+        turn.mood = rolling_mood([*earlier, sentiment.score])
+        turn.human_request = self._analyzer.cues.human_request(turn.inbound.text)
+        await self._records.record_sentiment(turn.inbound.id, turn.inbound.conversation_key, sentiment.score,
+                                             turn.mood)
+        turn.trace["sentiment"] = {**sentiment.to_json(), "mood": round(turn.mood, 3)}
+
+
+class HandoffStage:
+    """Decides whether a person takes over; while one does, ends the turn with the message forwarded."""
+
+    name = "handoff"
+
+    def __init__(self, policy: HandoffPolicy, records: HandoffStore, notices: HandoffNotices, *,
+                 answer_threshold: float, ambiguity_ratio: float):
+        self._policy = policy
+        self._records = records
+        self._notices = notices
+        self._answer_threshold = answer_threshold
+        self._ambiguity_ratio = ambiguity_ratio
+
+    async def run(self, turn: Turn) -> None:
+        conversation = turn.conversation
+        if conversation.handoff == HandoffState.CLOSED:
+            conversation, _ = await self._records.apply(
+                conversation.key, Action.REOPEN, actor="shopper", reason="shopper_wrote",
+                detail="the shopper wrote after the conversation was closed", message_id=turn.inbound.id)
+            turn.conversation = conversation
+        if conversation.handoff in (HandoffState.WAITING_AGENT, HandoffState.AGENT):
+            turn.forward = True
+            turn.trace["handoff"] = {"state": conversation.handoff.value, "agent": conversation.agent,
+                                     "action": "forwarded to the agents; the bot stays silent"}
+            return
+        confident = is_confident(turn.hits, self._answer_threshold, self._ambiguity_ratio)
+        streak = 0 if confident else 1 + await self._records.unconfident_streak(conversation.key)
+        best = turn.hits[0] if turn.hits else None
+        signals = HandoffSignals(
+            text=turn.inbound.text,
+            mood=turn.mood,
+            human_request=turn.human_request,
+            unconfident_streak=streak,
+            flagged_faq=best.entry.id if confident and best is not None and best.entry.handoff else None,
+        )
+        turn.handoff = decide(signals, self._policy)
+        if turn.handoff is None:
+            return
+        language = turn.language.language if turn.language else conversation.language or ""
+        if turn.handoff.reason == HandoffReason.FAQ_FLAGGED and best is not None:
+            turn.draft = self._notices.handoff_draft(language, turn.handoff, lead=best.entry.variant(language).answer,
+                                                     faq_ids=(best.entry.id,))
+        else:
+            turn.draft = self._notices.handoff_draft(language, turn.handoff)
+        turn.trace["handoff"] = {"reason": turn.handoff.reason.value, "detail": turn.handoff.detail}
+
+
 class ResponderStage:
     name = "responder"
 
@@ -155,6 +236,8 @@ class ResponderStage:
         self._default_language = default_language
 
     async def run(self, turn: Turn) -> None:
+        if turn.draft is not None:  # the handoff stage already said what to say
+            return
         language = turn.language.language if turn.language else self._default_language
         assert turn.faq is not None, "the retrieval stage runs before the responder"
         turn.draft = await self._responder.respond(question=turn.inbound.text, language=language, hits=turn.hits,
@@ -162,14 +245,19 @@ class ResponderStage:
 
 
 class Pipeline:
-    """Runs the stages for one stored inbound message and stores the reply."""
+    """Runs the stages for one stored inbound message and stores the outcome."""
 
-    def __init__(self, *, store: Store, stages: Sequence[Stage], pushes: Callable[[str], bool]):
+    def __init__(self, *, store: Store, records: HandoffStore, notices: HandoffNotices, stages: Sequence[Stage],
+                 pushes: Callable[[str], bool], texts: Texts, apology_below: float):
         self._store = store
+        self._records = records
+        self._notices = notices
         self._stages = tuple(stages)
         self._pushes = pushes
+        self._texts = texts
+        self._apology_below = apology_below
 
-    async def run(self, inbound: StoredInbound) -> Reply:
+    async def run(self, inbound: StoredInbound) -> TurnOutcome:
         started = time.perf_counter()
         conversation = await self._store.conversation(inbound.conversation_key)
         if conversation is None:
@@ -180,10 +268,14 @@ class Pipeline:
             stage_started = time.perf_counter()
             await stage.run(turn)
             timings[stage.name] = round((time.perf_counter() - stage_started) * 1000, 2)
+            if turn.forward:
+                break
+        turn.trace["timings_ms"] = timings
+        if turn.forward:
+            return await self._forward(turn)
         if turn.draft is None:
             raise RuntimeError("no stage produced a reply draft")
-        turn.trace["timings_ms"] = timings
-        draft = turn.draft
+        draft = self._with_apology(turn)
         reply = Reply(
             channel=inbound.channel,
             conversation=inbound.conversation,
@@ -198,11 +290,55 @@ class Pipeline:
             in_reply_to=inbound.id,
         )
         latency_ms = (time.perf_counter() - started) * 1000
-        stored = await self._store.record_reply(
-            inbound.id, reply, latency_ms=latency_ms, deliver=self._pushes(inbound.channel), meta=turn.trace
-        )
+        deliver = self._pushes(inbound.channel)
+        if turn.handoff is not None:
+            event = await self._notices.requested_event(turn.conversation, turn.handoff, mood=turn.mood,
+                                                        hits=turn.hits)
+            handed, after = await self._records.start_handoff(
+                inbound.id, reply, reason=turn.handoff.reason.value, detail=turn.handoff.detail,
+                latency_ms=latency_ms, deliver=deliver, meta=turn.trace, event=event,
+                told_when=self._notices.outside_hours(),
+            )
+            self._notices.wake()
+            log.info("turn.handed_off conversation=%s inbound=%d reason=%s", inbound.conversation_key, inbound.id,
+                     turn.handoff.reason.value)
+            return TurnOutcome(handed, after.handoff)
+        stored = await self._store.record_reply(inbound.id, reply, latency_ms=latency_ms, deliver=deliver,
+                                                meta=turn.trace)
         log.info(
             "turn.answered conversation=%s inbound=%d kind=%s faq=%s latency_ms=%.1f",
             inbound.conversation_key, inbound.id, stored.kind.value, ",".join(stored.faq_ids) or "-", latency_ms,
         )
-        return stored
+        return TurnOutcome(stored, HandoffState.BOT)
+
+    async def _forward(self, turn: Turn) -> TurnOutcome:
+        event = self._notices.shopper_message_event(turn.conversation, turn.inbound.id, turn.inbound.text,
+                                                    mood=turn.mood)
+        conversation = await self._records.forward(turn.inbound.id, meta=turn.trace, event=event)
+        self._notices.wake()
+        log.info("turn.forwarded conversation=%s inbound=%d state=%s", turn.inbound.conversation_key,
+                 turn.inbound.id, conversation.handoff.value)
+        return TurnOutcome(None, conversation.handoff)
+
+    def _with_apology(self, turn: Turn) -> Draft:
+        """An upset shopper hears an apology first, in the reply's language."""
+        draft = turn.draft
+        assert draft is not None
+        if turn.mood is None or turn.mood > self._apology_below or draft.kind not in APOLOGETIC_KINDS:
+            return draft
+        if already_apologises(draft.text):
+            return draft
+        apology, _ = self._texts.get("apology", draft.language)
+        joiner = "" if apology.endswith(("。", "！", "？")) else " "
+        return replace(draft, text=f"{apology}{joiner}{draft.text}",
+                       why=f"{draft.why}; began with an apology: mood {turn.mood:+.2f} <= {self._apology_below:+.2f}")
+
+
+APOLOGETIC_KINDS = (ReplyKind.ANSWER, ReplyKind.NOT_SURE, ReplyKind.NO_MATCH, ReplyKind.HANDOFF)
+APOLOGY_WORDS = ("sorry", "apolog", "抱歉", "对不起", "entschuldig", "désolé", "lo siento", "perdón", "申し訳", "すみません")
+
+
+def already_apologises(text: str) -> bool:
+    """The merchant's answer opens with its own apology ("Sorry about that! …"): don't say sorry twice."""
+    opening = text[:40].casefold()
+    return any(word in opening for word in APOLOGY_WORDS)

@@ -33,6 +33,13 @@ class Responder(Protocol):
     async def respond(self, *, question: str, language: str, hits: list[Hit], faq: FaqBase) -> Draft: ...
 
 
+def is_confident(hits: list[Hit], answer_threshold: float, ambiguity_ratio: float) -> bool:
+    """A clear best match: above the answer threshold and well ahead of the runner-up."""
+    if not hits or hits[0].score < answer_threshold:
+        return False
+    return len(hits) < 2 or hits[1].score < ambiguity_ratio * hits[0].score
+
+
 class ExtractiveResponder:
     """Answer with the matched entry's text; otherwise offer suggestions or topics."""
 

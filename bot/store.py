@@ -21,6 +21,7 @@ import sqlite_utils
 from bot.concurrency import SerialExecutor
 from bot.errors import KefuError
 from bot.messages import (
+    HandoffState,
     Message,
     Reply,
     ReplyKind,
@@ -35,8 +36,10 @@ log = logging.getLogger(__name__)
 
 PENDING = "pending"
 ANSWERED = "answered"
+FORWARDED = "forwarded"  # inbound while a person handles the conversation: stored and passed to agents
 FAILED = "failed"
 SENT = "sent"
+SETTLED = (ANSWERED, FORWARDED)
 
 
 class StoreClosedError(KefuError):
@@ -66,6 +69,8 @@ class InboundRecord:
     message: StoredInbound
     duplicate: bool
     reply: Reply | None  # set when a duplicate was already answered
+    settled: bool = False  # a duplicate that was answered or forwarded already: nothing left to do
+    state: HandoffState = HandoffState.BOT
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,12 @@ class ConversationState:
     user_id: str
     language: str | None
     language_locked: bool = False  # chosen by the shopper, not detected
+    handoff: HandoffState = HandoffState.BOT
+    agent: str | None = None
+    state_since: str | None = None
+    context_start_id: int = 0  # messages up to this id belong to an earlier handoff
+    mood: float | None = None  # rolling mood of the shopper since context_start_id
+    display_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +138,14 @@ class Store:
         self._writer.shutdown()
         self._reader.shutdown()
 
+    async def write(self, func: Callable[..., Any], *args: Any) -> Any:
+        """Run `func(db, *args)` in one transaction on the writer thread (for companion modules)."""
+        return await self._write(func, *args)
+
+    async def read(self, func: Callable[..., Any], *args: Any) -> Any:
+        """Run `func(db, *args)` on the reader thread."""
+        return await self._read(func, *args)
+
     async def _write(self, func: Callable[..., Any], *args: Any) -> Any:
         if self._closed or self._write_db is None:
             raise StoreClosedError("the store is closed")
@@ -167,13 +186,17 @@ class Store:
     async def conversations_with_pending(self) -> list[str]:
         return await self._read(_conversations_with_pending)
 
-    async def inbound_outcome(self, inbound_id: int) -> tuple[str, Reply | None, str | None]:
-        """(status, reply if answered, error if failed) of a stored inbound message."""
+    async def inbound_outcome(self, inbound_id: int) -> tuple[str, Reply | None, str | None, HandoffState]:
+        """(status, reply if answered, error if failed, the conversation's state) of a stored inbound message."""
         return await self._read(_inbound_outcome, inbound_id)
 
     async def previous_shopper_text(self, conversation_key: str, before_id: int) -> str | None:
         """The shopper's message before `before_id` in the conversation, for follow-up questions."""
         return await self._read(_previous_shopper_text, conversation_key, before_id)
+
+    async def last_shopper_text(self, conversation_key: str) -> str | None:
+        """The shopper's latest message, handoffs included (for agents' queues)."""
+        return await self._read(_last_shopper_text, conversation_key)
 
     async def mark_failed(self, inbound_id: int, error: str) -> None:
         await self._write(_mark_failed, inbound_id, error)
@@ -249,7 +272,9 @@ def _record_inbound(db: sqlite_utils.Database, message: Message) -> InboundRecor
             stored = _inbound_from_row(existing)
             if existing["status"] == FAILED:
                 db.execute("UPDATE messages SET status = ?, error = NULL WHERE id = ?", [PENDING, stored.id])
-            return InboundRecord(message=stored, duplicate=True, reply=_first_reply(db, stored.id))
+            return InboundRecord(message=stored, duplicate=True, reply=_first_reply(db, stored.id),
+                                 settled=existing["status"] in SETTLED,
+                                 state=_state_of(db, message.conversation_key))
     cursor = db.execute(
         """
         INSERT INTO messages (conversation_key, direction, role, channel, conversation, user_id,
@@ -279,7 +304,7 @@ def _inbound_from_row(row: sqlite3.Row) -> StoredInbound:
     )
 
 
-def _reply_from_row(row: sqlite3.Row) -> Reply:
+def reply_from_row(row: sqlite3.Row) -> Reply:
     return Reply(
         channel=row["channel"],
         conversation=row["conversation"],
@@ -301,7 +326,7 @@ def _first_reply(db: sqlite_utils.Database, inbound_id: int) -> Reply | None:
     row = db.execute(
         "SELECT * FROM messages WHERE direction = 'out' AND reply_to = ? ORDER BY id LIMIT 1", [inbound_id]
     ).fetchone()
-    return _reply_from_row(row) if row is not None else None
+    return reply_from_row(row) if row is not None else None
 
 
 def _pending_inbound(db: sqlite_utils.Database, conversation_key: str) -> list[StoredInbound]:
@@ -321,16 +346,31 @@ def _conversations_with_pending(db: sqlite_utils.Database) -> list[str]:
     return [row["conversation_key"] for row in rows]
 
 
-def _inbound_outcome(db: sqlite_utils.Database, inbound_id: int) -> tuple[str, Reply | None, str | None]:
-    row = db.execute("SELECT status, error FROM messages WHERE id = ?", [inbound_id]).fetchone()
-    return row["status"], _first_reply(db, inbound_id), row["error"]
+def _state_of(db: sqlite_utils.Database, conversation_key: str) -> HandoffState:
+    row = db.execute("SELECT handoff_state FROM conversations WHERE key = ?", [conversation_key]).fetchone()
+    return HandoffState(row["handoff_state"]) if row else HandoffState.BOT
+
+
+def _inbound_outcome(
+    db: sqlite_utils.Database, inbound_id: int
+) -> tuple[str, Reply | None, str | None, HandoffState]:
+    row = db.execute("SELECT status, error, conversation_key FROM messages WHERE id = ?", [inbound_id]).fetchone()
+    return row["status"], _first_reply(db, inbound_id), row["error"], _state_of(db, row["conversation_key"])
 
 
 def _previous_shopper_text(db: sqlite_utils.Database, conversation_key: str, before_id: int) -> str | None:
     row = db.execute(
         "SELECT text FROM messages WHERE conversation_key = ? AND direction = 'in' AND role = ? AND id < ? "
-        "ORDER BY id DESC LIMIT 1",
-        [conversation_key, Role.SHOPPER.value, before_id],
+        "AND id > (SELECT context_start_id FROM conversations WHERE key = ?) ORDER BY id DESC LIMIT 1",
+        [conversation_key, Role.SHOPPER.value, before_id, conversation_key],
+    ).fetchone()
+    return row["text"] if row else None
+
+
+def _last_shopper_text(db: sqlite_utils.Database, conversation_key: str) -> str | None:
+    row = db.execute(
+        "SELECT text FROM messages WHERE conversation_key = ? AND direction = 'in' AND role = ? ORDER BY id DESC LIMIT 1",
+        [conversation_key, Role.SHOPPER.value],
     ).fetchone()
     return row["text"] if row else None
 
@@ -353,6 +393,24 @@ def _record_reply(
     if status["status"] == ANSWERED:
         # Never answer twice: hand back the reply that won.
         return _first_reply(db, inbound_id)
+    stored = insert_outbound(db, reply, reply_to=inbound_id, latency_ms=latency_ms, deliver=deliver, meta=meta)
+    db.execute(
+        "UPDATE messages SET status = ?, language = COALESCE(language, ?) WHERE id = ?",
+        [ANSWERED, reply.language, inbound_id],
+    )
+    return stored
+
+
+def insert_outbound(
+    db: sqlite_utils.Database,
+    reply: Reply,
+    *,
+    reply_to: int | None,
+    latency_ms: float | None,
+    deliver: bool,
+    meta: dict[str, Any],
+) -> Reply:
+    """Store one outbound message (bot, agent or notice), queued for delivery on push channels."""
     cursor = db.execute(
         """
         INSERT INTO messages (conversation_key, direction, role, channel, conversation, user_id, text,
@@ -363,17 +421,13 @@ def _record_reply(
         [reply.conversation_key, Role.BOT.value if reply.kind != ReplyKind.AGENT else Role.AGENT.value,
          reply.channel, reply.conversation, reply.user_id, reply.text, reply.language, reply.kind.value,
          json.dumps(list(reply.quick_replies), ensure_ascii=False),
-         json.dumps(list(reply.faq_ids), ensure_ascii=False), reply.confidence, reply.why, inbound_id,
-         round(latency_ms, 2), json.dumps(meta, ensure_ascii=False, default=str),
+         json.dumps(list(reply.faq_ids), ensure_ascii=False), reply.confidence, reply.why, reply_to,
+         round(latency_ms, 2) if latency_ms is not None else None, json.dumps(meta, ensure_ascii=False, default=str),
          PENDING if deliver else None, reply.created_at.isoformat()],
-    )
-    db.execute(
-        "UPDATE messages SET status = ?, language = COALESCE(language, ?) WHERE id = ?",
-        [ANSWERED, reply.language, inbound_id],
     )
     db.execute("UPDATE conversations SET updated_at = ? WHERE key = ?", [_now(), reply.conversation_key])
     row = db.execute("SELECT * FROM messages WHERE id = ?", [cursor.lastrowid]).fetchone()
-    return _reply_from_row(row)
+    return reply_from_row(row)
 
 
 def _set_language(db: sqlite_utils.Database, conversation_key: str, language: str) -> None:
@@ -384,9 +438,15 @@ def _conversation(db: sqlite_utils.Database, conversation_key: str) -> Conversat
     row = db.execute("SELECT * FROM conversations WHERE key = ?", [conversation_key]).fetchone()
     if row is None:
         return None
+    return conversation_from_row(row)
+
+
+def conversation_from_row(row: sqlite3.Row) -> ConversationState:
     return ConversationState(
         key=row["key"], channel=row["channel"], conversation=row["conversation"],
         user_id=row["user_id"], language=row["language"], language_locked=bool(row["language_locked"]),
+        handoff=HandoffState(row["handoff_state"]), agent=row["agent"], state_since=row["state_since"],
+        context_start_id=row["context_start_id"], mood=row["mood"], display_name=row["display_name"],
     )
 
 
@@ -409,6 +469,7 @@ def _transcript(db: sqlite_utils.Database, conversation_key: str) -> Transcript 
             confidence=row["confidence"],
             latency_ms=row["latency_ms"],
             status=row["status"] if row["direction"] == "in" else row["delivery"],
+            sentiment=row["sentiment"],
         )
         for row in rows
     )
@@ -421,6 +482,9 @@ def _transcript(db: sqlite_utils.Database, conversation_key: str) -> Transcript 
         language=conv["language"],
         created_at=conv["created_at"],
         messages=entries,
+        state=HandoffState(conv["handoff_state"]),
+        agent=conv["agent"],
+        mood=conv["mood"],
     )
 
 
@@ -431,7 +495,7 @@ def _pending_deliveries(db: sqlite_utils.Database, channel: str) -> list[Pending
     ).fetchall()
     return [
         PendingDelivery(
-            reply=_reply_from_row(row), attempts=row["delivery_attempts"], next_attempt_at=row["next_delivery_at"]
+            reply=reply_from_row(row), attempts=row["delivery_attempts"], next_attempt_at=row["next_delivery_at"]
         )
         for row in rows
     ]
@@ -460,6 +524,8 @@ def _stats(db: sqlite_utils.Database) -> dict[str, int]:
         "SELECT (SELECT COUNT(*) FROM conversations) AS conversations, "
         "(SELECT COUNT(*) FROM messages) AS messages, "
         "(SELECT COUNT(*) FROM messages WHERE direction = 'in' AND status = 'pending') AS pending_inbound, "
-        "(SELECT COUNT(*) FROM messages WHERE direction = 'out' AND delivery = 'pending') AS pending_deliveries"
+        "(SELECT COUNT(*) FROM messages WHERE direction = 'out' AND delivery = 'pending') AS pending_deliveries, "
+        "(SELECT COUNT(*) FROM conversations WHERE handoff_state = 'waiting_agent') AS waiting_for_agent, "
+        "(SELECT COUNT(*) FROM conversations WHERE handoff_state = 'agent') AS with_agent"
     ).fetchone()
     return dict(row)

@@ -9,7 +9,8 @@ from importlib import resources
 from bot.config import Config
 from bot.errors import ConfigError
 
-TEXT_KEYS = ("not_sure", "no_match")
+TEXT_KEYS = ("not_sure", "no_match", "apology", "handoff", "handoff_after_hours", "handoff_delayed", "agent_joined",
+             "handoff_delayed_after_hours", "handoff_returned", "conversation_closed", "weekdays")
 
 
 class Texts:
@@ -39,10 +40,17 @@ class Texts:
             raise ConfigError(config_path, f"texts.{default_language}",
                               f"no built-in texts for the default language; set {', '.join(missing)}")
 
-    def get(self, key: str, language: str) -> tuple[str, str]:
-        """(text, language it is written in)."""
+    def get(self, key: str, language: str, **values: str) -> tuple[str, str]:
+        """(text, language it is written in); {shop} and the given `values` are filled in."""
         for lang in (language, self._default):
             text = self._texts.get(lang, {}).get(key)
             if text:
-                return text.format(shop=self._shop), lang
+                return text.format_map(_Values(shop=self._shop, **values)), lang
         raise KeyError(key)
+
+
+class _Values(dict):
+    """Leaves an unknown {placeholder} as written instead of failing a shopper's turn on a merchant's typo."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"

@@ -50,6 +50,7 @@ class FaqEntry:
     default_language: str
     variants: Mapping[str, LocalizedText]
     tags: tuple[str, ...] = ()
+    handoff: bool = False  # a confident match hands the shopper to a person (legal threats, damage claims)
 
     @property
     def question(self) -> str:
@@ -89,6 +90,7 @@ class _Part:
     answer: str
     tags: list[str]
     source: SourceLocation
+    handoff: bool = False
 
 
 def load_faq_dir(directory: Path, *, default_language: str, languages: Iterable[str]) -> FaqBase:
@@ -149,7 +151,7 @@ def _clean(text: str) -> str:
 
 # -- YAML -----------------------------------------------------------------------
 
-_YAML_KEYS = {"id", "question", "alternatives", "answer", "tags", "lang", "translations"}
+_YAML_KEYS = {"id", "question", "alternatives", "answer", "tags", "lang", "translations", "handoff"}
 _YAML_VARIANT_KEYS = {"question", "alternatives", "answer"}
 
 
@@ -177,7 +179,12 @@ def _parse_yaml(path: Path, text: str, default_language: str) -> Iterator[_Part]
         entry_id = _yaml_str(path, key_lines.get("id", line), item, "id", required=True)
         language = _yaml_str(path, key_lines.get("lang", line), item, "lang") or default_language
         tags = _yaml_str_list(path, key_lines.get("tags", line), item, "tags")
-        yield _yaml_variant(path, line, key_lines, item, entry_id, language, tags)
+        handoff = item.get("handoff", False)
+        if not isinstance(handoff, bool):
+            raise FaqError(path, key_lines.get("handoff", line), f"'handoff' must be true or false, got {handoff!r}")
+        first = _yaml_variant(path, line, key_lines, item, entry_id, language, tags)
+        first.handoff = handoff
+        yield first
         translations = item.get("translations") or {}
         if not isinstance(translations, dict):
             raise FaqError(path, key_lines.get("translations", line),
@@ -230,7 +237,7 @@ def _yaml_str_list(path: Path, line: int, item: dict, key: str) -> list[str]:
 # -- Markdown -------------------------------------------------------------------
 
 _MD_META = re.compile(r"^\s*<!--(.*?)-->\s*$")
-_MD_META_KEYS = {"id", "tags", "lang", "also"}
+_MD_META_KEYS = {"id", "tags", "lang", "also", "handoff"}
 
 
 def _parse_markdown(path: Path, text: str, language: str) -> Iterator[_Part]:
@@ -286,12 +293,26 @@ def _markdown_part(path: Path, current: dict, language: str) -> _Part:
         answer=answer,
         tags=tags,
         source=SourceLocation(str(path), line),
+        handoff=_flag(path, line, meta.get("handoff", "")),
     )
+
+
+_TRUE = {"true", "yes", "1"}
+_FALSE = {"", "false", "no", "0"}
+
+
+def _flag(path: Path, line: int, value: str) -> bool:
+    """A yes/no cell or metadata value; anything else is a mistake worth naming."""
+    if value.strip().lower() in _TRUE:
+        return True
+    if value.strip().lower() in _FALSE:
+        return False
+    raise FaqError(path, line, f"'handoff' must be true or false, got '{value}'")
 
 
 # -- CSV ------------------------------------------------------------------------
 
-_CSV_COLUMNS = {"id", "question", "answer", "tags", "lang"}
+_CSV_COLUMNS = {"id", "question", "answer", "tags", "lang", "handoff"}
 
 
 def _parse_csv(path: Path, text: str, default_language: str) -> Iterator[_Part]:
@@ -304,7 +325,7 @@ def _parse_csv(path: Path, text: str, default_language: str) -> Iterator[_Part]:
         raise FaqError(path, 1, f"invalid CSV: {exc}") from exc
     unknown = [h for h in header if h not in _CSV_COLUMNS]
     if unknown:
-        raise FaqError(path, 1, f"unknown column '{unknown[0]}'; columns: question, answer and optional id, tags, lang")
+        raise FaqError(path, 1, f"unknown column '{unknown[0]}'; columns: question, answer and optional id, tags, lang, handoff")
     if "question" not in header or "answer" not in header:
         raise FaqError(path, 1, "the header must name at least 'question' and 'answer'")
     grouped: dict[tuple[str, str], _Part] = {}
@@ -330,13 +351,15 @@ def _parse_csv(path: Path, text: str, default_language: str) -> Iterator[_Part]:
                     raise FaqError(path, line, f"question '{question}' appears twice; give rows an 'id' to group them")
                 if not answer:
                     raise FaqError(path, line, f"the first row of '{key[0]}' ({language}) needs an answer")
-                grouped[key] = _Part(key[0], language, [question], answer, tags, SourceLocation(str(path), line))
+                grouped[key] = _Part(key[0], language, [question], answer, tags, SourceLocation(str(path), line),
+                                     handoff=_flag(path, line, record.get("handoff", "")))
                 continue
             if answer and answer != part.answer:
                 raise FaqError(path, line, f"'{entry_id}' ({language}) already has a different answer at line "
                                f"{part.source.line}; leave 'answer' empty on alternative-phrasing rows")
             part.questions.append(question)
             part.tags.extend(t for t in tags if t not in part.tags)
+            part.handoff = part.handoff or _flag(path, line, record.get("handoff", ""))
     except csv.Error as exc:
         raise FaqError(path, reader.line_num, f"invalid CSV: {exc}") from exc
     yield from grouped.values()
@@ -377,6 +400,7 @@ def _merge(parts: list[_Part], default_language: str, enabled: tuple[str, ...]) 
                     lang: LocalizedText(lang, tuple(p.questions), p.answer, p.source) for lang, p in ordered.items()
                 },
                 tags=tuple(tags),
+                handoff=any(part.handoff for part in variants.values()),
             )
         )
     return tuple(entries)

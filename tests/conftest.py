@@ -21,8 +21,12 @@ TOKEN = "test-token-0123456789"
 SHARED_INDEX = Path(tempfile.gettempdir()) / f"kefu-tests-index-{os.getuid()}"
 
 
-def write_config(directory: Path, extra: str = "", *, webhook: str = "") -> Path:
-    """A kefu.toml using the sample shop's FAQ, with storage in `directory` and a free port."""
+def write_config(directory: Path, extra: str = "", *, webhook: str = "", handoff: str = "enabled = false") -> Path:
+    """A kefu.toml using the sample shop's FAQ, with storage in `directory` and a free port.
+
+    Handoff is off unless a test sets `handoff`: the spine's tests repeat questions the bot
+    cannot answer, which would (rightly) hand those conversations to a person.
+    """
     path = directory / "kefu.toml"
     path.write_text(
         f"""
@@ -52,6 +56,9 @@ enabled = true
 token = "{TOKEN}"
 max_text_chars = 500
 {webhook}
+
+[handoff]
+{handoff}
 {extra}
 """,
         encoding="utf-8",

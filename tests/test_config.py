@@ -299,3 +299,58 @@ def test_error_bad_language_code_in_texts_table(tmp_path, table, code):
 def test_error_message_names_value_and_key_for_merchants(tmp_path):
     path, error = config_error(tmp_path, '[language]\nbackend = "fasttext"\n')
     assert str(error) == f"{path}:2: key 'language.backend': 'fasttext' is not one of: lingua, langdetect"
+
+
+# -- sentiment and handoff ---------------------------------------------------------
+
+
+def test_handoff_and_sentiment_defaults(tmp_path):
+    config = load_config(write_config(tmp_path, ""), environ={})
+    assert config.handoff.enabled and config.handoff.mood_threshold == -0.5
+    assert config.handoff.unconfident_turns == 3 and config.handoff.commands == ("/human", "/agent")
+    assert config.handoff.business_hours is None and config.handoff.notify is None
+    assert config.sentiment.backend == "default" and config.sentiment.apology_below == -0.3
+    assert config.webhook.agent_token == ""
+
+
+def test_business_hours_and_notify_are_read(tmp_path):
+    config = load_config(write_config(tmp_path, """
+[handoff]
+keywords = ["lawyer"]
+[handoff.business_hours]
+timezone = "Asia/Shanghai"
+days = ["mon", "Tue", "sat"]
+open = "08:30"
+close = "20:00"
+[handoff.notify]
+url = "https://helpdesk.example/hooks/kefu"
+secret_env = "NOTIFY"
+"""), environ={"NOTIFY": "s3cret"})
+    hours = config.handoff.business_hours
+    assert (hours.timezone, hours.days, hours.opens, hours.closes) == ("Asia/Shanghai", (0, 1, 5), "08:30", "20:00")
+    assert config.handoff.notify.secret == "s3cret" and config.handoff.keywords == ("lawyer",)
+
+
+@pytest.mark.parametrize(("text", "line", "key", "problem"), [
+    ('[handoff.business_hours]\ntimezone = "Mars/Olympus"\n', 2, "handoff.business_hours.timezone",
+     "is not a time zone name"),
+    ('[handoff.business_hours]\ndays = ["monday"]\n', 2, "handoff.business_hours.days", "is not one of: mon"),
+    ('[handoff.business_hours]\nopen = "9am"\n', 2, "handoff.business_hours.open", "24-hour time"),
+    ('[handoff.business_hours]\nopen = "18:00"\nclose = "09:00"\n', 3, "handoff.business_hours.close",
+     "must be later than open"),
+    ('[handoff]\ncommands = ["human"]\n', 2, "handoff.commands", "must look like /human"),
+    ('[handoff]\nmood_threshold = -2\n', 2, "handoff.mood_threshold", "out of range"),
+    ('[handoff.notify]\nurl = "ftp://x"\n', 2, "handoff.notify.url", "must start with http"),
+    ('[sentiment]\nbackend = "vibes"\n', 2, "sentiment.backend", "is not one of: default"),
+    ('[sentiment]\nbackend = "transformers"\n', 1, "sentiment.transformers_model", "is required"),
+])
+def test_error_bad_handoff_or_sentiment_value(tmp_path, text, line, key, problem):
+    path, error = config_error(tmp_path, text)
+    assert_points_at(error, path, line, key)
+    assert problem in str(error)
+
+
+def test_error_agent_token_must_differ_from_the_shops(tmp_path):
+    path, error = config_error(tmp_path, f'[webhook]\nenabled = true\ntoken = "{TOKEN}"\nagent_token = "{TOKEN}"\n')
+    assert_points_at(error, path, 4, "webhook.agent_token")
+    assert "must differ" in str(error)

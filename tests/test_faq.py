@@ -486,3 +486,31 @@ def test_sample_shop_faq_has_at_least_30_entries_all_in_english_and_chinese():
     assert missing == []
     assert all(e.default_language == "en" for e in faq.entries)
     assert all(v.answer and v.questions for e in faq.entries for v in e.variants.values())
+
+
+def test_handoff_flag_in_each_format(tmp_path):
+    write(tmp_path, "a.yaml", "- id: legal\n  question: I will sue you\n  answer: Our team will contact you.\n"
+                               "  handoff: true\n- id: plain\n  question: hi\n  answer: hello\n")
+    write(tmp_path, "b.md", "## Broken item?\n<!-- id: broken; handoff: yes -->\nSend photos.\n")
+    write(tmp_path, "c.csv", "id,question,answer,handoff\nchargeback,chargeback?,We will check.,1\n"
+                              "fine,is it fine?,Yes.,\n")
+    faq = load(tmp_path)
+    assert {e.id: e.handoff for e in faq.entries} == {"legal": True, "plain": False, "broken": True,
+                                                     "chargeback": True, "fine": False}
+
+
+@pytest.mark.parametrize(("name", "text", "line"), [
+    ("a.yaml", "- id: x\n  question: q\n  answer: a\n  handoff: maybe\n", 4),
+    ("b.md", "## q\n<!-- handoff: perhaps -->\nanswer\n", 1),
+    ("c.csv", "question,answer,handoff\nq,a,sometimes\n", 2),
+])
+def test_handoff_flag_must_be_true_or_false(tmp_path, name, text, line):
+    write(tmp_path, name, text)
+    with pytest.raises(FaqError) as info:
+        load(tmp_path)
+    assert info.value.line == line and "'handoff' must be true or false" in str(info.value)
+
+
+def test_sample_shop_sends_damage_claims_to_a_person():
+    faq = load(SAMPLE_FAQ)
+    assert [e.id for e in faq.entries if e.handoff] == ["damaged-or-wrong-item"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-ADAPTER_MAY_IMPORT = {"bot.messages", "bot.config", "bot.errors"}
+ADAPTER_MAY_IMPORT = {"bot.messages", "bot.config", "bot.errors", "bot.signing"}
 
 
 def imports_of(path: Path) -> set[str]:

@@ -13,11 +13,12 @@ import pytest
 from aiohttp import web
 from conftest import write_config
 
-from adapters.webhook import DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from adapters.webhook import DELIVERY_HEADER
 from bot.app import KefuApp
 from bot.config import load_config
-from bot.dispatcher import TurnDispatcher, TurnFailedError
-from bot.messages import Message, Reply, ReplyKind
+from bot.dispatcher import TurnDispatcher, TurnFailedError, TurnOutcome
+from bot.messages import HandoffState, Message, Reply, ReplyKind
+from bot.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from bot.store import Store, StoredInbound
 
 OUT_SECRET = "outgoing-secret-123456"
@@ -68,9 +69,10 @@ def echo_reply(inbound: StoredInbound) -> Reply:
 
 
 def dispatcher_with(store: Store, turn, timeout: float = 5.0) -> TurnDispatcher:
-    async def run_turn(inbound: StoredInbound) -> Reply:
+    async def run_turn(inbound: StoredInbound) -> TurnOutcome:
         await turn(inbound)
-        return await store.record_reply(inbound.id, echo_reply(inbound), latency_ms=1.0, deliver=False, meta={})
+        reply = await store.record_reply(inbound.id, echo_reply(inbound), latency_ms=1.0, deliver=False, meta={})
+        return TurnOutcome(reply, HandoffState.BOT)
 
     return TurnDispatcher(store=store, run_turn=run_turn, on_reply=lambda reply: None, turn_timeout=timeout)
 
@@ -91,8 +93,8 @@ async def test_a_failing_turn_is_marked_failed_and_later_messages_still_get_answ
         await dispatcher.submit(message("boom", "1"))
     result = await dispatcher.submit(message("fine", "2"))
     assert result.reply.text == "echo fine"
-    status, reply, error = await store.inbound_outcome(1)
-    assert (status, reply, error) == ("failed", None, "ValueError: the FAQ index exploded")
+    status, reply, error, state = await store.inbound_outcome(1)
+    assert (status, reply, error, state) == ("failed", None, "ValueError: the FAQ index exploded", HandoffState.BOT)
 
     broken.clear()  # the bug is fixed; the shopper's app redelivers the message
     retried = await dispatcher.submit(message("boom", "1"))

@@ -6,7 +6,6 @@ import asyncio
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from conftest import write_config

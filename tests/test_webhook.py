@@ -11,9 +11,9 @@ import aiohttp
 import pytest
 from conftest import TOKEN, write_config
 
-from adapters.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from bot.app import KefuApp
 from bot.config import load_config
+from bot.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 
 
 def db_rows(app: KefuApp, sql: str, params: tuple = ()) -> list[tuple]:

@@ -1,0 +1,1 @@
+"""Word lists and example messages for sentiment and escalation cues (data only)."""
