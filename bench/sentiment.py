@@ -7,6 +7,7 @@ Runs `kefu eval sentiment` (the command a merchant would run) on
 - bitext_customer_support: messages tagged W (offensive) or with intent `complaint` labelled
   negative (0), every other message positive (1): the AUC says whether unhappy shoppers score
   lower than the rest. (Accuracy means little there: most "rest" messages are neutral questions.)
+Also: how well requests for a person are recognised (Bitext intent contact_human_agent vs the rest).
 Prints a table and writes bench/results/sentiment.json. The data is never copied into the project;
 the derived CSV lives in the git-ignored bench/results/.
 """
@@ -55,13 +56,47 @@ def run_eval(data_csv: Path, text_col: str, label_col: str, language: str, out: 
     return json.loads(out.read_text(encoding="utf-8"))
 
 
-def latency() -> dict:
+def human_requests(data: Path) -> dict:
+    """How often a request for a person is recognised (Bitext intent contact_human_agent) and how often
+    another message is mistaken for one (every other intent, contact_customer_service included)."""
+    detector = CueDetector(("en",))
+    source = data / "bitext_customer_support" / "bitext_customer_support.csv"
+    with source.open(encoding="utf-8", newline="") as handle:
+        rows = [(row["instruction"], row["intent"] == "contact_human_agent") for row in csv.DictReader(handle)]
+    asks = [bool(detector.human_request(text)) for text, _ in rows]
+    wanted = sum(1 for _, human in rows if human)
+    found = sum(1 for (_, human), ask in zip(rows, asks) if human and ask)
+    mistaken = sum(1 for (_, human), ask in zip(rows, asks) if not human and ask)
+    return {"recall": round(found / wanted, 4), "false_positive_rate": round(mistaken / (len(rows) - wanted), 4),
+            "n_requests": wanted, "n_other": len(rows) - wanted}
+
+
+def build_analyzer() -> SentimentAnalyzer:
     config = load_config(CONFIG)
     encoders = load_encoders(config)
-    analyzer = SentimentAnalyzer(
+    return SentimentAnalyzer(
         build_backend("default", languages=config.shop.languages, encoders=encoders.encoders if encoders else [],
                       cache_dir=config.storage.index_dir / "sentiment"),
         CueDetector(config.shop.languages))
+
+
+def upset_rates(analyzer: SentimentAnalyzer, anger_csv: Path) -> dict:
+    """Share of single messages at or below the `upset` handoff threshold (-0.5) and the negative band (-0.25)."""
+    with anger_csv.open(encoding="utf-8", newline="") as handle:
+        rows = [(row["text"], row["label"] == "0") for row in csv.DictReader(handle)]
+    scores = []
+    for start in range(0, len(rows), 256):
+        chunk = [text for text, _ in rows[start:start + 256]]
+        scores.extend(item.score for item in analyzer.analyze_many(chunk, ["en"] * len(chunk)))
+    out = {}
+    for threshold in (-0.5, -0.25):
+        unhappy = [score <= threshold for score, (_, bad) in zip(scores, rows) if bad]
+        rest = [score <= threshold for score, (_, bad) in zip(scores, rows) if not bad]
+        out[str(threshold)] = {"unhappy": round(sum(unhappy) / len(unhappy), 4), "rest": round(sum(rest) / len(rest), 4)}
+    return out
+
+
+def latency(analyzer: SentimentAnalyzer) -> dict:
     messages = [("where is my order??", "en"), ("this is ridiculous, refund me now", "en"),
                 ("我的退款呢", "zh"), ("快递太慢了，气死我了", "zh")] * 25
     analyzer.analyze(*messages[0])
@@ -86,13 +121,21 @@ def main() -> int:
                                           "label", "zh", out / "zh.json"),
         "bitext_unhappy_vs_rest": run_eval(bitext_anger_csv(args.data, out / "bitext_anger.csv"), "text", "label",
                                            "en", out / "bitext.json"),
-        "latency_one_message": latency(),
+        "human_request_bitext": human_requests(args.data),
     }
+    analyzer = build_analyzer()
+    figures["bitext_share_at_or_below"] = upset_rates(analyzer, out / "bitext_anger.csv")
+    figures["latency_one_message"] = latency(analyzer)
     print(f"\n{'data':26} {'backend':12} {'accuracy':>9} {'auc':>7} {'n':>6}")
     for name in ("zh_shopping_sentiment", "bitext_unhappy_vs_rest"):
         for backend, values in figures[name].items():
             auc = f"{values['auc']:7.3f}" if values["auc"] is not None else "      -"
             print(f"{name:26} {backend:12} {values['accuracy']:9.3f} {auc} {values['n']:6d}")
+    for threshold, shares in figures["bitext_share_at_or_below"].items():
+        print(f"Bitext messages scoring <= {threshold}: unhappy {shares['unhappy']:.3f}, rest {shares['rest']:.3f}")
+    human = figures["human_request_bitext"]
+    print(f"asking for a person (Bitext): recall {human['recall']:.3f} of {human['n_requests']}, "
+          f"false positives {human['false_positive_rate']:.4f} of {human['n_other']}")
     lat = figures["latency_one_message"]
     print(f"one message (default backend, en+zh): p50 {lat['p50_ms']} ms, p95 {lat['p95_ms']} ms")
     (RESULTS / "sentiment.json").write_text(json.dumps(figures, indent=2), encoding="utf-8")

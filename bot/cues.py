@@ -45,6 +45,19 @@ class PhraseMatcher:
         return bool(self._phrases)
 
 
+class VerbObjectMatcher:
+    """A verb followed within three words by an object: "need help *talking* with an *operator*"."""
+
+    def __init__(self, verbs: Iterable[str], objects: Iterable[str]):
+        verb = "|".join(re.escape(v[:-1]) + r"\w*" if v.endswith("*") else re.escape(v) for v in verbs)
+        thing = "|".join(re.escape(o) for o in sorted(objects, key=len, reverse=True))
+        self._pattern = re.compile(rf"(?<!\w)(?:{verb})(?:\W+\w+){{0,3}}?\W+(?:{thing})(?!\w)")
+
+    def find(self, text: str) -> str | None:
+        found = self._pattern.search(text.casefold())
+        return found.group(0) if found else None
+
+
 @dataclass(frozen=True)
 class CueReport:
     """Cues found in one message, strongest first in `names`."""
@@ -77,6 +90,8 @@ class CueDetector:
         every = [lexicon.get(lang, {}) for lang in self._languages]
         self._human = PhraseMatcher(p for table in every for p in table.get("human_request", []))
         self._human_short = PhraseMatcher(p for table in every for p in table.get("human_request_short", []))
+        self._human_verb_object = [VerbObjectMatcher(table["human_verbs"], table["human_people"])
+                                   for table in every if table.get("human_verbs") and table.get("human_people")]
 
     def _find(self, kind: str, text: str, language: str | None) -> str | None:
         for lang in dict.fromkeys([language or "en", "en"]):
@@ -91,6 +106,10 @@ class CueDetector:
         found = self._human.find(text)
         if found:
             return found
+        for matcher in self._human_verb_object:
+            found = matcher.find(text)
+            if found:
+                return found
         if word_count(text) <= SHORT_REQUEST_MAX_WORDS:
             return self._human_short.find(text)
         return None

@@ -110,6 +110,9 @@ def test_cues_pull_a_polite_threat_down_but_shouted_thanks_stay_happy(analyzer):
     ("can I talk to a real person", "real person"),
     ("我要转人工", "转人工"),
     ("Ich möchte mit einem Mitarbeiter sprechen", "mitarbeiter"),
+    ("i need help talkiing with an operator", "operator"),
+    ("how do I chat with somebody?", "somebody"),
+    ("how can I contact customer service", None),
     ("do you sell human hair wigs in size large?", None),
     ("the agent on the phone was nice", None),
 ])
