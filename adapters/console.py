@@ -29,13 +29,14 @@ class ConsoleChannel:
     delivery = None  # replies are printed as they come back
 
     def __init__(self, *, gateway: Gateway, shop_name: str, languages: tuple[str, ...], user: str, stdin: TextIO,
-                 stdout: TextIO, show_why: bool):
+                 stdout: TextIO, show_why: bool, show_sources: bool = False):
         self._gateway = gateway
         self._shop = shop_name
         self._user = user
         self._stdin = stdin
         self._stdout = stdout
         self._show_why = show_why
+        self._show_sources = show_sources
         self._task: asyncio.Task[None] | None = None
         self._suggestions: tuple[str, ...] = ()
         self._languages = languages
@@ -128,6 +129,8 @@ class ConsoleChannel:
             faq = ",".join(reply.faq_ids) or "-"
             self._print(f"     [{reply.kind.value} · faq {faq} · confidence {confidence} · {reply.language}]")
             self._print(f"     why: {reply.why}")
+        elif self._show_sources and reply.faq_ids:
+            self._print(f"     source: {', '.join(reply.faq_ids)}")
 
 
 def create_adapter(*, config: Config, gateway: Gateway, http_app: Any = None, stdin: TextIO | None = None,
@@ -140,4 +143,5 @@ def create_adapter(*, config: Config, gateway: Gateway, http_app: Any = None, st
         stdin=stdin or sys.stdin,
         stdout=stdout or sys.stdout,
         show_why=show_why,
+        show_sources=config.responder.show_sources,
     )

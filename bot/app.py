@@ -37,7 +37,10 @@ from bot.messages import (
 )
 from bot.notifier import HttpCallbackNotifier, NotificationWorker
 from bot.pipeline import HandoffStage, LanguageStage, Pipeline, ResponderStage, RetrievalStage, SentimentStage
-from bot.responder import ExtractiveResponder
+from bot.grounding import SemanticGrounder
+from bot.llm import GenerationBackend, build_generator
+from bot.llm_responder import GroundedResponder
+from bot.responder import ExtractiveResponder, Responder
 from bot.sentiment import SentimentAnalyzer, build_backend
 from bot.store import Store
 from bot.texts import Texts
@@ -86,6 +89,7 @@ class KefuApp:
         self._dispatcher: TurnDispatcher | None = None
         self._workers: dict[str, DeliveryWorker] = {}
         self._notifiers: list[NotificationWorker] = []
+        self._generator: GenerationBackend | None = None
         self._started_channels: list[Channel] = []
         self._started_at = time.time()
         self._running = False
@@ -106,7 +110,7 @@ class KefuApp:
                                   f"item {index + 1} '{topic}' is not an FAQ id in {config.knowledge.faq_dir}")
         detector = await run_blocking(LanguageDetector.from_config, config)
         analyzer = await run_blocking(self._sentiment_analyzer)
-        responder = ExtractiveResponder(texts=texts, retrieval=config.retrieval)
+        responder = await self._responder(texts, detector)
         if config.handoff.notify is not None:
             self._notifiers.append(NotificationWorker(records=self.records,
                                                       notifier=HttpCallbackNotifier(config.handoff.notify)))
@@ -129,7 +133,9 @@ class KefuApp:
                 SentimentStage(analyzer, self.records),
                 HandoffStage(policy, self.records, notices, answer_threshold=config.retrieval.answer_threshold,
                              ambiguity_ratio=config.retrieval.ambiguity_ratio),
-                ResponderStage(responder, config.shop.default_language),
+                ResponderStage(responder, self.store, default_language=config.shop.default_language,
+                               history_turns=config.responder.history_turns,
+                               upset_below=config.sentiment.apology_below),
             ],
             pushes=pushes,
             texts=texts,
@@ -183,6 +189,8 @@ class KefuApp:
             await notifier.stop()
         for worker in self._workers.values():
             await worker.stop()
+        if self._generator is not None:
+            await self._generator.stop()
         await self.knowledge.stop()
         await self.store.close()
         log.info("app.stopped")
@@ -208,6 +216,30 @@ class KefuApp:
             for task in waits:
                 task.cancel()
             await asyncio.gather(*waits, return_exceptions=True)
+
+    async def _responder(self, texts: Texts, detector: LanguageDetector) -> Responder:
+        """The extractive responder, or a generating one that falls back to it."""
+        config = self.config
+        extractive = ExtractiveResponder(texts=texts, retrieval=config.retrieval)
+        generator = build_generator(config.responder)
+        if generator is None:
+            return extractive
+        await generator.start()
+        self._generator = generator
+        encoders = self.knowledge.encoders.encoders if self.knowledge.encoders else []
+        encoder = next((e for e in encoders if e.id.startswith("use")), encoders[0] if encoders else None)
+        if encoder is None:
+            log.warning("app.semantic_grounding_off reason=no sentence encoder (search.encoders is empty); "
+                        "only numbers, links and contacts are checked")
+        grounder = SemanticGrounder(encoder.encode, config.responder.min_similarity) if encoder else None
+
+        def detect(text: str) -> tuple[str, float]:
+            guess = detector.detect(text)
+            return guess.language, guess.confidence
+
+        return GroundedResponder(generator=generator, fallback=extractive, config=config.responder,
+                                 retrieval=config.retrieval, shop=config.shop.name, detect_language=detect,
+                                 grounder=grounder)
 
     def _sentiment_analyzer(self) -> SentimentAnalyzer:
         """Blocking: the configured sentiment backend, sharing the search's sentence encoder."""

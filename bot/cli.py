@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bot.app import KefuApp, enabled_channels
 from bot.concurrency import run_blocking
-from bot.config import Config, load_config
+from bot.config import RESPONDERS, Config, load_config
 from bot.errors import KefuError
 from bot.language import LanguageDetector
 from bot.language_eval import evaluate_language, read_labelled
@@ -53,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
                                description="A console conversation: one line per message; shows why it answered.")
     chat.add_argument("--user", help="conversation name (default: your login name); reuse it to continue")
     chat.add_argument("--quiet", action="store_true", help="hide the FAQ id, confidence and reason lines")
+    for command in (chat, commands.choices["serve"]):
+        command.add_argument("--responder", choices=RESPONDERS,
+                             help="who writes the replies (default: [responder] backend in the config)")
+        command.add_argument("--model", help="with --responder: the model (transformers: hub id or folder; "
+                                             "openai: model name; llama-cpp: .gguf file)")
     faq = commands.add_parser("faq", parents=[common], help="check FAQ files or see how a question is matched")
     faq_commands = faq.add_subparsers(dest="faq_command", metavar="ACTION", required=True)
     faq_commands.add_parser("check", parents=[common], help="validate the FAQ files and summarize them",
@@ -122,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "eval" and args.eval_command == "build-faq":
             return eval_build_faq(args)
         config = load_config(_config_path(args))
+        if args.command in ("serve", "chat"):
+            config = with_responder(config, args.responder, args.model)
         if args.command == "serve":
             return asyncio.run(serve(config))
         if args.command == "chat":
@@ -138,6 +145,26 @@ def main(argv: list[str] | None = None) -> int:
     except KefuError as exc:
         print(f"kefu: error: {exc}", file=sys.stderr)
         return 2
+
+
+def with_responder(config: Config, backend: str | None, model: str | None) -> Config:
+    """The config with the command line's --responder / --model applied."""
+    if model and not backend:
+        raise KefuError("--model needs --responder (transformers, openai or llama-cpp)")
+    if not backend:
+        return config
+    responder = dataclasses.replace(config.responder, backend=backend)
+    if model and backend == "transformers":
+        responder = dataclasses.replace(responder, transformers=dataclasses.replace(responder.transformers, model=model))
+    elif model and backend == "openai":
+        responder = dataclasses.replace(responder, openai=dataclasses.replace(responder.openai, model=model))
+    elif model and backend == "llama-cpp":
+        responder = dataclasses.replace(responder, llama_cpp=dataclasses.replace(responder.llama_cpp, model_path=model))
+    missing = {"transformers": responder.transformers.model, "openai": responder.openai.model,
+               "llama-cpp": responder.llama_cpp.model_path}.get(backend, "x")
+    if not missing:
+        raise KefuError(f"--responder {backend} needs --model (or the model in [responder.{backend.replace('-', '_')}])")
+    return dataclasses.replace(config, responder=responder)
 
 
 async def serve(config: Config) -> int:

@@ -102,6 +102,52 @@ class HandoffConfig:
 
 
 @dataclass(frozen=True)
+class OpenAIConfig:
+    """Any OpenAI-compatible chat-completions server (OpenAI, Ollama, vLLM, llama.cpp server)."""
+
+    base_url: str
+    model: str
+    api_key: str
+    timeout_seconds: float
+    max_retries: int
+    backoff_seconds: float
+
+
+@dataclass(frozen=True)
+class TransformersLMConfig:
+    model: str  # hub id or local folder
+    dtype: str  # auto / float32 / bfloat16 / float16
+    threads: int
+
+
+@dataclass(frozen=True)
+class LlamaCppConfig:
+    model_path: str
+    threads: int
+    context_tokens: int
+
+
+@dataclass(frozen=True)
+class ResponderConfig:
+    backend: str  # extractive / transformers / openai / llama-cpp
+    deadline_seconds: float  # a generation not done by then falls back to the extractive answer
+    max_new_tokens: int
+    temperature: float
+    top_p: float
+    history_turns: int  # earlier shopper/bot turns in the prompt
+    max_waiting: int  # generations queued beyond this fall back at once instead of waiting
+    tone: str
+    show_sources: bool
+    min_similarity: float  # semantic grounding: a draft sentence needs this similarity to a context sentence
+    transformers: TransformersLMConfig
+    openai: OpenAIConfig
+    llama_cpp: LlamaCppConfig
+
+
+RESPONDERS = ("extractive", "transformers", "openai", "llama-cpp")
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     turn_timeout_seconds: float
     shutdown_grace_seconds: float
@@ -156,6 +202,8 @@ class Config:
     webhook: WebhookConfig
     texts: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     sentiment: SentimentConfig = SentimentConfig("default", "", -0.3)
+    responder: ResponderConfig = field(default_factory=lambda: _build_responder(_Table({}, "responder", Path(),
+                                                                                          _KeyLines({})), {}, Path()))
     handoff: HandoffConfig = HandoffConfig(True, True, ("/human", "/agent"), -0.5, 3, True, (), 300.0, None, None)
 
 
@@ -185,7 +233,7 @@ def load_config(path: Path | str, environ: Mapping[str, str] | None = None) -> C
 def _build(root: _Table, path: Path, environ: Mapping[str, str]) -> Config:
     base = path.parent
     root.allow_only("shop", "storage", "knowledge", "retrieval", "search", "language", "pipeline", "http", "webhook",
-                    "texts", "sentiment", "handoff")
+                    "texts", "sentiment", "handoff", "responder")
 
     shop_t = root.table("shop")
     shop_t.allow_only("name", "default_language", "languages")
@@ -236,8 +284,7 @@ def _build(root: _Table, path: Path, environ: Mapping[str, str]) -> Config:
     transformers_model = search_t.str("transformers_model", "")
     if "transformers" in encoders and not transformers_model:
         search_t.fail("transformers_model", "is required when encoders include \"transformers\"")
-    if transformers_model.startswith(("./", "../", "~")):  # a folder next to the config, not a hub id
-        transformers_model = str((base / Path(transformers_model).expanduser()).resolve())
+    transformers_model = _local_or_hub(transformers_model, base)
     search = SearchConfig(
         encoders=encoders,
         transformers_model=transformers_model,
@@ -265,8 +312,7 @@ def _build(root: _Table, path: Path, environ: Mapping[str, str]) -> Config:
     sentiment_model = sentiment_t.str("transformers_model", "")
     if sentiment_backend == "transformers" and not sentiment_model:
         sentiment_t.fail("transformers_model", "is required when backend = \"transformers\"")
-    if sentiment_model.startswith(("./", "../", "~")):
-        sentiment_model = str((base / Path(sentiment_model).expanduser()).resolve())
+    sentiment_model = _local_or_hub(sentiment_model, base)
     sentiment = SentimentConfig(
         backend=sentiment_backend,
         transformers_model=sentiment_model,
@@ -313,6 +359,68 @@ def _build(root: _Table, path: Path, environ: Mapping[str, str]) -> Config:
         texts=texts,
         sentiment=sentiment,
         handoff=handoff,
+        responder=_build_responder(root.table("responder"), environ, base),
+    )
+
+
+def _local_or_hub(value: str, base: Path) -> str:
+    """"./models/x" is a folder next to the config; anything else is a hub id or an absolute path."""
+    if value.startswith(("./", "../", "~")):
+        return str((base / Path(value).expanduser()).resolve())
+    return value
+
+
+def _build_responder(table: _Table, environ: Mapping[str, str], base: Path) -> ResponderConfig:
+    table.allow_only("backend", "deadline_seconds", "max_new_tokens", "temperature", "top_p", "history_turns",
+                     "max_waiting", "tone", "show_sources", "min_similarity", "transformers", "openai", "llama_cpp")
+    backend = table.choice("backend", "extractive", RESPONDERS)
+    hf_t = table.table("transformers")
+    hf_t.allow_only("model", "dtype", "threads")
+    transformers = TransformersLMConfig(
+        model=_local_or_hub(hf_t.str("model", ""), base),
+        dtype=hf_t.choice("dtype", "auto", ("auto", "float32", "bfloat16", "float16")),
+        threads=hf_t.int("threads", 2, 1, 256),
+    )
+    if backend == "transformers" and not transformers.model:
+        hf_t.fail("model", "is required when responder.backend = \"transformers\" (a hub id or a local folder)")
+    oa_t = table.table("openai")
+    oa_t.allow_only("base_url", "model", "api_key", "api_key_env", "timeout_seconds", "max_retries", "backoff_seconds")
+    base_url = oa_t.str("base_url", "http://127.0.0.1:11434/v1")
+    if not re.match(r"^https?://", base_url):
+        oa_t.fail("base_url", f"'{base_url}' must start with http:// or https://")
+    openai = OpenAIConfig(
+        base_url=base_url.rstrip("/"),
+        model=oa_t.str("model", ""),
+        api_key=oa_t.secret("api_key", "api_key_env", environ, required=False),
+        timeout_seconds=oa_t.float("timeout_seconds", 20.0, 0.1, 600.0),
+        max_retries=oa_t.int("max_retries", 2, 0, 10),
+        backoff_seconds=oa_t.float("backoff_seconds", 0.5, 0.0, 60.0),
+    )
+    if backend == "openai" and not openai.model:
+        oa_t.fail("model", "is required when responder.backend = \"openai\" (e.g. \"qwen2.5:1.5b-instruct\")")
+    ll_t = table.table("llama_cpp")
+    ll_t.allow_only("model_path", "threads", "context_tokens")
+    llama_cpp = LlamaCppConfig(
+        model_path=_local_or_hub(ll_t.str("model_path", ""), base),
+        threads=ll_t.int("threads", 2, 1, 256),
+        context_tokens=ll_t.int("context_tokens", 4096, 512, 131072),
+    )
+    if backend == "llama-cpp" and not llama_cpp.model_path:
+        ll_t.fail("model_path", "is required when responder.backend = \"llama-cpp\" (a .gguf file)")
+    return ResponderConfig(
+        backend=backend,
+        deadline_seconds=table.float("deadline_seconds", 10.0, 0.1, 600.0),
+        max_new_tokens=table.int("max_new_tokens", 200, 1, 4096),
+        temperature=table.float("temperature", 0.2, 0.0, 2.0),
+        top_p=table.float("top_p", 0.9, 0.0, 1.0),
+        history_turns=table.int("history_turns", 6, 0, 50),
+        max_waiting=table.int("max_waiting", 4, 0, 1000),
+        tone=table.str("tone", "friendly, concise and polite"),
+        show_sources=table.bool("show_sources", False),
+        min_similarity=table.float("min_similarity", 0.6, 0.0, 1.0),
+        transformers=transformers,
+        openai=openai,
+        llama_cpp=llama_cpp,
     )
 
 

@@ -20,7 +20,7 @@ from bot.handoff import Action, HandoffDecision, HandoffPolicy, HandoffReason, H
 from bot.handoff_store import HandoffStore
 from bot.language import LanguageDetector, LanguageGuess
 from bot.messages import HandoffState, Reply, ReplyKind
-from bot.responder import Draft, Responder, is_confident
+from bot.responder import Draft, Responder, ResponseContext, is_confident
 from bot.sentiment import MOOD_WINDOW, Sentiment, SentimentAnalyzer, rolling_mood
 from bot.store import ConversationState, Store, StoredInbound
 from bot.texts import Texts
@@ -231,17 +231,27 @@ class HandoffStage:
 class ResponderStage:
     name = "responder"
 
-    def __init__(self, responder: Responder, default_language: str):
+    def __init__(self, responder: Responder, store: Store, *, default_language: str, history_turns: int,
+                 upset_below: float):
         self._responder = responder
+        self._store = store
         self._default_language = default_language
+        self._history_turns = history_turns
+        self._upset_below = upset_below
 
     async def run(self, turn: Turn) -> None:
         if turn.draft is not None:  # the handoff stage already said what to say
             return
         language = turn.language.language if turn.language else self._default_language
         assert turn.faq is not None, "the retrieval stage runs before the responder"
+        history = await self._store.recent_turns(turn.inbound.conversation_key, turn.inbound.id,
+                                                 2 * self._history_turns) if self._history_turns else []
+        context = ResponseContext(history=tuple(history), mood=turn.mood,
+                                  upset=turn.mood is not None and turn.mood <= self._upset_below)
         turn.draft = await self._responder.respond(question=turn.inbound.text, language=language, hits=turn.hits,
-                                                   faq=turn.faq)
+                                                   faq=turn.faq, context=context)
+        if turn.draft.trace:
+            turn.trace["responder"] = dict(turn.draft.trace)
 
 
 class Pipeline:
@@ -326,8 +336,8 @@ class Pipeline:
         assert draft is not None
         if turn.mood is None or turn.mood > self._apology_below or draft.kind not in APOLOGETIC_KINDS:
             return draft
-        if already_apologises(draft.text):
-            return draft
+        if already_apologises(draft.text) or (draft.trace or {}).get("used") == "llm":
+            return draft  # the merchant's text says sorry already, or the model was asked to acknowledge
         apology, _ = self._texts.get("apology", draft.language)
         joiner = "" if apology.endswith(("。", "！", "？")) else " "
         return replace(draft, text=f"{apology}{joiner}{draft.text}",

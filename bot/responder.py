@@ -6,8 +6,9 @@ invent a policy; it is the fallback every later (LLM) responder falls back to.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot.config import RetrievalConfig
 from bot.messages import ReplyKind
@@ -27,10 +28,21 @@ class Draft:
     faq_ids: tuple[str, ...] = ()
     confidence: float | None = None
     why: str = ""
+    trace: Mapping[str, Any] | None = None  # how a generated reply was made (backend, tokens, fallback reason)
+
+
+@dataclass(frozen=True)
+class ResponseContext:
+    """The conversation around the question, for responders that write their own words."""
+
+    history: Sequence[tuple[str, str]] = ()  # (role, text) since the last handoff ended, oldest first
+    mood: float | None = None
+    upset: bool = False
 
 
 class Responder(Protocol):
-    async def respond(self, *, question: str, language: str, hits: list[Hit], faq: FaqBase) -> Draft: ...
+    async def respond(self, *, question: str, language: str, hits: list[Hit], faq: FaqBase,
+                      context: ResponseContext | None = None) -> Draft: ...
 
 
 def is_confident(hits: list[Hit], answer_threshold: float, ambiguity_ratio: float) -> bool:
@@ -52,7 +64,8 @@ class ExtractiveResponder:
         wanted = self._retrieval.top_topics or tuple(e.id for e in faq.entries[: self._retrieval.max_suggestions])
         return [faq.by_id[entry_id] for entry_id in wanted if entry_id in faq.by_id]
 
-    async def respond(self, *, question: str, language: str, hits: list[Hit], faq: FaqBase) -> Draft:
+    async def respond(self, *, question: str, language: str, hits: list[Hit], faq: FaqBase,
+                      context: ResponseContext | None = None) -> Draft:
         best = hits[0] if hits else None
         answer_at = self._retrieval.answer_threshold
         suggest_at = self._retrieval.suggest_threshold

@@ -194,6 +194,11 @@ class Store:
         """The shopper's message before `before_id` in the conversation, for follow-up questions."""
         return await self._read(_previous_shopper_text, conversation_key, before_id)
 
+    async def recent_turns(self, conversation_key: str, before_id: int, limit: int) -> list[tuple[str, str]]:
+        """(role, text) of the shopper's messages and the bot's replies before `before_id` since the last
+        handoff ended, oldest first: what a generating responder may see of the conversation."""
+        return await self._read(_recent_turns, conversation_key, before_id, limit)
+
     async def last_shopper_text(self, conversation_key: str) -> str | None:
         """The shopper's latest message, handoffs included (for agents' queues)."""
         return await self._read(_last_shopper_text, conversation_key)
@@ -365,6 +370,18 @@ def _previous_shopper_text(db: sqlite_utils.Database, conversation_key: str, bef
         [conversation_key, Role.SHOPPER.value, before_id, conversation_key],
     ).fetchone()
     return row["text"] if row else None
+
+
+def _recent_turns(db: sqlite_utils.Database, conversation_key: str, before_id: int, limit: int
+                  ) -> list[tuple[str, str]]:
+    rows = db.execute(
+        "SELECT role, text FROM messages WHERE conversation_key = ? AND id < ? "
+        "AND id > (SELECT context_start_id FROM conversations WHERE key = ?) "
+        "AND ((direction = 'in' AND role = 'shopper') OR (direction = 'out' AND kind IN ('answer', 'not_sure', "
+        "'no_match'))) ORDER BY id DESC LIMIT ?",
+        [conversation_key, before_id, conversation_key, limit],
+    ).fetchall()
+    return [(row["role"], row["text"]) for row in reversed(rows)]
 
 
 def _last_shopper_text(db: sqlite_utils.Database, conversation_key: str) -> str | None:

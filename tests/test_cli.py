@@ -145,3 +145,17 @@ def test_chat_lang_command_chooses_the_reply_language(config_path):
     assert result.returncode == 0, result.stderr
     assert "the bot will answer in 'zh'" in result.stdout
     assert "faq shipping-time · confidence" in result.stdout and "· zh]" in result.stdout
+
+
+def test_chat_quiet_shows_sources_when_the_merchant_enables_them(tmp_path):
+    config_path = write_config(tmp_path, extra="[responder]\nshow_sources = true\n")
+    result = kefu("chat", "-c", str(config_path), "--user", "src", "--quiet", stdin="how long does shipping take?\n")
+    assert "source: shipping-time" in result.stdout
+    assert "why:" not in result.stdout
+
+
+def test_chat_hands_over_on_human_and_then_stays_quiet(tmp_path):
+    config_path = write_config(tmp_path, handoff="enabled = true")
+    result = kefu("chat", "-c", str(config_path), "--user", "hh", "--quiet", stdin="/human\nhello?\n")
+    assert "A person will reply here shortly." in result.stdout
+    assert "passed to a person: the conversation is waiting_agent" in result.stdout

@@ -1,0 +1,143 @@
+"""The LLM responder: a fluent reply written from the retrieved FAQ entries, or the extractive answer.
+
+The extractive draft is computed first and is what the shopper gets whenever the
+model fails: no answer in time, an error, empty or degenerate output, the wrong
+language, a fact the FAQ does not contain, or a claim the FAQ does not support. The
+draft's trace records which backend wrote the reply, its latency and tokens, or
+why it fell back.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from bot.concurrency import run_blocking
+from bot.config import ResponderConfig, RetrievalConfig
+from bot.grounding import SemanticGrounder, unsupported_facts
+from bot.llm import GenerationBackend, GenerationError, Sampling
+from bot.messages import ReplyKind
+from bot.pii import PiiMasker, restore
+from bot.prompt import NO_ANSWER, FaqContext, PromptParts, build_messages
+from bot.responder import Draft, ExtractiveResponder, ResponseContext
+from knowledge.faq import FaqBase
+from knowledge.search import Hit
+
+log = logging.getLogger(__name__)
+
+MAX_ENTRIES = 3
+PLACEHOLDER = re.compile(r"\[(?:EMAIL|PHONE|CARD|ADDRESS)_\d+\]")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    reason: str = ""
+
+
+def degenerate(text: str) -> str | None:
+    """Why a generation is unusable as text (repetition loops, nothing but symbols), or None."""
+    words = text.split()
+    if len(words) >= 12:
+        trigrams = [" ".join(words[i:i + 3]) for i in range(len(words) - 2)]
+        if len(set(trigrams)) < 0.5 * len(trigrams):
+            return "the output repeats itself"
+    if len(text) >= 40:
+        chunks = [text[i:i + 10] for i in range(0, len(text) - 9, 10)]
+        if len(set(chunks)) < 0.5 * len(chunks):
+            return "the output repeats itself"
+    if not re.search(r"[^\W\d_]", text):
+        return "the output has no words"
+    return None
+
+
+class GroundedResponder:
+    """Generates with a backend, checks the draft, and falls back to the extractive responder."""
+
+    def __init__(self, *, generator: GenerationBackend, fallback: ExtractiveResponder, config: ResponderConfig,
+                 retrieval: RetrievalConfig, shop: str, detect_language: Callable[[str], tuple[str, float]] | None,
+                 grounder: SemanticGrounder | None):
+        self._generator = generator
+        self._fallback = fallback
+        self._config = config
+        self._retrieval = retrieval
+        self._shop = shop
+        self._detect = detect_language
+        self._grounder = grounder
+        self._sampling = Sampling.from_config(config)
+
+    async def respond(self, *, question: str, language: str, hits: list[Hit], faq: FaqBase,
+                      context: ResponseContext | None = None) -> Draft:
+        base = await self._fallback.respond(question=question, language=language, hits=hits, faq=faq,
+                                            context=context)
+        if base.kind not in (ReplyKind.ANSWER, ReplyKind.NOT_SURE):
+            return base  # nothing relevant retrieved: nothing to ground a generation on
+        entries = [hit for hit in hits if hit.score >= self._retrieval.suggest_threshold][:MAX_ENTRIES]
+        started = time.perf_counter()
+        trace: dict[str, Any] = {"backend": self._generator.name, "faq_ids": [h.entry.id for h in entries]}
+        try:
+            draft = await self._generate(question, language, entries, context or ResponseContext(), trace)
+        except GenerationError as exc:
+            return self._fall_back(base, exc.reason, trace, started)
+        trace["latency_ms"] = round((time.perf_counter() - started) * 1000, 1)
+        trace["used"] = "llm"
+        log.info("responder.generated backend=%s latency_ms=%.0f", self._generator.name, trace["latency_ms"])
+        return replace(draft, trace=trace)
+
+    async def _generate(self, question: str, language: str, entries: Sequence[Hit], context: ResponseContext,
+                        trace: dict[str, Any]) -> Draft:
+        variants = [(hit, hit.entry.variant(language)) for hit in entries]
+        parts = PromptParts(
+            shop=self._shop, tone=self._config.tone, language=language, upset=context.upset,
+            entries=[FaqContext(hit.entry.id, variant.questions[0], variant.answer) for hit, variant in variants],
+            history=context.history[-2 * self._config.history_turns:] if self._config.history_turns else (),
+            question=question,
+        )
+        messages, restorable = build_messages(parts, PiiMasker())
+        deadline = time.monotonic() + self._config.deadline_seconds
+        generation = await self._generator.generate(messages, self._sampling, deadline)
+        trace.update(prompt_tokens=generation.prompt_tokens, completion_tokens=generation.completion_tokens)
+        text = generation.text.strip()
+        if not text:
+            raise GenerationError("the model returned nothing")
+        if NO_ANSWER in text:
+            raise GenerationError("the model found no answer in the FAQ entries")
+        problem = degenerate(text)
+        if problem:
+            raise GenerationError(problem)
+        if self._detect is not None:
+            found, confidence = await run_blocking(self._detect, text)
+            if found != language and confidence >= 0.9:
+                raise GenerationError(f"the reply is in '{found}', the shopper writes '{language}'")
+        sources = [f"{v.questions[0]}\n{v.answer}" for _, v in variants]
+        invented = unsupported_facts(text, [*sources, question])
+        if invented:
+            raise GenerationError(f"not in the FAQ: {', '.join(invented[:3])}")
+        if self._grounder is not None:
+            claims = await run_blocking(self._grounder.check, PLACEHOLDER.sub("", text), sources)
+            trace["claims"] = [{"sentence": c.sentence, "similarity": round(c.similarity, 3), "ok": c.ok}
+                               for c in claims]
+            failed = [c for c in claims if not c.ok]
+            if failed:
+                raise GenerationError(f"claim not backed by the FAQ: '{failed[0].sentence[:80]}' "
+                                      f"({failed[0].reason})")
+        text = restore(text, restorable)
+        if PLACEHOLDER.search(text):
+            raise GenerationError("the reply names personal data the shopper did not write in this message")
+        best = entries[0]
+        return Draft(
+            text=text, language=language, kind=ReplyKind.ANSWER,
+            faq_ids=tuple(hit.entry.id for hit in entries), confidence=best.score,
+            why=f"written by the {self._generator.name} model from FAQ {', '.join(h.entry.id for h in entries)}; "
+                f"every number and claim checked against them",
+        )
+
+    def _fall_back(self, base: Draft, reason: str, trace: dict[str, Any], started: float) -> Draft:
+        trace.update(used="extractive", fallback=reason, latency_ms=round((time.perf_counter() - started) * 1000, 1))
+        log.info("responder.fallback backend=%s reason=%s", self._generator.name, reason)
+        return replace(base, why=f"{base.why}; the {self._generator.name} model's reply was not used: {reason}",
+                       trace=trace)
