@@ -22,7 +22,7 @@ from bot.grounding import SemanticGrounder, unsupported_facts
 from bot.llm import GenerationBackend, GenerationError, Sampling
 from bot.messages import ReplyKind
 from bot.pii import PiiMasker, restore
-from bot.prompt import NO_ANSWER, FaqContext, PromptParts, build_messages
+from bot.prompt import FaqContext, PromptParts, build_messages
 from bot.responder import Draft, ExtractiveResponder, ResponseContext
 from knowledge.faq import FaqBase
 from knowledge.search import Hit
@@ -104,8 +104,6 @@ class GroundedResponder:
         text = generation.text.strip()
         if not text:
             raise GenerationError("the model returned nothing")
-        if NO_ANSWER in text:
-            raise GenerationError("the model found no answer in the FAQ entries")
         problem = degenerate(text)
         if problem:
             raise GenerationError(problem)
@@ -122,6 +120,8 @@ class GroundedResponder:
             trace["claims"] = [{"sentence": c.sentence, "similarity": round(c.similarity, 3), "ok": c.ok}
                                for c in claims]
             failed = [c for c in claims if not c.ok]
+            if not claims:
+                raise GenerationError("the reply states nothing from the FAQ (greetings or apologies only)")
             if failed:
                 raise GenerationError(f"claim not backed by the FAQ: '{failed[0].sentence[:80]}' "
                                       f"({failed[0].reason})")

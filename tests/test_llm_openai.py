@@ -113,7 +113,8 @@ async def test_a_grounded_generation_is_sent_with_its_sources(shop, model_server
 @pytest.mark.parametrize(("generated", "reason"), [
     ("Standard delivery takes 6 business days to the EU and UK.", "not in the FAQ: number 6"),
     ("We also offer free same-day delivery by drone everywhere.", "claim not backed by the FAQ"),
-    ("NO_ANSWER", "no answer in the FAQ"),
+    ("Sorry! Thanks for asking.", "states nothing from the FAQ"),
+    ("I do not know how long shipping takes.", "claim not backed by the FAQ"),
     ("ok ok ok ok ok ok ok ok ok ok ok ok ok ok ok ok ok ok ok ok", "repeats itself"),
 ])
 async def test_a_draft_that_fails_a_check_falls_back_to_the_faq_text(shop, model_server, generated, reason):

@@ -17,34 +17,8 @@ from bot.config import TransformersLMConfig, load_config
 from bot.llm import GenerationError, Sampling, TransformersBackend
 from bot.prompt import ChatMessage
 
-transformers = pytest.importorskip("transformers")
-tokenizers = pytest.importorskip("tokenizers")
-
-CHAT_TEMPLATE = ("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
-                 "{% if add_generation_prompt %}<|assistant|>{% endif %}")
-CORPUS = ["Standard delivery takes 3-5 business days.", "Returns are free within 30 days.",
-          "Where is my order?", "How long does shipping take?", "We accept PayPal and cards."] * 20
-
-
-def build_tiny_model(folder: Path, *, chat_template: bool) -> Path:
-    bpe = tokenizers.Tokenizer(tokenizers.models.BPE(unk_token="<unk>"))
-    bpe.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = tokenizers.decoders.ByteLevel()
-    trainer = tokenizers.trainers.BpeTrainer(vocab_size=300, special_tokens=["<unk>", "<eos>", "<pad>"],
-                                             initial_alphabet=tokenizers.pre_tokenizers.ByteLevel.alphabet())
-    bpe.train_from_iterator(CORPUS, trainer)
-    tokenizer = transformers.PreTrainedTokenizerFast(tokenizer_object=bpe, unk_token="<unk>", eos_token="<eos>",
-                                                     pad_token="<pad>")
-    if chat_template:
-        tokenizer.chat_template = CHAT_TEMPLATE
-    config = transformers.GPT2Config(vocab_size=len(tokenizer), n_positions=2048, n_embd=32, n_layer=1, n_head=2,
-                                     bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
-                                     pad_token_id=tokenizer.pad_token_id)
-    model = transformers.GPT2LMHeadModel(config)
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
+pytest.importorskip("transformers")
+from tiny_lm import build_tiny_model  # noqa: E402  (needs transformers)
 
 @pytest.fixture(scope="module")
 def chat_model(tmp_path_factory) -> Path:

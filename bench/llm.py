@@ -1,0 +1,159 @@
+"""LLM responder benchmark: event-loop lag during generation, responder overhead, and — with a real
+model — answer quality on Bitext questions against the sample shop's FAQ.
+
+    .venv/bin/python bench/llm.py                       # tiny local model: lag and overhead only
+    .venv/bin/python bench/llm.py --gguf MODEL.gguf     # plus 50 questions through llama-cpp (--deadline 30)
+
+Prints a table, writes bench/results/llm.json and, with a model, every question, draft and
+verdict to bench/results/llm_replies.md for reading.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import dataclasses
+import hashlib
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
+
+from bot.config import LlamaCppConfig, TransformersLMConfig, load_config  # noqa: E402
+from bot.grounding import SemanticGrounder  # noqa: E402
+from bot.language import LanguageDetector  # noqa: E402
+from bot.llm import Generation, LlamaCppBackend, Sampling, TransformersBackend  # noqa: E402
+from bot.llm_responder import GroundedResponder  # noqa: E402
+from bot.prompt import ChatMessage  # noqa: E402
+from bot.responder import ExtractiveResponder  # noqa: E402
+from bot.texts import Texts  # noqa: E402
+from knowledge.service import load_encoders, load_faq, open_search  # noqa: E402
+
+RESULTS = REPO / "bench" / "results"
+SAMPLE = REPO / "examples" / "sample-shop" / "kefu.toml"
+# Bitext intents the sample shop has an FAQ entry for.
+INTENTS = ("track_order", "delivery_period", "delivery_options", "check_payment_methods", "check_refund_policy",
+           "get_refund", "track_refund", "cancel_order", "change_shipping_address", "recover_password",
+           "create_account", "delete_account", "newsletter_subscription", "get_invoice", "payment_issue")
+
+
+async def loop_lag() -> dict:
+    from tiny_lm import build_tiny_model
+
+    with tempfile.TemporaryDirectory() as folder:
+        build_tiny_model(Path(folder), chat_template=True)
+        backend = TransformersBackend(TransformersLMConfig(folder, "float32", 1), max_waiting=4)
+        await backend.start()
+        lags: list[float] = []
+
+        async def tick() -> None:
+            while True:
+                before = time.perf_counter()
+                await asyncio.sleep(0.005)
+                lags.append((time.perf_counter() - before - 0.005) * 1000)
+
+        ticker = asyncio.create_task(tick())
+        started = time.perf_counter()
+        messages = [ChatMessage("user", "how long does shipping take?")]
+        tokens = 0
+        for _ in range(5):
+            generation = await backend.generate(messages, Sampling(200, 0.0, 1.0), time.monotonic() + 60)
+            tokens += generation.completion_tokens or 0
+        elapsed = time.perf_counter() - started
+        ticker.cancel()
+        await backend.stop()
+    lags.sort()
+    return {"generations": 5, "tokens": tokens, "seconds": round(elapsed, 2),
+            "loop_lag_p50_ms": round(statistics.median(lags), 2), "loop_lag_p99_ms": round(lags[int(0.99 * len(lags))], 2)}
+
+
+class Canned:
+    """A generator that answers at once with the entry's own first sentence: what is left is kefu's own cost."""
+
+    name = "canned"
+
+    async def generate(self, messages, sampling, deadline):  # noqa: ANN001
+        system = messages[0].content
+        answer = system.split("\nA: ", 1)[1].split("\n", 1)[0]
+        return Generation(answer.split(". ")[0] + ".", self.name)
+
+
+def questions(n: int) -> list[tuple[str, str]]:
+    source = REPO.parent / "shared" / "data" / "bitext_customer_support" / "bitext_customer_support.csv"
+    with source.open(encoding="utf-8", newline="") as handle:
+        rows = [(row["instruction"], row["intent"]) for row in csv.DictReader(handle) if row["intent"] in INTENTS]
+    rows.sort(key=lambda row: hashlib.sha256(row[0].encode()).hexdigest())
+    picked, per_intent = [], {}
+    for text, intent in rows:
+        if per_intent.get(intent, 0) < -(-n // len(INTENTS)) and len(picked) < n:
+            picked.append((text, intent))
+            per_intent[intent] = per_intent.get(intent, 0) + 1
+    return picked
+
+
+async def quality(generator, n: int, out: Path, deadline: float) -> dict:  # noqa: ANN001
+    config = load_config(SAMPLE)
+    config = dataclasses.replace(config, responder=dataclasses.replace(config.responder, deadline_seconds=deadline))
+    encoders = load_encoders(config)
+    search = open_search(config, load_faq(config), encoders)
+    detector = LanguageDetector.from_config(config)
+    extractive = ExtractiveResponder(texts=Texts.from_config(config), retrieval=config.retrieval)
+    use = next(e for e in encoders.encoders if e.id.startswith("use"))
+    responder = GroundedResponder(
+        generator=generator, fallback=extractive, config=config.responder, retrieval=config.retrieval,
+        shop=config.shop.name, detect_language=lambda t: (detector.detect(t).language, detector.detect(t).confidence),
+        grounder=SemanticGrounder(use.encode, config.responder.min_similarity))
+    records = []
+    for text, intent in questions(n):
+        hits = search.search_blocking(text, language="en", limit=5)
+        started = time.perf_counter()
+        draft = await responder.respond(question=text, language="en", hits=hits, faq=search.faq)
+        records.append({"question": text, "intent": intent, "reply": draft.text, "kind": draft.kind.value,
+                        "trace": dict(draft.trace or {}), "ms": (time.perf_counter() - started) * 1000})
+    search.close()
+    asked = [r for r in records if r["trace"]]
+    used = [r for r in asked if r["trace"].get("used") == "llm"]
+    latencies = sorted(r["ms"] for r in asked) or [0.0]
+    lines = [f"# {generator.name} replies ({len(records)} Bitext questions, sample shop FAQ)\n"]
+    for r in records:
+        verdict = r["trace"].get("used", "not asked (no match)")
+        reason = r["trace"].get("fallback", "")
+        lines.append(f"## {r['question']}\n\n*intent {r['intent']} · {verdict}{' · ' + reason if reason else ''} · "
+                     f"{r['ms']:.0f} ms*\n\n{r['reply']}\n")
+    out.write_text("\n".join(lines), encoding="utf-8")
+    return {"questions": len(records), "model_asked": len(asked), "llm_used": len(used),
+            "llm_share_of_asked": round(len(used) / len(asked), 3) if asked else 0.0,
+            "latency_p50_ms": round(statistics.median(latencies)), "latency_p95_ms":
+            round(latencies[int(0.95 * (len(latencies) - 1))]),
+            "fallback_reasons": sorted({r["trace"]["fallback"].split(":")[0] for r in asked if "fallback" in r["trace"]})}
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--gguf", type=Path, help="a GGUF instruct model for llama-cpp (e.g. Qwen2.5 1.5B Q4)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("-n", type=int, default=50)
+    parser.add_argument("--deadline", type=float, default=30.0, help="seconds per reply before the fallback")
+    args = parser.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    figures = {"tiny_model": await loop_lag()}
+    figures["overhead_canned"] = await quality(Canned(), 20, RESULTS / "llm_canned_replies.md", args.deadline)
+    if args.gguf:
+        backend = LlamaCppBackend(LlamaCppConfig(str(args.gguf), args.threads, 4096), max_waiting=4)
+        await backend.start()
+        figures["llama_cpp"] = await quality(backend, args.n, RESULTS / "llm_replies.md", args.deadline)
+        await backend.stop()
+    print(json.dumps(figures, indent=2))
+    (RESULTS / "llm.json").write_text(json.dumps(figures, indent=2), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(asyncio.run(main()))
