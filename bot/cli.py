@@ -20,7 +20,14 @@ from bot.language import LanguageDetector
 from bot.language_eval import evaluate_language, read_labelled
 from bot.cues import CueDetector
 from bot.responder import ExtractiveResponder
-from bot.sentiment import PolarityBackend, SentimentAnalyzer, SnowNlpBackend, VaderBackend, build_backend
+from bot.sentiment import (
+    CombinedBackend,
+    PolarityBackend,
+    SentimentAnalyzer,
+    SnowNlpBackend,
+    VaderBackend,
+    build_backend,
+)
 from bot.sentiment_eval import evaluate_sentiment, read_sentiment_rows
 from bot.texts import Texts
 from knowledge.evaluation import build_faq, evaluate, read_questions
@@ -298,8 +305,9 @@ def eval_sentiment(config: Config, args: argparse.Namespace) -> int:
                       transformers_model=config.sentiment.transformers_model, threads=config.search.threads,
                       cache_dir=config.storage.index_dir / "sentiment"),
         CueDetector(languages))
-    bare: dict[str, PolarityBackend] = {"embeddings": build_backend(
-        "embeddings", languages=languages, encoders=loaded, cache_dir=config.storage.index_dir / "sentiment")}
+    examples = analyzer.backend.examples if isinstance(analyzer.backend, CombinedBackend) else build_backend(
+        "embeddings", languages=languages, encoders=loaded, cache_dir=config.storage.index_dir / "sentiment")
+    bare: dict[str, PolarityBackend] = {"embeddings": examples}
     if "en" in languages:
         bare["vader"] = VaderBackend()
     if "zh" in languages:

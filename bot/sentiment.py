@@ -271,11 +271,11 @@ class CombinedBackend:
     name = "default"
 
     def __init__(self, examples: ExampleBackend, specialists: dict[str, tuple[PolarityBackend, float]]):
-        self._examples = examples
+        self.examples = examples
         self._specialists = specialists  # language → (backend, its weight)
 
     def polarity(self, texts: Sequence[str], languages: Sequence[str | None]) -> list[float]:
-        judged = self._examples.polarity_and_neutral(texts, languages)
+        judged = self.examples.polarity_and_neutral(texts, languages)
         scores = [polarity for polarity, _ in judged]
         for language, (backend, weight) in self._specialists.items():
             picked = [i for i, lang in enumerate(languages) if lang == language]

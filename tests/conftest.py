@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from bot.app import KefuApp
 from bot.config import Config, load_config
@@ -97,3 +99,19 @@ def auth() -> dict[str, str]:
 def url(app: KefuApp) -> Callable[[str], str]:
     assert app.http is not None
     return lambda path: app.http.base_url + path
+
+
+@asynccontextmanager
+async def loopback_server(routes: dict[str, Callable[[web.Request], Awaitable[web.StreamResponse]]]
+                          ) -> AsyncIterator[str]:
+    """A real aiohttp server on 127.0.0.1 with POST `routes` (a stand-in for a merchant's system); yields its base URL."""
+    server = web.Application()
+    for path, handler in routes.items():
+        server.router.add_post(path, handler)
+    runner = web.AppRunner(server)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()

@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
-from conftest import TOKEN, write_config
+from conftest import TOKEN, loopback_server, write_config
 
 from bot.app import KefuApp
 from bot.config import load_config
@@ -74,16 +74,9 @@ class Receiver:
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
     found = Receiver()
-    server = web.Application()
-    server.router.add_post("/replies", found.on_reply)
-    server.router.add_post("/notify", found.on_notify)
-    runner = web.AppRunner(server)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    found.base_url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    yield found
-    await runner.cleanup()
+    async with loopback_server({"/replies": found.on_reply, "/notify": found.on_notify}) as base_url:
+        found.base_url = base_url
+        yield found
 
 
 def handoff_config(tmp_path: Path, receiver: Receiver, handoff: str = "", extra: str = "") -> Path:

@@ -11,7 +11,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
-from conftest import TOKEN, write_config
+from conftest import TOKEN, loopback_server, write_config
 
 from bot.app import KefuApp
 from bot.config import load_config
@@ -47,15 +47,9 @@ class FakeModelServer:
 @pytest.fixture
 async def model_server() -> AsyncIterator[FakeModelServer]:
     server = FakeModelServer()
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", server.completions)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server.base_url = f"http://127.0.0.1:{runner.addresses[0][1]}/v1"
-    yield server
-    await runner.cleanup()
+    async with loopback_server({"/v1/chat/completions": server.completions}) as base_url:
+        server.base_url = f"{base_url}/v1"
+        yield server
 
 
 @pytest.fixture
