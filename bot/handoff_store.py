@@ -27,9 +27,10 @@ from bot.store import (
     SENT,
     ConversationState,
     Store,
+    answer_inbound,
     conversation_from_row,
+    first_reply,
     insert_outbound,
-    reply_from_row,
 )
 
 UNCONFIDENT_KINDS = (ReplyKind.NOT_SURE.value, ReplyKind.NO_MATCH.value)
@@ -287,9 +288,7 @@ def _start_handoff(
     key = reply.conversation_key
     status = db.execute("SELECT status FROM messages WHERE id = ?", [inbound_id]).fetchone()["status"]
     if status in (ANSWERED, FORWARDED):
-        reply_row = db.execute("SELECT * FROM messages WHERE direction = 'out' AND reply_to = ? ORDER BY id LIMIT 1",
-                               [inbound_id]).fetchone()
-        return (reply_from_row(reply_row) if reply_row else None), conversation_from_row(_conversation_row(db, key))
+        return first_reply(db, inbound_id), conversation_from_row(_conversation_row(db, key))
     row = _conversation_row(db, key)
     if HandoffState(row["handoff_state"]) != HandoffState.BOT:
         return None, _forward(db, inbound_id, meta, QueuedEvent(event.targets, "handoff.shopper_message",
@@ -297,9 +296,7 @@ def _start_handoff(
     conversation = _move(db, key, Action.HANDOFF, "bot", reason, detail, inbound_id)
     if told_when:
         db.execute("UPDATE conversations SET waiting_notice_sent = 1 WHERE key = ?", [key])
-    stored = insert_outbound(db, reply, reply_to=inbound_id, latency_ms=latency_ms, deliver=deliver, meta=meta)
-    db.execute("UPDATE messages SET status = ?, language = COALESCE(language, ?) WHERE id = ?",
-               [ANSWERED, reply.language, inbound_id])
+    stored = answer_inbound(db, inbound_id, reply, latency_ms, deliver, meta)
     _enqueue(db, key, event)
     return stored, conversation
 

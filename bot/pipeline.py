@@ -42,7 +42,6 @@ class Turn:
     hits: list[Hit] = field(default_factory=list)
     sentiment: Sentiment | None = None
     mood: float | None = None  # the conversation's rolling mood, this message included
-    human_request: str | None = None  # the words that asked for a person
     handoff: HandoffDecision | None = None
     forward: bool = False  # a person handles the conversation: pass the message on, say nothing
     draft: Draft | None = None
@@ -175,7 +174,6 @@ class SentimentStage:
                                                         MOOD_WINDOW - 1)
         turn.sentiment = sentiment
         turn.mood = rolling_mood([*earlier, sentiment.score])
-        turn.human_request = self._analyzer.cues.human_request(turn.inbound.text)
         await self._records.record_sentiment(turn.inbound.id, turn.inbound.conversation_key, sentiment.score,
                                              turn.mood)
         turn.trace["sentiment"] = {**sentiment.to_json(), "mood": round(turn.mood, 3)}
@@ -212,7 +210,7 @@ class HandoffStage:
         signals = HandoffSignals(
             text=turn.inbound.text,
             mood=turn.mood,
-            human_request=turn.human_request,
+            human_request=turn.sentiment.human_request if turn.sentiment else None,
             unconfident_streak=streak,
             flagged_faq=best.entry.id if confident and best is not None and best.entry.handoff else None,
         )

@@ -55,6 +55,7 @@ class Sentiment:
     polarity: float  # the backend's score before cues
     backend: str
     cues: tuple[str, ...]
+    human_request: str | None = None  # the words that asked for a person, found with the cues
 
     def to_json(self) -> dict[str, Any]:
         return {"score": round(self.score, 3), "label": self.label, "polarity": round(self.polarity, 3),
@@ -306,7 +307,8 @@ class SentimentAnalyzer:
             cue_names = tuple(name for name in report.names if name != "asks_for_human")
             if math.isnan(score):
                 raise SentimentError(f"backend {self.backend.name} returned NaN")
-            results.append(Sentiment(score, label_of(score), polarity, self.backend.name, cue_names))
+            results.append(Sentiment(score, label_of(score), polarity, self.backend.name, cue_names,
+                                     report.human_request))
         return results
 
 

@@ -218,7 +218,7 @@ class Store:
         meta: dict[str, Any],
     ) -> Reply:
         """Store the reply and mark its inbound message answered, atomically."""
-        return await self._write(_record_reply, inbound_id, reply, latency_ms, deliver, meta)
+        return await self._write(answer_inbound, inbound_id, reply, latency_ms, deliver, meta)
 
     async def set_conversation_language(self, conversation_key: str, language: str) -> None:
         await self._write(_set_language, conversation_key, language)
@@ -277,7 +277,7 @@ def _record_inbound(db: sqlite_utils.Database, message: Message) -> InboundRecor
             stored = _inbound_from_row(existing)
             if existing["status"] == FAILED:
                 db.execute("UPDATE messages SET status = ?, error = NULL WHERE id = ?", [PENDING, stored.id])
-            return InboundRecord(message=stored, duplicate=True, reply=_first_reply(db, stored.id),
+            return InboundRecord(message=stored, duplicate=True, reply=first_reply(db, stored.id),
                                  settled=existing["status"] in SETTLED,
                                  state=_state_of(db, message.conversation_key))
     cursor = db.execute(
@@ -327,7 +327,8 @@ def reply_from_row(row: sqlite3.Row) -> Reply:
     )
 
 
-def _first_reply(db: sqlite_utils.Database, inbound_id: int) -> Reply | None:
+def first_reply(db: sqlite_utils.Database, inbound_id: int) -> Reply | None:
+    """The reply stored for an inbound message, if any (also used inside handoff transactions)."""
     row = db.execute(
         "SELECT * FROM messages WHERE direction = 'out' AND reply_to = ? ORDER BY id LIMIT 1", [inbound_id]
     ).fetchone()
@@ -360,7 +361,7 @@ def _inbound_outcome(
     db: sqlite_utils.Database, inbound_id: int
 ) -> tuple[str, Reply | None, str | None, HandoffState]:
     row = db.execute("SELECT status, error, conversation_key FROM messages WHERE id = ?", [inbound_id]).fetchone()
-    return row["status"], _first_reply(db, inbound_id), row["error"], _state_of(db, row["conversation_key"])
+    return row["status"], first_reply(db, inbound_id), row["error"], _state_of(db, row["conversation_key"])
 
 
 def _previous_shopper_text(db: sqlite_utils.Database, conversation_key: str, before_id: int) -> str | None:
@@ -396,7 +397,7 @@ def _mark_failed(db: sqlite_utils.Database, inbound_id: int, error: str) -> None
     db.execute("UPDATE messages SET status = ?, error = ? WHERE id = ?", [FAILED, error[:2000], inbound_id])
 
 
-def _record_reply(
+def answer_inbound(  # also the last step of a handoff transaction (bot.handoff_store)
     db: sqlite_utils.Database,
     inbound_id: int,
     reply: Reply,
@@ -409,7 +410,7 @@ def _record_reply(
         raise KefuError(f"inbound message {inbound_id} does not exist")
     if status["status"] == ANSWERED:
         # Never answer twice: hand back the reply that won.
-        return _first_reply(db, inbound_id)
+        return first_reply(db, inbound_id)
     stored = insert_outbound(db, reply, reply_to=inbound_id, latency_ms=latency_ms, deliver=deliver, meta=meta)
     db.execute(
         "UPDATE messages SET status = ?, language = COALESCE(language, ?) WHERE id = ?",
