@@ -125,8 +125,9 @@ async def quality(generator, n: int, out: Path, deadline: float) -> dict:  # noq
     for r in records:
         verdict = r["trace"].get("used", "not asked (no match)")
         reason = r["trace"].get("fallback", "")
+        refused = f"\n> model's draft (refused): {r['trace']['draft']}\n" if "draft" in r["trace"] else ""
         lines.append(f"## {r['question']}\n\n*intent {r['intent']} · {verdict}{' · ' + reason if reason else ''} · "
-                     f"{r['ms']:.0f} ms*\n\n{r['reply']}\n")
+                     f"{r['ms']:.0f} ms*\n{refused}\n{r['reply']}\n")
     out.write_text("\n".join(lines), encoding="utf-8")
     return {"questions": len(records), "model_asked": len(asked), "llm_used": len(used),
             "llm_share_of_asked": round(len(used) / len(asked), 3) if asked else 0.0,

@@ -15,6 +15,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from bot.agents import Desk, HandoffNotices, policy_from_config
+from bot.commands import CommandStage
 from bot.concurrency import run_blocking
 from bot.config import Config
 from bot.cues import CueDetector
@@ -63,7 +64,8 @@ def load_adapter_factory(name: str) -> AdapterFactory:
 
 def enabled_channels(config: Config) -> list[str]:
     """The server channels `kefu serve` starts."""
-    return ["webhook"] if config.webhook.enabled else []
+    channels = ["webhook"] if config.webhook.enabled else []
+    return channels + (["telegram"] if config.telegram.enabled else [])
 
 
 class KefuApp:
@@ -126,6 +128,9 @@ class KefuApp:
             records=self.records,
             notices=notices,
             stages=[
+                CommandStage(store=self.store, texts=texts, languages=config.shop.languages,
+                             default_language=config.shop.default_language, top_topics=config.retrieval.top_topics,
+                             max_topics=config.retrieval.max_suggestions, faq=lambda: self.knowledge.current.faq),
                 LanguageStage(detector, self.store),
                 RetrievalStage(self.knowledge, self.store, limit=max(5, config.retrieval.max_suggestions),
                                answer_threshold=config.retrieval.answer_threshold,
@@ -268,6 +273,11 @@ class KefuApp:
         if self._dispatcher is None:
             raise AdapterError("kefu is not started")
         return await self._dispatcher.submit(message)
+
+    async def accept(self, message: Message) -> HandleResult:
+        if self._dispatcher is None:
+            raise AdapterError("kefu is not started")
+        return await self._dispatcher.accept(message)
 
     async def transcript(self, channel: str, conversation: str) -> Transcript | None:
         return await self.store.transcript(conversation_key(channel, conversation))

@@ -6,6 +6,7 @@ are rejected (a typo must not silently fall back to a default).
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import os
 import re
@@ -189,6 +190,25 @@ class WebhookConfig:
 
 
 @dataclass(frozen=True)
+class TelegramConfig:
+    """The Telegram channel (adapters/telegram); off unless enabled."""
+
+    enabled: bool = False
+    token: str = ""
+    mode: str = "polling"  # "polling" or "webhook"
+    webhook_url: str = ""  # the public https URL Telegram posts to (a reverse proxy in front of kefu's port)
+    webhook_path: str = "/telegram/webhook"  # where kefu's HTTP server listens for it
+    secret_token: str = ""  # checked on every webhook request; derived from the bot token when not set
+    drop_pending_updates: bool = False
+    api_base_url: str = "https://api.telegram.org/bot"
+    poll_timeout_seconds: int = 30
+    agents_chat_id: int | None = None  # the agents' group: handoffs arrive there, agents act there
+    agent_user_ids: tuple[int, ...] = ()  # when set, only these users may act as agents
+    max_attempts: int = 8
+    backoff_seconds: float = 2.0
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     shop: ShopConfig
@@ -205,6 +225,7 @@ class Config:
     responder: ResponderConfig = field(default_factory=lambda: _build_responder(_Table({}, "responder", Path(),
                                                                                           _KeyLines({})), {}, Path()))
     handoff: HandoffConfig = HandoffConfig(True, True, ("/human", "/agent"), -0.5, 3, True, (), 300.0, None, None)
+    telegram: TelegramConfig = TelegramConfig()
 
 
 def load_config(path: Path | str, environ: Mapping[str, str] | None = None) -> Config:
@@ -233,7 +254,7 @@ def load_config(path: Path | str, environ: Mapping[str, str] | None = None) -> C
 def _build(root: _Table, path: Path, environ: Mapping[str, str]) -> Config:
     base = path.parent
     root.allow_only("shop", "storage", "knowledge", "retrieval", "search", "language", "pipeline", "http", "webhook",
-                    "texts", "sentiment", "handoff", "responder")
+                    "texts", "sentiment", "handoff", "responder", "telegram")
 
     shop_t = root.table("shop")
     shop_t.allow_only("name", "default_language", "languages")
@@ -360,6 +381,7 @@ def _build(root: _Table, path: Path, environ: Mapping[str, str]) -> Config:
         sentiment=sentiment,
         handoff=handoff,
         responder=_build_responder(root.table("responder"), environ, base),
+        telegram=_build_telegram(root.table("telegram"), environ),
     )
 
 
@@ -500,6 +522,57 @@ def _build_webhook(table: _Table, environ: Mapping[str, str]) -> WebhookConfig:
     )
 
 
+TELEGRAM_TOKEN = re.compile(r"^\d{3,}:[A-Za-z0-9_-]{20,}$")
+TELEGRAM_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+
+
+def _build_telegram(table: _Table, environ: Mapping[str, str]) -> TelegramConfig:
+    table.allow_only("enabled", "token", "token_env", "mode", "webhook_url", "webhook_path", "secret_token",
+                     "secret_token_env", "drop_pending_updates", "api_base_url", "poll_timeout_seconds",
+                     "agents_chat_id", "agent_user_ids", "max_attempts", "backoff_seconds")
+    enabled = table.bool("enabled", False)
+    if not enabled:
+        return TelegramConfig()
+    if "token" not in table.keys() and "token_env" not in table.keys():
+        token = environ.get("KEFU_TELEGRAM_TOKEN", "")
+        if not token:
+            table.fail("token_env", "the bot token is missing: set KEFU_TELEGRAM_TOKEN (from @BotFather) or name "
+                                    "another environment variable here")
+    else:
+        token = table.secret("token", "token_env", environ, required=True)
+    if not TELEGRAM_TOKEN.match(token):
+        table.fail("token_env", "is not a Telegram bot token (expected digits, a colon and 20+ characters, "
+                                "as @BotFather prints it)")
+    mode = table.choice("mode", "polling", ("polling", "webhook"))
+    webhook_url = table.str("webhook_url", "")
+    if mode == "webhook" and not webhook_url.startswith("https://"):
+        table.fail("webhook_url", "webhook mode needs the public https:// URL Telegram should post to")
+    path = table.str("webhook_path", "/telegram/webhook")
+    if not path.startswith("/"):
+        table.fail("webhook_path", f"'{path}' must start with /")
+    secret = table.secret("secret_token", "secret_token_env", environ, required=False)
+    if secret and not TELEGRAM_SECRET.match(secret):
+        table.fail("secret_token", "may only use A-Z, a-z, 0-9, _ and - (1 to 256 characters), as Telegram requires")
+    # Derived from the token, so it stays the same across restarts without one more secret to manage.
+    secret = secret or hashlib.sha256(b"kefu-telegram-webhook:" + token.encode()).hexdigest()
+    chat = table.raw("agents_chat_id", None)
+    if chat is not None and (isinstance(chat, bool) or not isinstance(chat, int)):
+        table.fail("agents_chat_id", f"must be the group's numeric chat id (e.g. -1001234567890), got {chat!r}")
+    agents = table.raw("agent_user_ids", [])
+    if not isinstance(agents, list) or not all(isinstance(a, int) and not isinstance(a, bool) for a in agents):
+        table.fail("agent_user_ids", f"must be a list of numeric Telegram user ids, got {agents!r}")
+    base_url = table.str("api_base_url", "https://api.telegram.org/bot")
+    if not re.match(r"^https?://", base_url):
+        table.fail("api_base_url", f"'{base_url}' must start with http:// or https://")
+    return TelegramConfig(
+        enabled=True, token=token, mode=mode, webhook_url=webhook_url, webhook_path=path, secret_token=secret,
+        drop_pending_updates=table.bool("drop_pending_updates", False), api_base_url=base_url,
+        poll_timeout_seconds=table.int("poll_timeout_seconds", 30, 0, 300), agents_chat_id=chat,
+        agent_user_ids=tuple(agents), max_attempts=table.int("max_attempts", 8, 1, 100),
+        backoff_seconds=table.float("backoff_seconds", 2.0, 0.0, 3600.0),
+    )
+
+
 Callback = TypeVar("Callback", "OutgoingWebhookConfig", "NotifyConfig")
 
 
@@ -572,6 +645,10 @@ class _Table:
 
     def keys(self) -> list[str]:
         return list(self._data)
+
+    def raw(self, key: str, default: Any) -> Any:
+        """The value as TOML gave it, for checks the typed getters do not cover."""
+        return self._data.get(key, default)
 
     def allow_only(self, *allowed: str) -> None:
         for key in self._data:

@@ -69,6 +69,21 @@ class TurnDispatcher:
         return HandleResult(reply=outcome.reply, inbound_id=record.message.id, duplicate=record.duplicate,
                             state=outcome.state)
 
+    async def accept(self, message: Message) -> HandleResult:
+        """Store the message and have it answered in the background (channels that push their replies).
+
+        Returns once the message is safely stored, so a channel can confirm it to its sender
+        (Telegram's update offset) without waiting for the answer; `reply` is the stored one
+        for a redelivery that was answered already, else None.
+        """
+        if not self._accepting:
+            raise DispatcherClosedError("kefu is shutting down")
+        record = await self._store.record_inbound(message)
+        if not record.settled:
+            self.wake(message.conversation_key)
+        return HandleResult(reply=record.reply, inbound_id=record.message.id, duplicate=record.duplicate,
+                            state=record.state)
+
     def _waiter(self, conversation_key: str, inbound_id: int) -> asyncio.Future[TurnOutcome]:
         """One future per stored message, shared by every delivery of that message."""
         if inbound_id not in self._waiters:

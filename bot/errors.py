@@ -45,12 +45,14 @@ class DeliveryError(KefuError):
     """A push channel could not deliver a reply; the core retries later.
 
     `permanent` marks failures that retrying cannot fix (e.g. a 4xx from the
-    receiver), so the delivery is given up at once instead of after every attempt.
+    receiver), so the delivery is given up at once instead of after every attempt;
+    `retry_after` replaces the backoff when the receiver named a time.
     """
 
-    def __init__(self, message: str, *, permanent: bool = False):
+    def __init__(self, message: str, *, permanent: bool = False, retry_after: float | None = None):
         super().__init__(message)
         self.permanent = permanent
+        self.retry_after = retry_after  # the receiver said when to try again (Telegram's flood control)
 
 
 class ConversationNotFoundError(KefuError):

@@ -10,12 +10,14 @@ context and agree with it on negation (`SemanticGrounder`).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from bot.pii import EMAIL, PHONE
+from knowledge.keyword import language_analyzer
 
 URL = re.compile(r"(?i)\b(?:https?://|www\.)[^\s<>()\"'，。]+")
 PERCENT = re.compile(r"(?<![\w.])(\d+(?:[.,]\d+)?)\s?(?:%|％|percent\b|prozent\b|pour ?cent\b|por ?ciento\b)", re.I)
@@ -70,9 +72,121 @@ def unsupported_facts(draft: str, sources: Iterable[str]) -> list[str]:
     return problems
 
 
+# -- the echo check -------------------------------------------------------------------
+
+# Words a reply may take from the shopper's request without claiming anything about the shop.
+REQUEST_WORDS = {
+    "en": "help need want problem issue trouble assist assistance know see check like please could would tell "
+          "show find get look make sure able possible way item product purchase package parcel thing stuff buy bought",
+    "de": "hilfe helfen brauche brauchen möchte problem frage wissen sehen prüfen bitte",
+    "zh": "帮助 帮忙 请问 怎么 如何 问题 需要 想要 知道 查看 可以",
+}
+
+
+@functools.lru_cache(maxsize=32)
+def _analyzer(language: str):  # noqa: ANN202 (a whoosh analyzer)
+    return language_analyzer(language)
+
+
+def _terms(analyzer, text: str) -> dict[str, str]:  # noqa: ANN001 (a whoosh analyzer)
+    """Index term -> the word as written, for words without digits (order numbers are the literal check's)."""
+    return {token.text: token.original for token in analyzer(text, keeporiginal=True)
+            if not any(ch.isdigit() for ch in token.text)}
+
+
+def unknown_words(question: str, sources: Iterable[str], language: str) -> dict[str, str]:
+    """The shopper's words (as index terms -> as written) that the FAQ text never uses.
+
+    The prompt tells the model not to use them, and `echoed_terms` refuses a draft that does.
+    """
+    analyzer = _analyzer(language)
+    known = set(_terms(analyzer, "\n".join(sources))) | set(_terms(analyzer, REQUEST_WORDS.get(language, "")))
+    return {term: word for term, word in _terms(analyzer, question).items() if term not in known}
+
+
+def echoed_terms(draft: str, question: str, sources: Iterable[str], language: str) -> list[str]:
+    """Words of the shopper's message that the draft repeats but the FAQ text never uses.
+
+    A small model turns the shopper's premise into a claim: "To create a platinum account,
+    click Sign in" when the shop has no account tiers, "You can get your money back by
+    following the steps under My orders" when the entry only says how to track a refund.
+    Such a sentence is close to the FAQ as a whole, so the semantic check lets it pass;
+    the borrowed word gives it away. Only meaningful when the FAQ text is in the reply's
+    language (a translation shares no words with its source).
+    """
+    unknown = unknown_words(question, sources, language)
+    return sorted(unknown[term] for term in _terms(_analyzer(language), draft) if term in unknown)
+
+
+# Where a small model likes to send shoppers instead of answering ("see the FAQ entry", "visit our
+# website", "contact our customer service team"): wrong unless the merchant's text says so.
+REFERRAL_WORDS = {
+    "en": "faq entry entries website site section visit refer link customer service team support department "
+          "hotline portal app",
+    "de": "faq eintrag webseite website seite abschnitt kundenservice kundendienst support",
+    "zh": "常见问题 网站 官网 客服 页面 栏目 链接",
+}
+NOVEL_WORDS_LIMIT = 3  # this many words neither the FAQ nor the shopper used: the draft is making things up
+SPACELESS = ("zh", "ja", "ko", "th")  # character pairs, not words: a count of new pairs means nothing
+
+
+def invented_words(draft: str, question: str, sources: Iterable[str], language: str) -> str | None:
+    """Why the draft's own vocabulary gives it away, or None.
+
+    Measured on Qwen2.5 1.5B: faithful replies use at most one word that neither the entries nor
+    the shopper used ("use", "page"); replies that send the shopper elsewhere or add steps use
+    several ("visiting our website or contacting our customer service team").
+    """
+    analyzer = _analyzer(language)
+    known = set(_terms(analyzer, "\n".join([*sources, question, REQUEST_WORDS.get(language, "")])))
+    claims = " ".join(s for s in sentences(draft) if not is_pleasantry(s))  # "Thanks for asking!" claims nothing
+    novel = {term: word for term, word in _terms(analyzer, claims).items() if term not in known}
+    referral_terms = set(_terms(analyzer, REFERRAL_WORDS.get(language, "")))
+    referrals = sorted(word for term, word in novel.items() if term in referral_terms)
+    if referrals:
+        return f"the reply sends the shopper somewhere the FAQ does not mention: {', '.join(referrals[:3])}"
+    if language not in SPACELESS and len(novel) >= NOVEL_WORDS_LIMIT:
+        return f"the reply uses {len(novel)} words the FAQ never does: {', '.join(sorted(novel.values())[:4])}"
+    return None
+
+
+# A leading clause that states the shopper's goal or condition: "To create a premium account, …",
+# "If you have problems with X, …". The rest of the sentence is the instruction from the FAQ.
+LEAD_CLAUSE = re.compile(
+    r"(?is)^(?P<lead>(?:(?:to|if|for|when|once|in order to|um|wenn|falls|für|pour|si|para)\b|如果|要|为了|对于)"
+    r"[^,，.。]{1,120}[,，])\s*(?P<rest>\S.*)$"
+)
+
+
+def drop_borrowed_premises(draft: str, question: str, sources: Iterable[str], language: str) -> tuple[str, list[str]]:
+    """The draft without leading clauses that carry words only the shopper used, and those clauses.
+
+    "To create a premium account for your daughter, click Sign in" becomes "Click Sign in":
+    the instruction stays, the premise the FAQ never granted goes. A sentence whose borrowed
+    words sit anywhere else is left alone (and `echoed_terms` refuses the draft).
+    """
+    sources = list(sources)
+    unknown = unknown_words(question, sources, language)
+    if not unknown:
+        return draft, []
+    analyzer = _analyzer(language)
+    kept, dropped = [], []
+    for sentence in sentences(draft):
+        match = LEAD_CLAUSE.match(sentence)
+        if match and any(t in unknown for t in _terms(analyzer, match["lead"])) \
+                and not any(t in unknown for t in _terms(analyzer, match["rest"])):
+            rest = match["rest"]
+            kept.append(rest[:1].upper() + rest[1:])
+            dropped.append(match["lead"].rstrip(",，"))
+        else:
+            kept.append(sentence)
+    joiner = "" if language in ("zh", "ja", "th") else " "
+    return (joiner.join(kept), dropped) if dropped else (draft, [])
+
+
 # -- the semantic layer -------------------------------------------------------------
 
-SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s*|\n+")
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])\s*|\n+")  # "4.95" and "e.g." stay whole
 NEGATIONS = re.compile(
     r"(?i)(?<!\w)(?:not|no|never|none|cannot|can't|don't|doesn't|didn't|won't|isn't|aren't|wasn't|without|"
     r"nicht|kein\w*|nie|ne|pas|jamais|sin|nunca|non|não|niet|geen|нет|не)(?!\w)|n't|不|没|無|无|未|别|非"
@@ -84,8 +198,35 @@ PLEASANTRY = re.compile(
 )
 
 
+# A full stop after these does not end a sentence ("Mr. Smith", "e.g. PayPal", "No. 5").
+ABBREVIATION = re.compile(
+    r"(?i)(?:^|\s|\()(?:mr|mrs|ms|dr|prof|st|no|nr|vs|etc|approx|incl|e\.g|i\.e|z\.b|bzw|ca|usw|p\.ex|"
+    r"[a-z])\.$"
+)
+
+
 def sentences(text: str) -> list[str]:
-    return [part.strip(" -•*\t") for part in SENTENCE_END.split(text) if part and part.strip(" -•*\t")]
+    pieces: list[str] = []
+    for part in SENTENCE_END.split(text):
+        part = part.strip(" -•*\t")
+        if not part:
+            continue
+        if pieces and (ABBREVIATION.search(pieces[-1]) or re.fullmatch(r"\d{1,2}[.)]", pieces[-1])
+                       or part[:1].islower()):
+            pieces[-1] = f"{pieces[-1]} {part}"
+        else:
+            pieces.append(part)
+    return pieces
+
+
+CLAUSE_BREAK = re.compile(r"\s*[;；]\s*|,\s+or\s+")
+
+
+def _with_clauses(sentence: str) -> list[str]:
+    """A context sentence and its clauses: a draft that quotes half of "A failed payment isn't
+    charged; if you see a pending amount…" is compared with that half, negations included."""
+    clauses = [c for c in CLAUSE_BREAK.split(sentence) if len(c.split()) >= 3]
+    return [sentence, *clauses] if len(clauses) > 1 else [sentence]
 
 
 def is_pleasantry(sentence: str) -> bool:
@@ -123,7 +264,7 @@ class SemanticGrounder:
     def check(self, draft: str, context: Sequence[str]) -> list[Claim]:
         """Blocking (encodes); the claims that are not pleasantries, each with its verdict."""
         claims = [s for s in sentences(draft) if not is_pleasantry(s)]
-        support = [s for text in context for s in sentences(text)]
+        support = [part for text in context for s in sentences(text) for part in _with_clauses(s)]
         if not claims:
             return []
         if not support:

@@ -18,7 +18,14 @@ from typing import Any
 
 from bot.concurrency import run_blocking
 from bot.config import ResponderConfig, RetrievalConfig
-from bot.grounding import SemanticGrounder, unsupported_facts
+from bot.grounding import (
+    SemanticGrounder,
+    drop_borrowed_premises,
+    echoed_terms,
+    invented_words,
+    unknown_words,
+    unsupported_facts,
+)
 from bot.llm import GenerationBackend, GenerationError, Sampling
 from bot.messages import ReplyKind
 from bot.pii import PiiMasker, restore
@@ -30,6 +37,7 @@ from knowledge.search import Hit
 log = logging.getLogger(__name__)
 
 MAX_ENTRIES = 3
+MAX_UNKNOWN_WORDS = 8  # a longer list in the prompt distracts a small model more than it helps
 PLACEHOLDER = re.compile(r"\[(?:EMAIL|PHONE|CARD|ADDRESS)_\d+\]")
 
 
@@ -77,6 +85,9 @@ class GroundedResponder:
         if base.kind not in (ReplyKind.ANSWER, ReplyKind.NOT_SURE):
             return base  # nothing relevant retrieved: nothing to ground a generation on
         entries = [hit for hit in hits if hit.score >= self._retrieval.suggest_threshold][:MAX_ENTRIES]
+        if base.kind is ReplyKind.ANSWER:
+            # A confident match: entries far below it only distract a small model (measured with Qwen2.5 1.5B).
+            entries = [hit for hit in entries if hit.score >= self._retrieval.ambiguity_ratio * entries[0].score]
         started = time.perf_counter()
         trace: dict[str, Any] = {"backend": self._generator.name, "faq_ids": [h.entry.id for h in entries]}
         try:
@@ -91,17 +102,25 @@ class GroundedResponder:
     async def _generate(self, question: str, language: str, entries: Sequence[Hit], context: ResponseContext,
                         trace: dict[str, Any]) -> Draft:
         variants = [(hit, hit.entry.variant(language)) for hit in entries]
+        sources = [f"{v.questions[0]}\n{v.answer}" for _, v in variants]
+        # Word-level checks need the FAQ in the reply's language (a translation shares no words with it).
+        same_language = all(variant.language == language for _, variant in variants)
+        masked_question = PiiMasker().mask(question).text  # the word lists go into the prompt: no personal data
+        # The merchant's other phrasings of these entries count as the shop's words too ("when will my order arrive").
+        vocabulary = [*sources, *(q for _, v in variants for q in v.questions[1:])]
+        unknown = unknown_words(masked_question, vocabulary, language) if same_language else {}
         parts = PromptParts(
             shop=self._shop, tone=self._config.tone, language=language, upset=context.upset,
             entries=[FaqContext(hit.entry.id, variant.questions[0], variant.answer) for hit, variant in variants],
             history=context.history[-2 * self._config.history_turns:] if self._config.history_turns else (),
-            question=question,
+            question=question, unknown_words=sorted(set(unknown.values()), key=str.lower)[:MAX_UNKNOWN_WORDS],
         )
         messages, restorable = build_messages(parts, PiiMasker())
         deadline = time.monotonic() + self._config.deadline_seconds
         generation = await self._generator.generate(messages, self._sampling, deadline)
         trace.update(prompt_tokens=generation.prompt_tokens, completion_tokens=generation.completion_tokens)
         text = generation.text.strip()
+        trace["draft"] = text  # masked: what the model wrote, kept so a merchant can see why it was refused
         if not text:
             raise GenerationError("the model returned nothing")
         problem = degenerate(text)
@@ -111,10 +130,20 @@ class GroundedResponder:
             found, confidence = await run_blocking(self._detect, text)
             if found != language and confidence >= 0.9:
                 raise GenerationError(f"the reply is in '{found}', the shopper writes '{language}'")
-        sources = [f"{v.questions[0]}\n{v.answer}" for _, v in variants]
         invented = unsupported_facts(text, [*sources, question])
         if invented:
             raise GenerationError(f"not in the FAQ: {', '.join(invented[:3])}")
+        if same_language:
+            text, dropped = drop_borrowed_premises(text, masked_question, vocabulary, language)
+            if dropped:
+                trace["dropped_premises"] = dropped
+            echoed = echoed_terms(PLACEHOLDER.sub("", text), masked_question, vocabulary, language)
+            if echoed:
+                raise GenerationError("the reply repeats the shopper's words the FAQ never uses: "
+                                      f"{', '.join(echoed[:3])}")
+            made_up = invented_words(PLACEHOLDER.sub("", text), masked_question, [*vocabulary, self._shop], language)
+            if made_up:
+                raise GenerationError(made_up)
         if self._grounder is not None:
             claims = await run_blocking(self._grounder.check, PLACEHOLDER.sub("", text), sources)
             trace["claims"] = [{"sentence": c.sentence, "similarity": round(c.similarity, 3), "ok": c.ok}
@@ -128,6 +157,7 @@ class GroundedResponder:
         text = restore(text, restorable)
         if PLACEHOLDER.search(text):
             raise GenerationError("the reply names personal data the shopper did not write in this message")
+        del trace["draft"]
         best = entries[0]
         return Draft(
             text=text, language=language, kind=ReplyKind.ANSWER,

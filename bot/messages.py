@@ -31,6 +31,7 @@ class ReplyKind(StrEnum):
     NOT_SURE = "not_sure"  # several candidates: ask the shopper to pick
     NO_MATCH = "no_match"  # nothing relevant: say so, offer topics
     HANDOFF = "handoff"  # the bot hands the shopper to a person
+    INFO = "info"  # the answer to a command (/start, /help, /lang, /reset) or to a message it cannot read
     AGENT = "agent"  # written by a human agent
     SYSTEM = "system"  # notices such as "an agent joined"
 
@@ -71,6 +72,7 @@ class Message:
     language_choice: str | None = None  # the shopper chose this language: kept until they choose again
     role: Role = Role.SHOPPER
     timestamp: datetime = field(default_factory=utc_now)
+    media: str | None = None  # what else was sent: "photo", "voice", "sticker", "document", "location"…
 
     @property
     def conversation_key(self) -> str:
@@ -137,6 +139,7 @@ class TranscriptEntry:
     latency_ms: float | None
     status: str | None
     sentiment: float | None = None  # shopper messages: -1 (furious) .. +1
+    media: str | None = None  # shopper messages: what was sent besides text
 
 
 @dataclass(frozen=True)
@@ -224,6 +227,9 @@ class Gateway(Protocol):
 
     async def handle(self, message: Message) -> HandleResult:
         """Store, process (once) and answer a message."""
+
+    async def accept(self, message: Message) -> HandleResult:
+        """Store a message and answer it in the background (the reply is pushed through `Channel.deliver`)."""
 
     async def transcript(self, channel: str, conversation: str) -> Transcript | None:
         """The whole conversation, or None when it does not exist."""

@@ -133,10 +133,16 @@ def _m003_handoff(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX notifications_pending ON notifications (status, target)")
 
 
+def _m004_media(db: sqlite_utils.Database) -> None:
+    """What a shopper sent besides text (a photo, a voice message…): kept so an agent knows it exists."""
+    db["messages"].add_column("media", str)
+
+
 MIGRATIONS: list[Migration] = [
     ("001_conversations_and_messages", _m001_conversations_and_messages),
     ("002_language_choice", _m002_language_choice),
     ("003_handoff", _m003_handoff),
+    ("004_media", _m004_media),
 ]
 
 

@@ -44,6 +44,7 @@ class Turn:
     mood: float | None = None  # the conversation's rolling mood, this message included
     handoff: HandoffDecision | None = None
     forward: bool = False  # a person handles the conversation: pass the message on, say nothing
+    done: bool = False  # the draft is final (a command's answer): skip the remaining stages
     draft: Draft | None = None
     trace: dict[str, Any] = field(default_factory=dict)  # stored with the reply: why it was answered so
 
@@ -276,7 +277,7 @@ class Pipeline:
             stage_started = time.perf_counter()
             await stage.run(turn)
             timings[stage.name] = round((time.perf_counter() - stage_started) * 1000, 2)
-            if turn.forward:
+            if turn.forward or turn.done:
                 break
         turn.trace["timings_ms"] = timings
         if turn.forward:

@@ -31,6 +31,8 @@ def next_attempt(error: DeliveryError, attempts: int, policy: DeliveryPolicy) ->
     """When to retry after this failure (`attempts` made so far), or None to give up."""
     if error.permanent or attempts >= policy.max_attempts:
         return None
+    if error.retry_after is not None:
+        return utc_now() + timedelta(seconds=error.retry_after)
     return retry_time(attempts, policy)
 
 

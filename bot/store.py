@@ -60,6 +60,7 @@ class StoredInbound:
     external_id: str | None
     role: Role
     created_at: str
+    media: str | None = None
 
 
 @dataclass(frozen=True)
@@ -220,8 +221,12 @@ class Store:
         """Store the reply and mark its inbound message answered, atomically."""
         return await self._write(answer_inbound, inbound_id, reply, latency_ms, deliver, meta)
 
-    async def set_conversation_language(self, conversation_key: str, language: str) -> None:
-        await self._write(_set_language, conversation_key, language)
+    async def set_conversation_language(self, conversation_key: str, language: str, *, locked: bool = False) -> None:
+        await self._write(_set_language, conversation_key, language, locked)
+
+    async def start_over(self, conversation_key: str, message_id: int) -> None:
+        """The shopper's /reset: earlier messages no longer count as context, mood or language choice."""
+        await self._write(_start_over, conversation_key, message_id)
 
     async def conversation(self, conversation_key: str) -> ConversationState | None:
         return await self._read(_conversation, conversation_key)
@@ -283,15 +288,16 @@ def _record_inbound(db: sqlite_utils.Database, message: Message) -> InboundRecor
     cursor = db.execute(
         """
         INSERT INTO messages (conversation_key, direction, role, channel, conversation, user_id,
-                              external_id, text, language_hint, status, created_at)
-        VALUES (?, 'in', ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                              external_id, text, language_hint, status, created_at, media)
+        VALUES (?, 'in', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         """,
         [message.conversation_key, message.role.value, message.channel, message.conversation,
          message.user_id, message.external_id, message.text, message.language_hint, PENDING,
-         message.timestamp.isoformat()],
+         message.timestamp.isoformat(), message.media],
     )
     row = db.execute("SELECT * FROM messages WHERE id = ?", [cursor.lastrowid]).fetchone()
-    return InboundRecord(message=_inbound_from_row(row), duplicate=False, reply=None)
+    return InboundRecord(message=_inbound_from_row(row), duplicate=False, reply=None,
+                         state=_state_of(db, message.conversation_key))
 
 
 def _inbound_from_row(row: sqlite3.Row) -> StoredInbound:
@@ -306,6 +312,7 @@ def _inbound_from_row(row: sqlite3.Row) -> StoredInbound:
         external_id=row["external_id"],
         role=Role(row["role"]),
         created_at=row["created_at"],
+        media=row["media"],
     )
 
 
@@ -448,8 +455,17 @@ def insert_outbound(
     return reply_from_row(row)
 
 
-def _set_language(db: sqlite_utils.Database, conversation_key: str, language: str) -> None:
-    db.execute("UPDATE conversations SET language = ? WHERE key = ?", [language, conversation_key])
+def _set_language(db: sqlite_utils.Database, conversation_key: str, language: str, locked: bool) -> None:
+    if locked:
+        db.execute("UPDATE conversations SET language = ?, language_locked = 1 WHERE key = ?",
+                   [language, conversation_key])
+    else:
+        db.execute("UPDATE conversations SET language = ? WHERE key = ?", [language, conversation_key])
+
+
+def _start_over(db: sqlite_utils.Database, conversation_key: str, message_id: int) -> None:
+    db.execute("UPDATE conversations SET context_start_id = ?, mood = NULL, language_locked = 0 WHERE key = ?",
+               [message_id, conversation_key])
 
 
 def _conversation(db: sqlite_utils.Database, conversation_key: str) -> ConversationState | None:
@@ -488,6 +504,7 @@ def _transcript(db: sqlite_utils.Database, conversation_key: str) -> Transcript 
             latency_ms=row["latency_ms"],
             status=row["status"] if row["direction"] == "in" else row["delivery"],
             sentiment=row["sentiment"],
+            media=row["media"],
         )
         for row in rows
     )

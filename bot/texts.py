@@ -10,7 +10,8 @@ from bot.config import Config
 from bot.errors import ConfigError
 
 TEXT_KEYS = ("not_sure", "no_match", "apology", "handoff", "handoff_after_hours", "handoff_delayed", "agent_joined",
-             "handoff_delayed_after_hours", "handoff_returned", "conversation_closed", "weekdays")
+             "handoff_delayed_after_hours", "handoff_returned", "conversation_closed", "weekdays", "welcome", "help",
+             "language_set", "language_unknown", "reset_done", "unsupported_media")
 
 
 class Texts:

@@ -106,9 +106,10 @@ async def test_a_grounded_generation_is_sent_with_its_sources(shop, model_server
 
 @pytest.mark.parametrize(("generated", "reason"), [
     ("Standard delivery takes 6 business days to the EU and UK.", "not in the FAQ: number 6"),
-    ("We also offer free same-day delivery by drone everywhere.", "claim not backed by the FAQ"),
+    ("We also offer free same-day delivery by drone everywhere.", "words the FAQ never does: also, drone"),
     ("Sorry! Thanks for asking.", "states nothing from the FAQ"),
     ("I do not know how long shipping takes.", "claim not backed by the FAQ"),
+    ("Standard delivery times are listed in the FAQ section of our website.", "sends the shopper somewhere"),
     ("ok ok ok ok ok ok ok ok ok ok ok ok ok ok ok ok ok ok ok ok", "repeats itself"),
 ])
 async def test_a_draft_that_fails_a_check_falls_back_to_the_faq_text(shop, model_server, generated, reason):
@@ -172,3 +173,25 @@ async def test_the_conversation_so_far_is_in_the_prompt(shop, model_server):
     roles = [m["role"] for m in messages]
     assert roles == ["system", "user", "assistant", "user"]
     assert "how long does shipping take?" in messages[1]["content"]
+
+
+async def test_the_shoppers_premise_is_cut_from_a_reply_or_the_reply_refused(shop, model_server):
+    question = "how long does shipping take for my daughter's birthday gift?"
+    model_server.script = [(200, "To get the birthday gift to your daughter in time: standard delivery takes 3-5 "
+                                 "business days to the EU and UK."),
+                           (200, "To get the birthday gift to your daughter, standard delivery takes 3-5 business "
+                                 "days to the EU and UK.")]
+    system = None
+    for conversation in ("c1", "c2"):
+        reply = await ask(shop, question, conversation)
+        system = system or model_server.requests[0]["body"]["messages"][0]["content"]
+        meta = stored_meta(shop, reply)["responder"]
+        if conversation == "c1":  # the premise is not a leading clause that can be cut: refused
+            assert meta["used"] == "extractive"
+            assert "repeats the shopper's words the FAQ never uses: birthday, daughter" in meta["fallback"]
+            assert meta["draft"].startswith("To get the birthday gift")
+        else:
+            assert meta["used"] == "llm" and "draft" not in meta
+            assert reply["text"] == "Standard delivery takes 3-5 business days to the EU and UK."
+            assert meta["dropped_premises"] == ["To get the birthday gift to your daughter"]
+    assert "The entries never mention 'birthday', 'daughter', 'gift': do not use these words" in system

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from bot.grounding import literal_facts, unsupported_facts
+from bot.grounding import (
+    SemanticGrounder,
+    drop_borrowed_premises,
+    echoed_terms,
+    invented_words,
+    literal_facts,
+    sentences,
+    unknown_words,
+    unsupported_facts,
+)
 from bot.pii import PiiMasker, mask_pii, restore
 
 
@@ -75,3 +84,81 @@ def test_invented_facts_are_named(draft, problem):
 
 def test_number_formats_are_normalised():
     assert literal_facts("1,000 items, 4,95 €, 2.0 days").numbers == {"1000", "4.95", "2"}
+
+
+# -- sentences, borrowed words and premises ------------------------------------------------
+
+def test_sentences_keep_abbreviations_decimals_and_list_items_whole():
+    text = "Ask Mr. Smith, e.g. by mail. It costs EUR 4.95.\n1. Log in\n2. Open orders. 我们支持退款。请在30天内申请！"
+    assert sentences(text) == ["Ask Mr. Smith, e.g. by mail.", "It costs EUR 4.95.", "1. Log in", "2. Open orders.",
+                               "我们支持退款。", "请在30天内申请！"]
+
+
+ACCOUNT = ['How do I create an account?\nClick "Sign in" at the top of the page and choose "Create account".']
+
+
+def test_words_only_the_shopper_used_are_found_and_request_words_are_not():
+    unknown = unknown_words("can you help me create a premium account for my daughter?", ACCOUNT, "en")
+    assert sorted(unknown.values()) == ["daughter", "premium"]
+    assert unknown_words("I need help, how do I create an account", ACCOUNT, "en") == {}
+
+
+@pytest.mark.parametrize(("draft", "echoed"), [
+    ('To create a premium account, click "Sign in".', ["premium"]),
+    ('Premium accounts are created under "Sign in".', ["premium"]),  # as the shopper wrote it
+    ('Click "Sign in" and choose "Create account".', []),
+])
+def test_a_draft_repeating_the_shoppers_premise_is_caught(draft, echoed):
+    assert echoed_terms(draft, "how do I create a premium account?", ACCOUNT, "en") == echoed
+
+
+def test_chinese_borrowed_words_are_caught_through_character_pairs():
+    faq = ['如何注册账户？\n点击页面顶部的"登录"，然后选择"创建账户"。']
+    assert "白金" in echoed_terms('要创建白金账户，请点击"登录"。', "怎么注册白金账户", faq, "zh")
+
+
+def test_a_leading_clause_with_the_shoppers_premise_is_dropped_and_the_instruction_kept():
+    draft = 'To create a premium account for your daughter, click "Sign in" at the top. Thanks!'
+    kept, dropped = drop_borrowed_premises(draft, "create a premium account for my daughter?", ACCOUNT, "en")
+    assert kept == 'Click "Sign in" at the top. Thanks!'
+    assert dropped == ["To create a premium account for your daughter"]
+    # A premise outside a leading clause cannot be cut away: the draft stays as it is (and is refused).
+    inside = 'You can create a premium account by clicking "Sign in".'
+    assert drop_borrowed_premises(inside, "premium account?", ACCOUNT, "en") == (inside, [])
+    plain = 'To create an account, click "Sign in".'
+    assert drop_borrowed_premises(plain, "how do I create an account", ACCOUNT, "en") == (plain, [])
+
+
+def test_a_draft_quoting_half_of_a_context_sentence_is_compared_with_that_half():
+    import numpy as np
+
+    def encode(texts):  # bag of words: enough to tell which context clause a claim quotes
+        vocabulary = sorted({w for t in texts for w in t.lower().split()})
+        vectors = np.array([[t.lower().split().count(w) for w in vocabulary] for t in texts], dtype=float)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    faq = ["A failed payment isn't charged; if you see a pending amount your bank releases it within days."]
+    grounder = SemanticGrounder(encode, 0.6)
+    [claim] = grounder.check("If you see a pending amount your bank releases it within days.", faq)
+    assert claim.ok, claim
+    [claim] = grounder.check("A failed payment is charged.", faq)
+    assert not claim.ok and "negation" in claim.reason
+
+
+@pytest.mark.parametrize(("draft", "reason"), [
+    ("You can find the payment methods in the FAQ section of our website.", "sends the shopper somewhere"),
+    ("Please contact our customer service team.", "sends the shopper somewhere"),
+    ('Try pressing the "Sign in" link twice, then wait.', "sends the shopper somewhere"),
+    ('Press "Sign in" twice, then wait overnight.', "words the FAQ never does"),
+    ('Click "Sign in" at the top of the page and choose "Create account".', None),
+    ('You can use "Sign in" at the top of the page.', None),  # one new word is phrasing, not invention
+])
+def test_a_draft_that_sends_the_shopper_elsewhere_or_adds_its_own_steps_is_caught(draft, reason):
+    found = invented_words(draft, "how do I open an account", ACCOUNT, "en")
+    assert (found is None) if reason is None else (reason in found), found
+
+
+def test_a_referral_the_merchant_wrote_is_fine():
+    faq = ["Where are your size guides?\nEvery product page has a size guide link in the Size section of our website."]
+    assert invented_words("Open the size guide link in the Size section of our website.", "size guide?", faq,
+                          "en") is None
