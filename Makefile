@@ -22,8 +22,9 @@ run: install
 	@echo "       -H 'Content-Type: application/json' -d '{\"conversation_id\": \"demo\", \"text\": \"how long does shipping take?\"}'"
 	@echo "  curl -s http://127.0.0.1:8080/v1/messages -H 'Authorization: Bearer sample-shop-token-change-me' \\"
 	@echo "       -H 'Content-Type: application/json' -d '{\"conversation_id\": \"demo\", \"text\": \"运费多少钱？\"}'"
+	@echo "With KEFU_TELEGRAM_TOKEN set (from @BotFather) the shop answers in Telegram too."
 	@echo ""
-	$(BIN)/kefu serve --config $(CONFIG)
+	$(BIN)/kefu serve --config $(CONFIG) $(if $(KEFU_TELEGRAM_TOKEN),--telegram)
 
 chat: install
 	$(BIN)/kefu chat --config $(CONFIG)

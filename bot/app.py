@@ -113,10 +113,17 @@ class KefuApp:
         detector = await run_blocking(LanguageDetector.from_config, config)
         analyzer = await run_blocking(self._sentiment_analyzer)
         responder = await self._responder(texts, detector)
+        http_app = self.http.app if self.http else None
+        for name, factory in factories.items():
+            channel = factory(config=config, gateway=self, http_app=http_app, **self._adapter_options.get(name, {}))
+            self.channels[name] = channel
+            notifier = getattr(channel, "agent_notifier", None)  # e.g. Telegram's agents' group
+            if notifier is not None:
+                self._notifiers.append(NotificationWorker(records=self.records, notifier=notifier))
         if config.handoff.notify is not None:
             self._notifiers.append(NotificationWorker(records=self.records,
                                                       notifier=HttpCallbackNotifier(config.handoff.notify)))
-        elif config.handoff.enabled:
+        if not self._notifiers and config.handoff.enabled:
             log.warning("app.no_agent_notifier reason=handoff.notify.url is empty; handoffs appear only in the "
                         "agent API's queue")
         policy = policy_from_config(config.handoff)
@@ -154,10 +161,7 @@ class KefuApp:
             on_reply=self._reply_stored,
             turn_timeout=config.pipeline.turn_timeout_seconds,
         )
-        http_app = self.http.app if self.http else None
-        for name, factory in factories.items():
-            channel = factory(config=config, gateway=self, http_app=http_app, **self._adapter_options.get(name, {}))
-            self.channels[name] = channel
+        for name, channel in self.channels.items():
             if channel.delivery is not None:
                 worker = DeliveryWorker(store=self.store, channel=channel, policy=channel.delivery)
                 self._workers[name] = worker

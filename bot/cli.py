@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bot.app import KefuApp, enabled_channels
 from bot.concurrency import run_blocking
-from bot.config import RESPONDERS, Config, load_config
+from bot.config import RESPONDERS, Config, load_config, telegram_from_environment
 from bot.errors import KefuError
 from bot.language import LanguageDetector
 from bot.language_eval import evaluate_language, read_labelled
@@ -60,6 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
                                description="A console conversation: one line per message; shows why it answered.")
     chat.add_argument("--user", help="conversation name (default: your login name); reuse it to continue")
     chat.add_argument("--quiet", action="store_true", help="hide the FAQ id, confidence and reason lines")
+    commands.choices["serve"].add_argument(
+        "--telegram", action="store_true",
+        help="also serve Telegram by long polling, with the bot token from KEFU_TELEGRAM_TOKEN "
+             "(or configure [telegram] in the config)")
     for command in (chat, commands.choices["serve"]):
         command.add_argument("--responder", choices=RESPONDERS,
                              help="who writes the replies (default: [responder] backend in the config)")
@@ -136,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(_config_path(args))
         if args.command in ("serve", "chat"):
             config = with_responder(config, args.responder, args.model)
+        if args.command == "serve" and args.telegram and not config.telegram.enabled:
+            config = dataclasses.replace(config, telegram=telegram_from_environment(config.path, os.environ))
         if args.command == "serve":
             return asyncio.run(serve(config))
         if args.command == "chat":

@@ -522,6 +522,11 @@ def _build_webhook(table: _Table, environ: Mapping[str, str]) -> WebhookConfig:
     )
 
 
+def telegram_from_environment(path: Path, environ: Mapping[str, str]) -> TelegramConfig:
+    """`kefu serve --telegram`: long polling with the defaults and the token from KEFU_TELEGRAM_TOKEN."""
+    return _build_telegram(_Table({"enabled": True}, "telegram", path, _KeyLines({})), environ)
+
+
 TELEGRAM_TOKEN = re.compile(r"^\d{3,}:[A-Za-z0-9_-]{20,}$")
 TELEGRAM_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 

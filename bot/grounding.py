@@ -94,14 +94,18 @@ def _terms(analyzer, text: str) -> dict[str, str]:  # noqa: ANN001 (a whoosh ana
             if not any(ch.isdigit() for ch in token.text)}
 
 
+def _known_terms(texts: Iterable[str], language: str) -> set[str]:
+    """The terms of the given texts plus the words any request may use ("help", "order")."""
+    return set(_terms(_analyzer(language), "\n".join([*texts, REQUEST_WORDS.get(language, "")])))
+
+
 def unknown_words(question: str, sources: Iterable[str], language: str) -> dict[str, str]:
     """The shopper's words (as index terms -> as written) that the FAQ text never uses.
 
     The prompt tells the model not to use them, and `echoed_terms` refuses a draft that does.
     """
-    analyzer = _analyzer(language)
-    known = set(_terms(analyzer, "\n".join(sources))) | set(_terms(analyzer, REQUEST_WORDS.get(language, "")))
-    return {term: word for term, word in _terms(analyzer, question).items() if term not in known}
+    known = _known_terms(sources, language)
+    return {term: word for term, word in _terms(_analyzer(language), question).items() if term not in known}
 
 
 def echoed_terms(draft: str, question: str, sources: Iterable[str], language: str) -> list[str]:
@@ -138,7 +142,7 @@ def invented_words(draft: str, question: str, sources: Iterable[str], language: 
     several ("visiting our website or contacting our customer service team").
     """
     analyzer = _analyzer(language)
-    known = set(_terms(analyzer, "\n".join([*sources, question, REQUEST_WORDS.get(language, "")])))
+    known = _known_terms([*sources, question], language)
     claims = " ".join(s for s in sentences(draft) if not is_pleasantry(s))  # "Thanks for asking!" claims nothing
     novel = {term: word for term, word in _terms(analyzer, claims).items() if term not in known}
     referral_terms = set(_terms(analyzer, REFERRAL_WORDS.get(language, "")))
