@@ -69,6 +69,12 @@ def split_text(text: str, limit: int = MessageLimit.MAX_TEXT_LENGTH) -> list[str
     return parts
 
 
+def file_base_url(api_base_url: str) -> str:
+    """Telegram serves files under /file/bot<token>/ next to /bot<token>/."""
+    head, _, tail = api_base_url.rpartition("/bot")
+    return f"{head}/file/bot{tail}" if head else api_base_url
+
+
 def conversation_tag(channel: str, conversation: str) -> str:
     """A short, stable tag for a conversation in the agents' group ("#k3f9a…"): ids of other
     channels can be long, and Telegram's button data holds at most 64 bytes."""
@@ -103,7 +109,7 @@ class TelegramChannel:
         self.delivery = DeliveryPolicy(max_attempts=config.max_attempts, backoff_seconds=config.backoff_seconds)
         self.bot = Bot(
             config.token, base_url=config.api_base_url,
-            base_file_url=config.api_base_url.replace("/bot", "/file/bot"),
+            base_file_url=file_base_url(config.api_base_url),
             request=HTTPXRequest(connection_pool_size=16, read_timeout=15.0),
             get_updates_request=HTTPXRequest(read_timeout=config.poll_timeout_seconds + 15.0),
         )

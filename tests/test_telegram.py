@@ -12,7 +12,7 @@ import pytest
 from conftest import write_config
 from fake_telegram import FakeTelegram
 
-from adapters.telegram import conversation_tag, split_text
+from adapters.telegram import conversation_tag, file_base_url, split_text
 from bot.app import KefuApp
 from bot.config import load_config
 from bot.errors import AdapterError, ConfigError
@@ -138,6 +138,11 @@ async def test_a_shopper_who_blocked_the_bot_is_not_retried(polling, tg):
     assert rows[0][0] == "failed" and "blocked" in rows[0][1]  # delivery_error: why it was given up
     await asyncio.sleep(0.5)
     assert len([c for c in tg.sent if c.method == "sendMessage"]) == 1
+
+
+def test_the_file_url_sits_next_to_the_api_url():
+    assert file_base_url("https://api.telegram.org/bot") == "https://api.telegram.org/file/bot"
+    assert file_base_url("https://botapi.example/tg/bot") == "https://botapi.example/tg/file/bot"
 
 
 def test_a_long_reply_is_split_at_paragraphs():
