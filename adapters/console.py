@@ -21,7 +21,6 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "console"
 QUIT_COMMANDS = {"/quit", "/exit", "/q"}
-LANGUAGE_COMMAND = "/lang"
 
 
 class ConsoleChannel:
@@ -40,15 +39,14 @@ class ConsoleChannel:
         self._task: asyncio.Task[None] | None = None
         self._suggestions: tuple[str, ...] = ()
         self._languages = languages
-        self._language_choice: str | None = None  # sent with the next message
 
     def _print(self, text: str = "") -> None:
         self._stdout.write(text + "\n")
         self._stdout.flush()
 
     async def start(self) -> None:
-        self._print(f"Chatting with {self._shop}'s bot. Type a question; /lang CODE to choose the language "
-                    f"({', '.join(self._languages)}); /quit to leave.")
+        self._print(f"Chatting with {self._shop}'s bot. Type a question; /help for commands, /lang CODE to choose "
+                    f"the language ({', '.join(self._languages)}); /quit to leave.")
         self._task = asyncio.create_task(self._loop(), name="kefu-console")
 
     async def wait(self) -> None:
@@ -95,20 +93,11 @@ class ConsoleChannel:
                 continue
             if text.lower() in QUIT_COMMANDS:
                 return
-            if text.lower().startswith(LANGUAGE_COMMAND):
-                code = text[len(LANGUAGE_COMMAND):].strip().lower()
-                if code not in self._languages:
-                    self._print(f"     (languages: {', '.join(self._languages)})")
-                else:
-                    self._language_choice = code
-                    self._print(f"     (the bot will answer in '{code}' from your next message on)")
-                continue
             if text.isdigit() and 1 <= int(text) <= len(self._suggestions):
                 text = self._suggestions[int(text) - 1]
                 self._print(f"     → {text}")
             message = Message(channel=CHANNEL, conversation=self._user, user_id=self._user, text=text,
-                              display_name=self._user, language_choice=self._language_choice)
-            self._language_choice = None  # stored with this message; the conversation keeps it
+                              display_name=self._user)
             try:
                 result = await self._gateway.handle(message)
             except KefuError as exc:

@@ -143,7 +143,7 @@ def test_sample_shop_config_is_valid():
 def test_chat_lang_command_chooses_the_reply_language(config_path):
     result = kefu("chat", "-c", str(config_path), "--user", "lang", stdin="/lang zh\nhow long does shipping take?\n")
     assert result.returncode == 0, result.stderr
-    assert "the bot will answer in 'zh'" in result.stdout
+    assert "bot> 好的，从现在起我会用中文回复您。" in result.stdout  # the core answers /lang
     assert "faq shipping-time · confidence" in result.stdout and "· zh]" in result.stdout
 
 
