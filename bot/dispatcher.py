@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from bot.errors import KefuError
 from bot.messages import HandleResult, HandoffState, Message, Reply
-from bot.store import FAILED, SETTLED, Store, StoredInbound
+from bot.store import FAILED, SETTLED, InboundRecord, Store, StoredInbound
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +57,7 @@ class TurnDispatcher:
 
     async def submit(self, message: Message) -> HandleResult:
         """Store the message, have it answered once, and return the reply."""
-        if not self._accepting:
-            raise DispatcherClosedError("kefu is shutting down")
-        record = await self._store.record_inbound(message)
+        record = await self._record(message)
         if record.settled:
             log.info("turn.duplicate conversation=%s inbound=%d", message.conversation_key, record.message.id)
             return HandleResult(reply=record.reply, inbound_id=record.message.id, duplicate=True, state=record.state)
@@ -76,13 +74,16 @@ class TurnDispatcher:
         (Telegram's update offset) without waiting for the answer; `reply` is the stored one
         for a redelivery that was answered already, else None.
         """
-        if not self._accepting:
-            raise DispatcherClosedError("kefu is shutting down")
-        record = await self._store.record_inbound(message)
+        record = await self._record(message)
         if not record.settled:
             self.wake(message.conversation_key)
         return HandleResult(reply=record.reply, inbound_id=record.message.id, duplicate=record.duplicate,
                             state=record.state)
+
+    async def _record(self, message: Message) -> InboundRecord:
+        if not self._accepting:
+            raise DispatcherClosedError("kefu is shutting down")
+        return await self._store.record_inbound(message)
 
     def _waiter(self, conversation_key: str, inbound_id: int) -> asyncio.Future[TurnOutcome]:
         """One future per stored message, shared by every delivery of that message."""

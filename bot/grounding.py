@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,7 +108,7 @@ def unknown_words(question: str, sources: Iterable[str], language: str) -> dict[
     return {term: word for term, word in _terms(_analyzer(language), question).items() if term not in known}
 
 
-def echoed_terms(draft: str, question: str, sources: Iterable[str], language: str) -> list[str]:
+def echoed_terms(draft: str, unknown: Mapping[str, str], language: str) -> list[str]:
     """Words of the shopper's message that the draft repeats but the FAQ text never uses.
 
     A small model turns the shopper's premise into a claim: "To create a platinum account,
@@ -116,9 +116,8 @@ def echoed_terms(draft: str, question: str, sources: Iterable[str], language: st
     following the steps under My orders" when the entry only says how to track a refund.
     Such a sentence is close to the FAQ as a whole, so the semantic check lets it pass;
     the borrowed word gives it away. Only meaningful when the FAQ text is in the reply's
-    language (a translation shares no words with its source).
+    language (a translation shares no words with its source). `unknown` comes from `unknown_words`.
     """
-    unknown = unknown_words(question, sources, language)
     return sorted(unknown[term] for term in _terms(_analyzer(language), draft) if term in unknown)
 
 
@@ -162,15 +161,14 @@ LEAD_CLAUSE = re.compile(
 )
 
 
-def drop_borrowed_premises(draft: str, question: str, sources: Iterable[str], language: str) -> tuple[str, list[str]]:
+def drop_borrowed_premises(draft: str, unknown: Mapping[str, str], language: str) -> tuple[str, list[str]]:
     """The draft without leading clauses that carry words only the shopper used, and those clauses.
 
     "To create a premium account for your daughter, click Sign in" becomes "Click Sign in":
     the instruction stays, the premise the FAQ never granted goes. A sentence whose borrowed
-    words sit anywhere else is left alone (and `echoed_terms` refuses the draft).
+    words sit anywhere else is left alone (and `echoed_terms` refuses the draft). `unknown` comes
+    from `unknown_words`.
     """
-    sources = list(sources)
-    unknown = unknown_words(question, sources, language)
     if not unknown:
         return draft, []
     analyzer = _analyzer(language)

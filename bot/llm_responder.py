@@ -134,10 +134,10 @@ class GroundedResponder:
         if invented:
             raise GenerationError(f"not in the FAQ: {', '.join(invented[:3])}")
         if same_language:
-            text, dropped = drop_borrowed_premises(text, masked_question, vocabulary, language)
+            text, dropped = drop_borrowed_premises(text, unknown, language)
             if dropped:
                 trace["dropped_premises"] = dropped
-            echoed = echoed_terms(PLACEHOLDER.sub("", text), masked_question, vocabulary, language)
+            echoed = echoed_terms(PLACEHOLDER.sub("", text), unknown, language)
             if echoed:
                 raise GenerationError("the reply repeats the shopper's words the FAQ never uses: "
                                       f"{', '.join(echoed[:3])}")

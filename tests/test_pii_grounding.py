@@ -109,24 +109,27 @@ def test_words_only_the_shopper_used_are_found_and_request_words_are_not():
     ('Click "Sign in" and choose "Create account".', []),
 ])
 def test_a_draft_repeating_the_shoppers_premise_is_caught(draft, echoed):
-    assert echoed_terms(draft, "how do I create a premium account?", ACCOUNT, "en") == echoed
+    unknown = unknown_words("how do I create a premium account?", ACCOUNT, "en")
+    assert echoed_terms(draft, unknown, "en") == echoed
 
 
 def test_chinese_borrowed_words_are_caught_through_character_pairs():
     faq = ['如何注册账户？\n点击页面顶部的"登录"，然后选择"创建账户"。']
-    assert "白金" in echoed_terms('要创建白金账户，请点击"登录"。', "怎么注册白金账户", faq, "zh")
+    assert "白金" in echoed_terms('要创建白金账户，请点击"登录"。', unknown_words("怎么注册白金账户", faq, "zh"), "zh")
 
 
 def test_a_leading_clause_with_the_shoppers_premise_is_dropped_and_the_instruction_kept():
     draft = 'To create a premium account for your daughter, click "Sign in" at the top. Thanks!'
-    kept, dropped = drop_borrowed_premises(draft, "create a premium account for my daughter?", ACCOUNT, "en")
+    unknown = unknown_words("create a premium account for my daughter?", ACCOUNT, "en")
+    kept, dropped = drop_borrowed_premises(draft, unknown, "en")
     assert kept == 'Click "Sign in" at the top. Thanks!'
     assert dropped == ["To create a premium account for your daughter"]
     # A premise outside a leading clause cannot be cut away: the draft stays as it is (and is refused).
     inside = 'You can create a premium account by clicking "Sign in".'
-    assert drop_borrowed_premises(inside, "premium account?", ACCOUNT, "en") == (inside, [])
+    assert drop_borrowed_premises(inside, unknown_words("premium account?", ACCOUNT, "en"), "en") == (inside, [])
     plain = 'To create an account, click "Sign in".'
-    assert drop_borrowed_premises(plain, "how do I create an account", ACCOUNT, "en") == (plain, [])
+    assert drop_borrowed_premises(plain, unknown_words("how do I create an account", ACCOUNT, "en"), "en") == (
+        plain, [])
 
 
 def test_a_draft_quoting_half_of_a_context_sentence_is_compared_with_that_half():
