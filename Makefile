@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CONFIG ?= examples/sample-shop/kefu.toml
 
-.PHONY: run chat test install clean
+.PHONY: run chat test install browser clean
 
 # constraints.txt pins torch to the CPU build these machines carry, for the day a
 # dependency asks for torch; users installing kefu elsewhere are not pinned.
@@ -22,6 +22,7 @@ run: install
 	@echo "       -H 'Content-Type: application/json' -d '{\"conversation_id\": \"demo\", \"text\": \"how long does shipping take?\"}'"
 	@echo "  curl -s http://127.0.0.1:8080/v1/messages -H 'Authorization: Bearer sample-shop-token-change-me' \\"
 	@echo "       -H 'Content-Type: application/json' -d '{\"conversation_id\": \"demo\", \"text\": \"运费多少钱？\"}'"
+	@echo "Agents and the dashboard: http://127.0.0.1:8080/console (name demo, password lantern-demo)."
 	@echo "With KEFU_TELEGRAM_TOKEN set (from @BotFather) the shop answers in Telegram too."
 	@echo ""
 	$(BIN)/kefu serve --config $(CONFIG) $(if $(KEFU_TELEGRAM_TOKEN),--telegram)
@@ -29,7 +30,16 @@ run: install
 chat: install
 	$(BIN)/kefu chat --config $(CONFIG)
 
-test: install
+# The web console's browser tests drive Debian's chromium through Playwright (Playwright's own
+# browser download needs the internet); a CJK font so Chinese shopper text renders in screenshots.
+BROWSER_PACKAGES := chromium fonts-wqy-zenhei
+browser:
+	@dpkg -s $(BROWSER_PACKAGES) >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y -qq $(BROWSER_PACKAGES) >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $(BROWSER_PACKAGES); }; }
+
+test: install browser
 	$(BIN)/pytest -q
 
 clean:

@@ -18,6 +18,7 @@ from bot.errors import ConversationNotFoundError
 from bot.handoff import Action, BusinessHours, HandoffDecision, HandoffPolicy
 from bot.handoff_store import HandoffStore, QueuedEvent
 from bot.messages import HandoffState, HandoffSummary, HandoffView, Reply, ReplyKind, conversation_key, utc_now
+from bot.metrics import Metrics
 from bot.responder import Draft
 from bot.store import ConversationState, Store
 from bot.texts import Texts
@@ -126,13 +127,15 @@ class Desk:
     """The core's `AgentDesk`: every action is one atomic state change plus the shopper's notice."""
 
     def __init__(self, *, store: Store, records: HandoffStore, notices: HandoffNotices,
-                 pushes: Callable[[str], bool], delivered: Callable[[Reply], None], default_language: str):
+                 pushes: Callable[[str], bool], delivered: Callable[[Reply], None], default_language: str,
+                 metrics: Metrics | None = None):
         self._store = store
         self._records = records
         self._notices = notices
         self._pushes = pushes
         self._delivered = delivered
         self._default_language = default_language
+        self._metrics = metrics
         self._task: asyncio.Task[None] | None = None
 
     # -- AgentDesk ---------------------------------------------------------------
@@ -153,6 +156,7 @@ class Desk:
         after, stored = await self._records.apply(state.key, Action.CLAIM, actor=agent, reason="claimed",
                                                   notice=notice, deliver=self._pushes(channel))
         self._sent(stored)
+        self._count("claim")
         log.info("handoff.claimed conversation=%s agent=%s", state.key, agent)
         return await self._summary(after)
 
@@ -163,6 +167,7 @@ class Desk:
                       why=f"written by agent '{agent}'")
         _, stored = await self._records.agent_message(state.key, agent, reply, deliver=self._pushes(channel))
         self._sent(stored)
+        self._count("reply")
         log.info("handoff.agent_replied conversation=%s agent=%s message=%s", state.key, agent, stored.message_id)
         return stored
 
@@ -179,6 +184,7 @@ class Desk:
         after, stored = await self._records.apply(state.key, action, actor=agent, reason=f"{action.value}d",
                                                   notice=notice, deliver=self._pushes(channel))
         self._sent(stored)
+        self._count(action.value)
         log.info("handoff.%sd conversation=%s agent=%s", action.value, state.key, agent)
         return await self._summary(after)
 
@@ -232,6 +238,10 @@ class Desk:
         text, language = self._notices.text(key, state.language or self._default_language, **values)
         return Reply(channel=state.channel, conversation=state.conversation, user_id=state.user_id, text=text,
                      language=language, kind=ReplyKind.SYSTEM, why=f"handoff notice: {key}")
+
+    def _count(self, action: str) -> None:
+        if self._metrics is not None:
+            self._metrics.agent_action(action)
 
     def _sent(self, stored: Reply | None) -> None:
         if stored is not None:

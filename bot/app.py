@@ -10,12 +10,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from datetime import date
+from zoneinfo import ZoneInfo
 from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
 from typing import Any
 
 from bot.agents import Desk, HandoffNotices, policy_from_config
 from bot.commands import CommandStage
+from bot.changes import ChangeFeed
 from bot.concurrency import run_blocking
 from bot.config import Config
 from bot.cues import CueDetector
@@ -25,8 +28,10 @@ from bot.errors import AdapterError, ConfigError
 from bot.handoff_store import HandoffStore
 from bot.http import HttpServer
 from bot.language import LanguageDetector
+from bot.metrics import Metrics
 from bot.messages import (
     Channel,
+    FaqSuggestion,
     HandleResult,
     HandoffState,
     HandoffSummary,
@@ -39,12 +44,14 @@ from bot.messages import (
 from bot.notifier import HttpCallbackNotifier, NotificationWorker
 from bot.pipeline import HandoffStage, LanguageStage, Pipeline, ResponderStage, RetrievalStage, SentimentStage
 from bot.grounding import SemanticGrounder
+from bot.insights import InsightsService, clusters_csv
 from bot.llm import GenerationBackend, build_generator
 from bot.llm_responder import GroundedResponder
 from bot.responder import ExtractiveResponder, Responder
 from bot.sentiment import SentimentAnalyzer, build_backend
 from bot.store import Store
 from bot.texts import Texts
+from knowledge.encoders import Encoder
 from knowledge.service import KnowledgeBase
 
 log = logging.getLogger(__name__)
@@ -65,7 +72,8 @@ def load_adapter_factory(name: str) -> AdapterFactory:
 def enabled_channels(config: Config) -> list[str]:
     """The server channels `kefu serve` starts."""
     channels = ["webhook"] if config.webhook.enabled else []
-    return channels + (["telegram"] if config.telegram.enabled else [])
+    channels += ["telegram"] if config.telegram.enabled else []
+    return channels + (["web_console"] if config.console.enabled else [])
 
 
 class KefuApp:
@@ -82,12 +90,19 @@ class KefuApp:
         self.config = config
         self._channel_names = channels
         self._adapter_options = adapter_options or {}
-        self.store = Store(config.storage.database)
+        self.changes = ChangeFeed()
+        self.store = Store(config.storage.database, on_commit=self.changes.bump)
         self.http = HttpServer(config.http, self.health) if serve_http else None
+        # Metrics are scraped over HTTP: without a server (kefu chat) nobody would read them.
+        self.metrics = Metrics(shop=config.shop.name) if config.metrics.enabled and self.http else None
+        if self.metrics is not None and self.http is not None:
+            self.metrics.mount(self.http.app, path=config.metrics.path, token=config.metrics.token,
+                               stats=self.store.stats)
         self.knowledge = KnowledgeBase(config)
         self.records = HandoffStore(self.store)
         self.channels: dict[str, Channel] = {}
         self.desk: Desk | None = None
+        self.insights: InsightsService | None = None
         self._dispatcher: TurnDispatcher | None = None
         self._workers: dict[str, DeliveryWorker] = {}
         self._notifiers: list[NotificationWorker] = []
@@ -113,17 +128,24 @@ class KefuApp:
         detector = await run_blocking(LanguageDetector.from_config, config)
         analyzer = await run_blocking(self._sentiment_analyzer)
         responder = await self._responder(texts, detector)
+        encoder = self._sentence_encoder()
+        self.insights = InsightsService(self.store, timezone=ZoneInfo(config.console.timezone),
+                                        encode=encoder.encode if encoder else None,
+                                        similarity=config.console.cluster_similarity,
+                                        upset_below=config.sentiment.apology_below)
         http_app = self.http.app if self.http else None
         for name, factory in factories.items():
             channel = factory(config=config, gateway=self, http_app=http_app, **self._adapter_options.get(name, {}))
             self.channels[name] = channel
             notifier = getattr(channel, "agent_notifier", None)  # e.g. Telegram's agents' group
             if notifier is not None:
-                self._notifiers.append(NotificationWorker(records=self.records, notifier=notifier))
+                self._notifiers.append(NotificationWorker(records=self.records, notifier=notifier,
+                                                          metrics=self.metrics))
         if config.handoff.notify is not None:
             self._notifiers.append(NotificationWorker(records=self.records,
-                                                      notifier=HttpCallbackNotifier(config.handoff.notify)))
-        if not self._notifiers and config.handoff.enabled:
+                                                      notifier=HttpCallbackNotifier(config.handoff.notify),
+                                                      metrics=self.metrics))
+        if not self._notifiers and config.handoff.enabled and not config.console.enabled:
             log.warning("app.no_agent_notifier reason=handoff.notify.url is empty; handoffs appear only in the "
                         "agent API's queue")
         policy = policy_from_config(config.handoff)
@@ -152,18 +174,22 @@ class KefuApp:
             pushes=pushes,
             texts=texts,
             apology_below=config.sentiment.apology_below,
+            metrics=self.metrics,
         )
         self.desk = Desk(store=self.store, records=self.records, notices=notices, pushes=pushes,
-                         delivered=self._reply_stored, default_language=config.shop.default_language)
+                         delivered=self._reply_stored, default_language=config.shop.default_language,
+                         metrics=self.metrics)
         self._dispatcher = TurnDispatcher(
             store=self.store,
             run_turn=pipeline.run,
             on_reply=self._reply_stored,
             turn_timeout=config.pipeline.turn_timeout_seconds,
+            metrics=self.metrics,
         )
         for name, channel in self.channels.items():
             if channel.delivery is not None:
-                worker = DeliveryWorker(store=self.store, channel=channel, policy=channel.delivery)
+                worker = DeliveryWorker(store=self.store, channel=channel, policy=channel.delivery,
+                                        metrics=self.metrics)
                 self._workers[name] = worker
         for worker in self._workers.values():
             worker.start()
@@ -235,8 +261,7 @@ class KefuApp:
             return extractive
         await generator.start()
         self._generator = generator
-        encoders = self.knowledge.encoders.encoders if self.knowledge.encoders else []
-        encoder = next((e for e in encoders if e.id.startswith("use")), encoders[0] if encoders else None)
+        encoder = self._sentence_encoder()
         if encoder is None:
             log.warning("app.semantic_grounding_off reason=no sentence encoder (search.encoders is empty); "
                         "only numbers, links and contacts are checked")
@@ -249,6 +274,11 @@ class KefuApp:
         return GroundedResponder(generator=generator, fallback=extractive, config=config.responder,
                                  retrieval=config.retrieval, shop=config.shop.name, detect_language=detect,
                                  grounder=grounder)
+
+    def _sentence_encoder(self) -> Encoder | None:
+        """The search's multilingual sentence encoder when it has one (grounding and the dashboard share it)."""
+        encoders = self.knowledge.encoders.encoders if self.knowledge.encoders else []
+        return next((e for e in encoders if e.id.startswith("use")), encoders[0] if encoders else None)
 
     def _sentiment_analyzer(self) -> SentimentAnalyzer:
         """Blocking: the configured sentiment backend, sharing the search's sentence encoder."""
@@ -310,6 +340,40 @@ class KefuApp:
 
     async def close(self, channel: str, conversation: str, agent: str) -> HandoffSummary:
         return await self._desk().close(channel, conversation, agent)
+
+    # -- ConsoleBackend ------------------------------------------------------------
+
+    async def search_faq(self, query: str, *, language: str | None, limit: int) -> list[FaqSuggestion]:
+        search = self.knowledge.current
+        if search is None:
+            raise AdapterError("kefu is not started")
+        suggestions = []
+        for hit in await search.search(query, language=language, limit=limit):
+            variant = hit.entry.variant(language)
+            suggestions.append(FaqSuggestion(faq_id=hit.entry.id, question=variant.questions[0],
+                                             answer=variant.answer, language=variant.language,
+                                             score=round(hit.score, 3)))
+        return suggestions
+
+    def changes_version(self) -> int:
+        return self.changes.version
+
+    async def wait_for_change(self, after: int, timeout: float) -> int:
+        return await self.changes.wait(after, timeout)
+
+    def _insights(self) -> InsightsService:
+        if self.insights is None:
+            raise AdapterError("kefu is not started")
+        return self.insights
+
+    async def insights_report(self, start: date, end: date) -> Mapping[str, Any]:
+        return (await self._insights().report(start, end)).to_json()
+
+    async def unanswered_questions(self, start: date, end: date) -> Mapping[str, Any]:
+        return (await self._insights().unanswered(start, end)).to_json()
+
+    async def unanswered_csv(self, start: date, end: date) -> str:
+        return clusters_csv(await self._insights().unanswered(start, end))
 
     def health(self) -> Mapping[str, Any]:
         return {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import getpass
 import json
 import logging
 import os
@@ -14,9 +15,10 @@ from pathlib import Path
 
 from bot.app import KefuApp, enabled_channels
 from bot.concurrency import run_blocking
-from bot.config import RESPONDERS, Config, load_config, telegram_from_environment
+from bot.config import CONSOLE_ROLES, CONSOLE_USER_NAME, RESPONDERS, Config, load_config, telegram_from_environment
 from bot.errors import KefuError
 from bot.language import LanguageDetector
+from bot.passwords import hash_password
 from bot.language_eval import evaluate_language, read_labelled
 from bot.cues import CueDetector
 from bot.responder import ExtractiveResponder
@@ -122,6 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
     builder.add_argument("--per-label", type=int, default=10, help="example questions per entry (default 10)")
     builder.add_argument("--out", type=Path, required=True, help="FAQ folder to write (faq.yaml)")
     builder.add_argument("--rest", type=Path, help="write the rows not used as examples here, with a faq_id column")
+    hasher = commands.add_parser(
+        "hash-password", help="make a password hash for a [[console.users]] entry",
+        description="Asks for a password twice (or reads one line from standard input when it is not a terminal) "
+                    "and prints the hash to paste into kefu.toml as password_hash.")
+    hasher.add_argument("--name", help="also print a ready [[console.users]] block for this user")
+    hasher.add_argument("--role", action="append", choices=CONSOLE_ROLES,
+                        help="the user's role (repeatable; default agent)")
     return parser
 
 
@@ -135,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "chat" and not args.verbose:
         logging.getLogger().setLevel(logging.WARNING)  # keep the conversation readable
     try:
+        if args.command == "hash-password":
+            return hash_password_command(args)
         if args.command == "eval" and args.eval_command == "build-faq":
             return eval_build_faq(args)
         config = load_config(_config_path(args))
@@ -158,6 +169,30 @@ def main(argv: list[str] | None = None) -> int:
     except KefuError as exc:
         print(f"kefu: error: {exc}", file=sys.stderr)
         return 2
+
+
+def hash_password_command(args: argparse.Namespace) -> int:
+    """Print a scrypt hash; the password itself never reaches the config, the shell history or the log."""
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if password != getpass.getpass("Again: "):
+            print("kefu: error: the two passwords differ", file=sys.stderr)
+            return 2
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if args.name and not CONSOLE_USER_NAME.match(args.name):
+        print("kefu: error: --name must be 1 to 64 letters, digits or . _ @ -", file=sys.stderr)
+        return 2
+    if len(password) < 8:
+        print("kefu: error: use at least 8 characters", file=sys.stderr)
+        return 2
+    encoded = hash_password(password)
+    if not args.name:
+        print(encoded)
+        return 0
+    roles = ", ".join(f'"{role}"' for role in (args.role or ["agent"]))
+    print(f'[[console.users]]\nname = "{args.name}"\npassword_hash = "{encoded}"\nroles = [{roles}]')
+    return 0
 
 
 def with_responder(config: Config, backend: str | None, model: str | None) -> Config:
@@ -193,6 +228,8 @@ async def serve(config: Config) -> int:
         assert app.http is not None
         print(f"kefu: {config.shop.name} is answering at {app.http.base_url} (Ctrl-C to stop)", file=sys.stderr,
               flush=True)
+        if config.console.enabled:
+            print(f"kefu: agents and the dashboard: {app.http.base_url}/console", file=sys.stderr, flush=True)
         await app.run_until(stop)
         log.info("kefu.stopping")
     return 0

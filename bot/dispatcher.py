@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from bot.errors import KefuError
 from bot.messages import HandleResult, HandoffState, Message, Reply
+from bot.metrics import Metrics
 from bot.store import FAILED, SETTLED, InboundRecord, Store, StoredInbound
 
 log = logging.getLogger(__name__)
@@ -45,11 +46,13 @@ class TurnDispatcher:
         run_turn: Callable[[StoredInbound], Awaitable[TurnOutcome]],
         on_reply: Callable[[Reply], None],
         turn_timeout: float,
+        metrics: Metrics | None = None,
     ):
         self._store = store
         self._run_turn = run_turn
         self._on_reply = on_reply
         self._timeout = turn_timeout
+        self._metrics = metrics
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._dirty: set[str] = set()
         self._waiters: dict[int, tuple[str, asyncio.Future[TurnOutcome]]] = {}
@@ -151,6 +154,8 @@ class TurnDispatcher:
                 reason = f"the turn took longer than {self._timeout:g}s"
             log.exception("turn.failed conversation=%s inbound=%d", inbound.conversation_key, inbound.id)
             await self._store.mark_failed(inbound.id, reason)
+            if self._metrics is not None:
+                self._metrics.error(inbound.channel, "turn")
             self._resolve(inbound.id, error=TurnFailedError(reason))
             return
         if outcome.reply is not None:

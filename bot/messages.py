@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
@@ -140,6 +140,8 @@ class TranscriptEntry:
     status: str | None
     sentiment: float | None = None  # shopper messages: -1 (furious) .. +1
     media: str | None = None  # shopper messages: what was sent besides text
+    why: str | None = None  # bot replies: why it answered so
+    faq_tried: tuple[tuple[str, float], ...] = ()  # bot replies: the FAQ entries retrieval ranked, with scores
 
 
 @dataclass(frozen=True)
@@ -162,6 +164,7 @@ class Transcript:
         for message in data["messages"]:
             message["role"] = str(message["role"])
             message["faq_ids"] = list(message["faq_ids"])
+            message["faq_tried"] = [{"faq_id": faq_id, "score": score} for faq_id, score in message["faq_tried"]]
         return data
 
 
@@ -220,6 +223,42 @@ class AgentDesk(Protocol):
     async def release(self, channel: str, conversation: str, agent: str) -> HandoffSummary: ...
 
     async def close(self, channel: str, conversation: str, agent: str) -> HandoffSummary: ...
+
+
+@dataclass(frozen=True)
+class FaqSuggestion:
+    """An FAQ entry an agent can insert into a reply, in the shopper's language when the merchant wrote it."""
+
+    faq_id: str
+    question: str
+    answer: str
+    language: str
+    score: float
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@runtime_checkable
+class ConsoleBackend(AgentDesk, Protocol):
+    """What the core offers the web console beyond the agent desk: FAQ lookup, live changes, the dashboard."""
+
+    async def search_faq(self, query: str, *, language: str | None, limit: int) -> list[FaqSuggestion]: ...
+
+    def changes_version(self) -> int:
+        """Grows with every committed change to conversations (messages, handoffs)."""
+
+    async def wait_for_change(self, after: int, timeout: float) -> int:
+        """The version once it is past `after`, or the current one after `timeout` seconds."""
+
+    async def insights_report(self, start: date, end: date) -> Mapping[str, Any]:
+        """The dashboard's figures for the days start..end (inclusive), as JSON."""
+
+    async def unanswered_questions(self, start: date, end: date) -> Mapping[str, Any]:
+        """Low-confidence and handed-off questions grouped by meaning, biggest group first, as JSON."""
+
+    async def unanswered_csv(self, start: date, end: date) -> str:
+        """The same groups as CSV for a spreadsheet."""
 
 
 class Gateway(Protocol):

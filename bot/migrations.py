@@ -138,11 +138,17 @@ def _m004_media(db: sqlite_utils.Database) -> None:
     db["messages"].add_column("media", str)
 
 
+def _m005_messages_by_time(db: sqlite_utils.Database) -> None:
+    """The merchant dashboard reads a period of shopper messages; without this it scans the whole table."""
+    db.execute("CREATE INDEX messages_inbound_by_time ON messages (created_at) WHERE direction = 'in'")
+
+
 MIGRATIONS: list[Migration] = [
     ("001_conversations_and_messages", _m001_conversations_and_messages),
     ("002_language_choice", _m002_language_choice),
     ("003_handoff", _m003_handoff),
     ("004_media", _m004_media),
+    ("005_messages_by_time", _m005_messages_by_time),
 ]
 
 

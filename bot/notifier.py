@@ -20,6 +20,7 @@ from bot.config import NotifyConfig
 from bot.errors import DeliveryError
 from bot.handoff_store import HandoffStore
 from bot.messages import DeliveryPolicy, utc_now
+from bot.metrics import Metrics
 from bot.retry import RetryLoop, earlier, next_attempt
 from bot.signing import post_signed
 
@@ -71,9 +72,10 @@ class HttpCallbackNotifier:
 class NotificationWorker:
     """One per notifier: sends its queued notifications in order, with backoff on failure."""
 
-    def __init__(self, *, records: HandoffStore, notifier: Notifier):
+    def __init__(self, *, records: HandoffStore, notifier: Notifier, metrics: Metrics | None = None):
         self._records = records
         self._notifier = notifier
+        self._metrics = metrics
         self._loop = RetryLoop(f"kefu-notify-{notifier.name}", self.send_pending, notifier.policy)
 
     @property
@@ -106,6 +108,8 @@ class NotificationWorker:
                 attempts = item.attempts + 1
                 retry_at = next_attempt(exc, attempts, self._notifier.policy)
                 await self._records.mark_notification_failed(item.id, str(exc), retry_at)
+                if self._metrics is not None:  # labelled with the notifier ("http", "telegram"): that is what failed
+                    self._metrics.error(self._notifier.name, "notification")
                 if retry_at is None:
                     log.error("notify.gave_up notifier=%s notification=%d conversation=%s attempts=%d error=%s",
                               self._notifier.name, item.id, item.conversation_key, attempts, exc)

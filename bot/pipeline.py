@@ -20,6 +20,7 @@ from bot.handoff import Action, HandoffDecision, HandoffPolicy, HandoffReason, H
 from bot.handoff_store import HandoffStore
 from bot.language import LanguageDetector, LanguageGuess
 from bot.messages import HandoffState, Reply, ReplyKind
+from bot.metrics import FORWARDED, Metrics
 from bot.responder import Draft, Responder, ResponseContext, is_confident
 from bot.sentiment import MOOD_WINDOW, Sentiment, SentimentAnalyzer, rolling_mood
 from bot.store import ConversationState, Store, StoredInbound
@@ -257,7 +258,7 @@ class Pipeline:
     """Runs the stages for one stored inbound message and stores the outcome."""
 
     def __init__(self, *, store: Store, records: HandoffStore, notices: HandoffNotices, stages: Sequence[Stage],
-                 pushes: Callable[[str], bool], texts: Texts, apology_below: float):
+                 pushes: Callable[[str], bool], texts: Texts, apology_below: float, metrics: Metrics | None = None):
         self._store = store
         self._records = records
         self._notices = notices
@@ -265,6 +266,7 @@ class Pipeline:
         self._pushes = pushes
         self._texts = texts
         self._apology_below = apology_below
+        self._metrics = metrics
 
     async def run(self, inbound: StoredInbound) -> TurnOutcome:
         started = time.perf_counter()
@@ -281,7 +283,9 @@ class Pipeline:
                 break
         turn.trace["timings_ms"] = timings
         if turn.forward:
-            return await self._forward(turn)
+            forwarded = await self._forward(turn)
+            self._observe(turn, FORWARDED, started)
+            return forwarded
         if turn.draft is None:
             raise RuntimeError("no stage produced a reply draft")
         draft = self._with_apology(turn)
@@ -311,6 +315,8 @@ class Pipeline:
             self._notices.wake()
             log.info("turn.handed_off conversation=%s inbound=%d reason=%s", inbound.conversation_key, inbound.id,
                      turn.handoff.reason.value)
+            self._observe(turn, ReplyKind.HANDOFF.value if handed else FORWARDED, started,
+                          handoff=turn.handoff.reason.value if handed else None)
             return TurnOutcome(handed, after.handoff)
         stored = await self._store.record_reply(inbound.id, reply, latency_ms=latency_ms, deliver=deliver,
                                                 meta=turn.trace)
@@ -318,7 +324,16 @@ class Pipeline:
             "turn.answered conversation=%s inbound=%d kind=%s faq=%s latency_ms=%.1f",
             inbound.conversation_key, inbound.id, stored.kind.value, ",".join(stored.faq_ids) or "-", latency_ms,
         )
+        self._observe(turn, stored.kind.value, started)
         return TurnOutcome(stored, HandoffState.BOT)
+
+    def _observe(self, turn: Turn, outcome: str, started: float, *, handoff: str | None = None) -> None:
+        """Count the finished turn; a responder trace with a fallback reason means the LLM draft was not used."""
+        if self._metrics is None:
+            return
+        fallback = (turn.trace.get("responder") or {}).get("fallback")
+        self._metrics.turn(channel=turn.inbound.channel, outcome=outcome, seconds=time.perf_counter() - started,
+                           handoff=handoff, fallback=fallback)
 
     async def _forward(self, turn: Turn) -> TurnOutcome:
         event = self._notices.shopper_message_event(turn.conversation, turn.inbound.id, turn.inbound.text,

@@ -100,8 +100,9 @@ class PendingDelivery:
 class Store:
     """Async front over one SQLite file; `open()` before use, `close()` is idempotent."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, *, on_commit: Callable[[], None] | None = None):
         self.path = path
+        self._on_commit = on_commit  # told after every committed write: live views refresh (the web console)
         self._writer = SerialExecutor("kefu-sqlite-writer")
         self._reader = SerialExecutor("kefu-sqlite-reader")
         self._write_db: sqlite_utils.Database | None = None
@@ -162,7 +163,10 @@ class Store:
             db.conn.execute("COMMIT")
             return result
 
-        return await self._writer.run(in_transaction)
+        result = await self._writer.run(in_transaction)
+        if self._on_commit is not None:
+            self._on_commit()
+        return result
 
     async def _read(self, func: Callable[..., Any], *args: Any) -> Any:
         if self._closed or self._read_db is None:
@@ -505,6 +509,8 @@ def _transcript(db: sqlite_utils.Database, conversation_key: str) -> Transcript 
             status=row["status"] if row["direction"] == "in" else row["delivery"],
             sentiment=row["sentiment"],
             media=row["media"],
+            why=row["why"],
+            faq_tried=_faq_tried(row["meta"]),
         )
         for row in rows
     )
@@ -521,6 +527,14 @@ def _transcript(db: sqlite_utils.Database, conversation_key: str) -> Transcript 
         agent=conv["agent"],
         mood=conv["mood"],
     )
+
+
+def _faq_tried(meta: str | None) -> tuple[tuple[str, float], ...]:
+    """The FAQ entries retrieval ranked for a turn (from its trace), so an agent sees what the bot considered."""
+    if not meta:
+        return ()
+    ranked = json.loads(meta).get("retrieval") or []
+    return tuple((hit["faq_id"], round(float(hit["score"]), 3)) for hit in ranked[:3])
 
 
 def _pending_deliveries(db: sqlite_utils.Database, channel: str) -> list[PendingDelivery]:

@@ -1,0 +1,538 @@
+"""The merchant dashboard's figures, computed from the conversation store.
+
+A period is `start`..`end` inclusive (at most 366 days), in calendar days of the shop's
+timezone; every figure is given per day (days without messages included, as zeros) and
+for the whole period. What each figure means:
+
+turns          messages a shopper wrote in the period (inbound, role "shopper"), commands such
+               as /start included. A turn belongs to the day it was sent, in the shop's timezone
+               (to the millisecond: SQLite's resolution).
+automated      turns the bot answered itself, without a handoff: an FAQ answer ("answer"),
+               a "did you mean…" ("not_sure"), an "I don't know that" ("no_match") or the
+               answer to a command such as /start ("info"). automation rate = automated / turns.
+not_sure,      the "did you mean…" and "I don't know that" turns, counted again on their own
+no_match       (they are part of automated); each rate is / turns.
+handoffs       turns the bot answered by handing the conversation to a person (reply kind
+               "handoff"); handoff rate = handoffs / turns. The reasons count them by the
+               reason stored with the reply (explicit_request, command, upset, unconfident,
+               faq_flagged, keyword…), else by the handoff the message caused, else "unknown".
+with_agent     turns the bot stayed silent on because the conversation was with a person or
+               waiting for one (the message was forwarded to the agents).
+no_reply       turns with none of the above: still waiting for the bot, or failed.
+               turns = automated + handoffs + with_agent + no_reply.
+languages      turns by the shopper's language: the language detected for that message, else
+               the language stored on it (which is its reply's), else "unknown".
+channels       turns by channel.
+mood_average   the average sentiment (-1 furious .. +1 happy) of the turns that were scored.
+upset          scored turns at or below `upset_below` (default -0.3).
+latency        p50 / p95 of how long the bot took to reply (ms), over its replies to the
+               period's turns (answer, not_sure, no_match, handoff, info), from when it started
+               on the message (time queued behind the same shopper's earlier messages is not
+               counted) to the reply being stored. Nearest-rank percentiles: p95 is the time
+               95% of replies took at most, always a time that was measured.
+
+Unanswered questions: the period's turns answered "no_match" or "not_sure", and its handoffs
+for any reason but the shopper asking for a person (in words or with /human). The most recent
+`max_questions` (default 2000) are grouped by meaning: identical texts (ignoring case and
+spacing) count together, and questions whose sentence embeddings are at least `similarity`
+alike (cosine, average linkage) form one group, named by its medoid, the question closest in
+meaning to all the others. Groups are sorted most asked first, then most recently asked.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+import sqlite3
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import sqlite_utils
+
+from bot.concurrency import run_blocking
+from bot.handoff import HandoffReason
+from bot.messages import ReplyKind
+from bot.store import FORWARDED, Store
+
+log = logging.getLogger(__name__)
+
+Encode = Callable[[Sequence[str]], np.ndarray]
+
+MAX_DAYS = 366
+AUTOMATED_KINDS = (ReplyKind.ANSWER.value, ReplyKind.NOT_SURE.value, ReplyKind.NO_MATCH.value, ReplyKind.INFO.value)
+BOT_REPLY_KINDS = (*AUTOMATED_KINDS, ReplyKind.HANDOFF.value)
+QUESTION_KINDS = (ReplyKind.NO_MATCH.value, ReplyKind.NOT_SURE.value, ReplyKind.HANDOFF.value)
+# "A person please" (in words or as /human) is not a question an FAQ entry could have answered.
+HUMAN_REQUESTS = (HandoffReason.EXPLICIT_REQUEST.value, HandoffReason.COMMAND.value)
+MAX_EXAMPLES = 5
+ENCODE_BATCH = 64
+CSV_HEADER = ("rank", "count", "conversations", "representative", "languages", "examples", "first_seen",
+              "last_seen", "no_match", "not_sure", "handoff")
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+# One row per shopper turn with its first reply. `created_at` is compared twice: as text, with two
+# days' slack (cheap, and an index could serve it), then exactly as a point in time, because
+# adapters may store timestamps with another UTC offset (Telegram's dates follow the bot's
+# timezone), which text order gets wrong. `created_ms` is that point in time in Unix milliseconds
+# (SQLite's own resolution): the filter, the day and the recency order all use this one value.
+_CREATED_MS = "CAST(ROUND((julianday(m.created_at) - 2440587.5) * 86400000) AS INTEGER)"
+_TURNS_SQL = f"""
+SELECT m.id, m.conversation_key, m.channel, m.text, m.status, m.sentiment,
+       {_CREATED_MS} AS created_ms,
+       COALESCE(CASE WHEN json_valid(r.meta) THEN json_extract(r.meta, '$.language.language') END,
+                CASE WHEN json_valid(m.meta) THEN json_extract(m.meta, '$.language.language') END,
+                NULLIF(m.language, ''), NULLIF(r.language, '')) AS language,
+       r.kind AS reply_kind, r.latency_ms,
+       CASE WHEN r.kind = '{ReplyKind.HANDOFF.value}' THEN COALESCE(
+           CASE WHEN json_valid(r.meta) THEN json_extract(r.meta, '$.handoff.reason') END,
+           (SELECT t.reason FROM handoff_transitions t
+             WHERE t.conversation_key = m.conversation_key AND t.message_id = m.id
+               AND t.to_state = 'waiting_agent' ORDER BY t.id LIMIT 1)) END AS handoff_reason
+FROM messages m
+LEFT JOIN messages r
+       ON r.id = (SELECT MIN(o.id) FROM messages o WHERE o.reply_to = m.id AND o.direction = 'out')
+WHERE m.direction = 'in' AND m.role = 'shopper'
+  AND m.created_at >= :text_from AND m.created_at < :text_until
+  AND {_CREATED_MS} >= :since_ms AND {_CREATED_MS} < :until_ms
+"""
+
+_QUESTIONS_SQL = f"""
+SELECT * FROM ({_TURNS_SQL})
+WHERE reply_kind IN ({", ".join(f"'{kind}'" for kind in QUESTION_KINDS)})
+  AND (reply_kind != '{ReplyKind.HANDOFF.value}'
+       OR COALESCE(handoff_reason, '') NOT IN ({", ".join(f"'{reason}'" for reason in HUMAN_REQUESTS)}))
+"""
+
+
+# -- results -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DayFigures:
+    """The figures of one day (or of the whole period, with day="total")."""
+
+    day: str
+    turns: int
+    automated: int
+    handoffs: int
+    not_sure: int
+    no_match: int
+    with_agent: int
+    no_reply: int
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+    mood_average: float | None
+    upset: int
+
+    @property
+    def automation_rate(self) -> float | None:
+        return _rate(self.automated, self.turns)
+
+    @property
+    def handoff_rate(self) -> float | None:
+        return _rate(self.handoffs, self.turns)
+
+    @property
+    def not_sure_rate(self) -> float | None:
+        return _rate(self.not_sure, self.turns)
+
+    @property
+    def no_match_rate(self) -> float | None:
+        return _rate(self.no_match, self.turns)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "day": self.day, "turns": self.turns, "automated": self.automated, "handoffs": self.handoffs,
+            "not_sure": self.not_sure, "no_match": self.no_match, "with_agent": self.with_agent,
+            "no_reply": self.no_reply, "automation_rate": _rounded(self.automation_rate),
+            "handoff_rate": _rounded(self.handoff_rate), "not_sure_rate": _rounded(self.not_sure_rate),
+            "no_match_rate": _rounded(self.no_match_rate), "latency_p50_ms": self.latency_p50_ms,
+            "latency_p95_ms": self.latency_p95_ms, "mood_average": _rounded(self.mood_average),
+            "upset": self.upset,
+        }
+
+
+@dataclass(frozen=True)
+class InsightsReport:
+    start: str
+    end: str
+    timezone: str
+    totals: DayFigures
+    days: tuple[DayFigures, ...]
+    handoff_reasons: dict[str, int]
+    languages: dict[str, int]
+    channels: dict[str, int]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "start": self.start, "end": self.end, "timezone": self.timezone, "totals": self.totals.to_json(),
+            "days": [day.to_json() for day in self.days], "handoff_reasons": dict(self.handoff_reasons),
+            "languages": dict(self.languages), "channels": dict(self.channels),
+        }
+
+
+@dataclass(frozen=True)
+class QuestionCluster:
+    """Shopper questions the bot could not answer that mean the same thing."""
+
+    representative: str  # the question closest in meaning to all the others (the medoid)
+    count: int  # messages
+    conversations: int  # distinct conversations they came from
+    languages: dict[str, int]
+    examples: tuple[str, ...]  # up to 5 distinct phrasings, most recent first
+    first_seen: str  # ISO 8601 in the shop's timezone
+    last_seen: str
+    kinds: dict[str, int]  # no_match / not_sure / handoff
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "representative": self.representative, "count": self.count, "conversations": self.conversations,
+            "languages": dict(self.languages), "examples": list(self.examples), "first_seen": self.first_seen,
+            "last_seen": self.last_seen, "kinds": dict(self.kinds),
+        }
+
+
+class QuestionClusters(list[QuestionCluster]):
+    """The clusters, most asked first, and what was left out of them (still a plain list to iterate).
+
+    `questions`: messages clustered; `questions_in_period`: all that qualified; `capped`: only
+    the most recent `max_questions` were clustered; `clusters_total`: clusters before `limit`.
+    """
+
+    def __init__(self, clusters: Iterable[QuestionCluster], *, questions: int, questions_in_period: int,
+                 max_questions: int, clusters_total: int):
+        super().__init__(clusters)
+        self.questions = questions
+        self.questions_in_period = questions_in_period
+        self.max_questions = max_questions
+        self.capped = questions < questions_in_period
+        self.clusters_total = clusters_total
+
+    def to_json(self) -> dict[str, Any]:
+        note = (f"only the most recent {self.questions} of {self.questions_in_period} questions were grouped"
+                if self.capped else None)
+        return {"clusters": [cluster.to_json() for cluster in self], "questions": self.questions,
+                "questions_in_period": self.questions_in_period, "capped": self.capped, "note": note,
+                "clusters_total": self.clusters_total}
+
+
+# -- the service ---------------------------------------------------------------
+
+
+class InsightsService:
+    """Dashboard figures over the store: one read per call, the arithmetic off the event loop.
+
+    `encode` turns texts into L2-normalised sentence embeddings (the search's multilingual
+    encoder); without it unanswered questions are grouped by identical text only.
+    `similarity` is the cosine similarity above which questions count as the same; 0.5 suits
+    the multilingual Universal Sentence Encoder (measured in tests/test_insights.py: 0.6 splits
+    "where is my refund" from its Chinese and German paraphrases).
+    """
+
+    def __init__(self, store: Store, *, timezone: ZoneInfo, encode: Encode | None = None, similarity: float = 0.5,
+                 max_questions: int = 2000, upset_below: float = -0.3):
+        if not 0.0 < similarity <= 1.0:
+            raise ValueError(f"similarity must be in (0, 1], not {similarity}")
+        if max_questions < 1:
+            raise ValueError(f"max_questions must be at least 1, not {max_questions}")
+        self._store = store
+        self._tz = timezone
+        self._encode = encode
+        self._similarity = similarity
+        self._max_questions = max_questions
+        self._upset_below = upset_below
+        self._warned_no_encoder = False
+
+    async def report(self, start: date, end: date) -> InsightsReport:
+        period = Period.of(start, end, self._tz)
+        turns = await self._store.read(_read_turns, period)
+        return await run_blocking(build_report, period, turns, self._upset_below)
+
+    async def unanswered(self, start: date, end: date, *, limit: int = 100) -> QuestionClusters:
+        """The questions the bot could not answer in the period, grouped by meaning, most asked first."""
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        period = Period.of(start, end, self._tz)
+        questions, in_period = await self._store.read(_read_questions, period, self._max_questions)
+        if self._encode is None and not self._warned_no_encoder:
+            self._warned_no_encoder = True
+            log.warning("insights.no_encoder unanswered questions are grouped by identical text only: "
+                        "no sentence encoder was given, so paraphrases stay apart")
+        clusters = await run_blocking(cluster_questions, questions, self._encode, self._similarity)
+        return QuestionClusters(clusters[:limit], questions=len(questions), questions_in_period=in_period,
+                                max_questions=self._max_questions, clusters_total=len(clusters))
+
+
+# -- the period ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Period:
+    start: date
+    end: date
+    tz: ZoneInfo
+    since: datetime  # UTC, inclusive
+    until: datetime  # UTC, exclusive
+
+    @classmethod
+    def of(cls, start: date, end: date, tz: ZoneInfo) -> Period:
+        """Calendar days `start`..`end` in `tz`; refuses a backwards or over-long period."""
+        if end < start:
+            raise ValueError(f"the period ends ({end.isoformat()}) before it starts ({start.isoformat()})")
+        days = (end - start).days + 1
+        if days > MAX_DAYS:
+            raise ValueError(f"the period is {days} days long; at most {MAX_DAYS} days can be reported at once")
+        since = datetime.combine(start, time.min, tzinfo=tz).astimezone(UTC)
+        until = datetime.combine(end + timedelta(days=1), time.min, tzinfo=tz).astimezone(UTC)
+        return cls(start, end, tz, since, until)
+
+    def days(self) -> list[str]:
+        return [(self.start + timedelta(days=n)).isoformat() for n in range((self.end - self.start).days + 1)]
+
+    def sql_params(self) -> dict[str, str | int]:
+        slack = timedelta(days=2)  # wider than any UTC offset, whatever separator the text uses
+        return {"text_from": (self.since - slack).isoformat(), "text_until": (self.until + slack).isoformat(),
+                "since_ms": _unix_ms(self.since), "until_ms": _unix_ms(self.until)}
+
+
+# -- reading -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TurnRow:
+    """One shopper turn and what became of it."""
+
+    id: int
+    conversation_key: str
+    channel: str
+    text: str
+    at: datetime  # in the shop's timezone
+    status: str | None
+    sentiment: float | None
+    language: str
+    reply_kind: str | None
+    latency_ms: float | None
+    handoff_reason: str | None
+
+    @property
+    def day(self) -> str:
+        return self.at.date().isoformat()
+
+
+def _read_turns(db: sqlite_utils.Database, period: Period) -> list[TurnRow]:
+    rows = db.execute(_TURNS_SQL + " ORDER BY m.id", period.sql_params()).fetchall()
+    return [_turn_from_row(row, period.tz) for row in rows]
+
+
+def _read_questions(db: sqlite_utils.Database, period: Period, cap: int) -> tuple[list[TurnRow], int]:
+    """The most recent `cap` unanswered questions of the period, newest first, and how many there were."""
+    params = period.sql_params()
+    rows = db.execute(_QUESTIONS_SQL + " ORDER BY created_ms DESC, id DESC LIMIT :cap",
+                      {**params, "cap": cap}).fetchall()
+    total = len(rows)
+    if total == cap:
+        total = db.execute(f"SELECT COUNT(*) FROM ({_QUESTIONS_SQL})", params).fetchone()[0]
+    return [_turn_from_row(row, period.tz) for row in rows], total
+
+
+def _turn_from_row(row: sqlite3.Row, tz: ZoneInfo) -> TurnRow:
+    at = (_EPOCH + timedelta(milliseconds=row["created_ms"])).astimezone(tz)
+    return TurnRow(
+        id=row["id"], conversation_key=row["conversation_key"], channel=row["channel"], text=row["text"], at=at,
+        status=row["status"], sentiment=row["sentiment"], language=str(row["language"] or "unknown"),
+        reply_kind=row["reply_kind"], latency_ms=row["latency_ms"], handoff_reason=row["handoff_reason"],
+    )
+
+
+def _unix_ms(moment: datetime) -> int:
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
+
+
+# -- figures -------------------------------------------------------------------
+
+
+def build_report(period: Period, turns: Sequence[TurnRow], upset_below: float) -> InsightsReport:
+    by_day: dict[str, list[TurnRow]] = defaultdict(list)
+    for turn in turns:
+        by_day[turn.day].append(turn)
+    handoff_reasons = Counter(turn.handoff_reason or "unknown" for turn in turns
+                              if turn.reply_kind == ReplyKind.HANDOFF.value)
+    return InsightsReport(
+        start=period.start.isoformat(), end=period.end.isoformat(), timezone=str(period.tz),
+        totals=day_figures("total", turns, upset_below),
+        days=tuple(day_figures(day, by_day.get(day, []), upset_below) for day in period.days()),
+        handoff_reasons=_by_count(handoff_reasons), languages=_by_count(Counter(turn.language for turn in turns)),
+        channels=_by_count(Counter(turn.channel for turn in turns)),
+    )
+
+
+def day_figures(day: str, turns: Sequence[TurnRow], upset_below: float) -> DayFigures:
+    kinds = Counter(turn.reply_kind for turn in turns)
+    automated = sum(kinds[kind] for kind in AUTOMATED_KINDS)
+    handoffs = kinds[ReplyKind.HANDOFF.value]
+    with_agent = sum(1 for turn in turns if turn.reply_kind is None and turn.status == FORWARDED)
+    latencies = sorted(turn.latency_ms for turn in turns
+                       if turn.reply_kind in BOT_REPLY_KINDS and turn.latency_ms is not None)
+    moods = [turn.sentiment for turn in turns if turn.sentiment is not None]
+    return DayFigures(
+        day=day, turns=len(turns), automated=automated, handoffs=handoffs,
+        not_sure=kinds[ReplyKind.NOT_SURE.value], no_match=kinds[ReplyKind.NO_MATCH.value], with_agent=with_agent,
+        no_reply=len(turns) - automated - handoffs - with_agent,
+        latency_p50_ms=nearest_rank(latencies, 50), latency_p95_ms=nearest_rank(latencies, 95),
+        mood_average=sum(moods) / len(moods) if moods else None,
+        upset=sum(1 for mood in moods if mood <= upset_below),
+    )
+
+
+def nearest_rank(ordered: Sequence[float], percent: float) -> float | None:
+    """The nearest-rank percentile of sorted values: the smallest value with `percent`% at or below it."""
+    if not ordered:
+        return None
+    rank = max(1, math.ceil(percent / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+def _rounded(value: float | None) -> float | None:
+    return round(value, 4) if value is not None else None
+
+
+def _by_count(counts: Counter[str]) -> dict[str, int]:
+    """Most frequent first, ties by name, so dashboards and tests see a stable order."""
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+
+# -- unanswered questions --------------------------------------------------------
+
+
+def normalise(text: str) -> str:
+    """The form two messages must share to count as the same question."""
+    return " ".join(text.split()).casefold()
+
+
+def cluster_questions(questions: Sequence[TurnRow], encode: Encode | None, similarity: float) -> list[QuestionCluster]:
+    """Group questions by meaning (or identical text without `encode`); most asked first, then most recent.
+
+    Identical texts (after `normalise`) are embedded once and weigh by how often they were asked.
+    """
+    asked: dict[str, list[TurnRow]] = defaultdict(list)
+    for question in sorted(questions, key=lambda q: (q.at, q.id), reverse=True):
+        key = normalise(question.text)
+        if key:
+            asked[key].append(question)
+    keys = list(asked)
+    vectors = _embed(keys, encode) if encode is not None and keys else None
+    labels = _labels(vectors, similarity) if vectors is not None else list(range(len(keys)))
+    members: dict[int, list[int]] = defaultdict(list)
+    for index, label in enumerate(labels):
+        members[int(label)].append(index)
+    built = [_cluster([keys[i] for i in group], asked,
+                      vectors[group] if vectors is not None else None) for group in members.values()]
+    built.sort(key=lambda pair: (-pair[0].count, -pair[1].timestamp()))
+    return [cluster for cluster, _ in built]
+
+
+def _embed(keys: list[str], encode: Encode) -> np.ndarray:
+    """Embeddings in small batches: the encoder is shared with the search, which waits for each batch."""
+    vectors = np.concatenate([np.asarray(encode(keys[i:i + ENCODE_BATCH]), dtype=np.float32)
+                              for i in range(0, len(keys), ENCODE_BATCH)])
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.where(norms == 0, 1, norms)
+
+
+def _labels(vectors: np.ndarray, similarity: float) -> list[int]:
+    if len(vectors) < 2:
+        return [0] * len(vectors)
+    from sklearn.cluster import AgglomerativeClustering  # sklearn is slow to import; only this needs it
+
+    model = AgglomerativeClustering(metric="cosine", linkage="average", distance_threshold=1 - similarity,
+                                    n_clusters=None)
+    return model.fit_predict(vectors).tolist()
+
+
+def _cluster(keys: list[str], asked: dict[str, list[TurnRow]],
+             vectors: np.ndarray | None) -> tuple[QuestionCluster, datetime]:
+    """One cluster from its distinct questions (each a list of messages, newest first)."""
+    messages = sorted((q for key in keys for q in asked[key]), key=lambda q: (q.at, q.id), reverse=True)
+    weights = np.array([len(asked[key]) for key in keys], dtype=np.float64)
+    medoid = keys[_medoid(vectors, weights)] if vectors is not None else keys[0]
+    kinds = Counter(q.reply_kind for q in messages)
+    cluster = QuestionCluster(
+        representative=_display(asked[medoid][0].text),
+        count=len(messages),
+        conversations=len({q.conversation_key for q in messages}),
+        languages=_by_count(Counter(q.language for q in messages)),
+        examples=_examples(messages),
+        first_seen=messages[-1].at.isoformat(timespec="seconds"),
+        last_seen=messages[0].at.isoformat(timespec="seconds"),
+        kinds={kind: kinds[kind] for kind in QUESTION_KINDS},
+    )
+    return cluster, messages[0].at
+
+
+def _medoid(vectors: np.ndarray, weights: np.ndarray) -> int:
+    """The question with the highest mean similarity to the cluster's other messages.
+
+    Each distinct text counts as often as it was asked (its repeats have similarity 1),
+    so the most common phrasing wins a tie.
+    """
+    total = weights.sum()
+    if len(vectors) == 1 or total <= 1:
+        return 0
+    similarities = vectors @ vectors.T
+    mean = (similarities @ weights - 1.0) / (total - 1.0)
+    return int(np.argmax(mean))
+
+
+def _examples(messages: Sequence[TurnRow]) -> tuple[str, ...]:
+    seen: set[str] = set()
+    examples: list[str] = []
+    for message in messages:
+        key = normalise(message.text)
+        if key in seen:
+            continue
+        seen.add(key)
+        examples.append(_display(message.text))
+        if len(examples) == MAX_EXAMPLES:
+            break
+    return tuple(examples)
+
+
+def _display(text: str) -> str:
+    return " ".join(text.split())
+
+
+# -- CSV -------------------------------------------------------------------------
+
+
+def clusters_csv(clusters: Sequence[QuestionCluster]) -> str:
+    """The clusters as CSV for a spreadsheet; shopper text cannot start a formula."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_HEADER)
+    for rank, cluster in enumerate(clusters, start=1):
+        languages = " ".join(f"{language}:{count}" for language, count in cluster.languages.items())
+        writer.writerow([
+            rank, cluster.count, cluster.conversations, safe_cell(cluster.representative), safe_cell(languages),
+            safe_cell(" | ".join(cluster.examples)), safe_cell(cluster.first_seen), safe_cell(cluster.last_seen),
+            cluster.kinds.get(ReplyKind.NO_MATCH.value, 0), cluster.kinds.get(ReplyKind.NOT_SURE.value, 0),
+            cluster.kinds.get(ReplyKind.HANDOFF.value, 0),
+        ])
+    return out.getvalue()
+
+
+def safe_cell(text: str) -> str:
+    """Shopper text is hostile: a cell a spreadsheet would read as a formula gets a leading apostrophe."""
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+

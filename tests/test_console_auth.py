@@ -1,0 +1,166 @@
+"""Who may use the web console: password hashes, sessions, the sign-in limit, the [console] config."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO, write_config
+
+from adapters.web_console.sessions import MAX_SESSIONS_PER_USER, SessionBook, SignInLimiter
+from bot.changes import ChangeFeed
+from bot.config import ConsoleUser, load_config
+from bot.errors import ConfigError
+from bot.passwords import hash_password, hash_problem, verify_password
+
+HASH = hash_password("correct horse battery")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_password_hash_verifies_only_its_password_and_is_salted():
+    assert verify_password("correct horse battery", HASH)
+    assert not verify_password("correct horse batter", HASH)
+    assert not verify_password("", HASH)
+    assert hash_password("correct horse battery") != HASH  # a fresh salt every time
+    assert HASH.startswith("scrypt$16384$8$1$") and hash_problem(HASH) is None
+    assert "kefu hash-password" in hash_problem("plaintext-password")
+    assert "unusable scrypt parameters" in hash_problem(HASH.replace("$16384$", "$1000$"))
+    with pytest.raises(ValueError):
+        hash_password("")
+
+
+def test_hash_password_command_reads_stdin_and_prints_a_config_block():
+    result = subprocess.run([sys.executable, "-m", "bot.cli", "hash-password", "--name", "li.na", "--role", "agent",
+                             "--role", "merchant"], input="s3cret-enough\n", capture_output=True, text=True,
+                            timeout=60, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[:2] == ["[[console.users]]", 'name = "li.na"'] and lines[3] == 'roles = ["agent", "merchant"]'
+    encoded = lines[2].split('"')[1]
+    assert verify_password("s3cret-enough", encoded)
+    short = subprocess.run([sys.executable, "-m", "bot.cli", "hash-password"], input="short\n", capture_output=True,
+                           text=True, timeout=60, cwd=REPO)
+    assert short.returncode == 2 and "at least 8" in short.stderr
+    quote = subprocess.run([sys.executable, "-m", "bot.cli", "hash-password", "--name", 'x"y'], input="long-enough\n",
+                           capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert quote.returncode == 2 and "name" in quote.stderr
+
+
+def test_sessions_expire_after_idle_time_and_sign_out_ends_them():
+    clock = Clock()
+    book = SessionBook(idle_seconds=60, clock=clock)
+    user = ConsoleUser("alice", HASH)
+    token, session = book.open(user)
+    assert book.get(token) is session and book.get("forged") is None and book.get(None) is None
+    clock.now += 59
+    assert book.get(token) is session  # activity restarts the idle clock
+    clock.now += 59
+    assert book.get(token) is session
+    clock.now += 61
+    assert book.get(token) is None
+    token, _ = book.open(user)
+    book.close(token)
+    assert book.get(token) is None
+    assert session.csrf_ok(session.csrf_token) and not session.csrf_ok("") and not session.csrf_ok(None)
+
+
+def test_a_user_keeps_at_most_a_fixed_number_of_sessions_oldest_out_first():
+    clock = Clock()
+    book = SessionBook(idle_seconds=3600, clock=clock)
+    user = ConsoleUser("bob", HASH)
+    tokens = []
+    for _ in range(MAX_SESSIONS_PER_USER + 1):
+        clock.now += 1
+        tokens.append(book.open(user)[0])
+    assert book.get(tokens[0]) is None
+    assert all(book.get(token) is not None for token in tokens[1:])
+
+
+def test_sign_in_limit_counts_per_address_and_per_name_within_the_window():
+    clock = Clock()
+    limiter = SignInLimiter(attempts=3, window_seconds=300, clock=clock)
+    for name in ("a", "b", "c"):
+        assert limiter.retry_after("10.0.0.1", name) == 0
+        limiter.failed("10.0.0.1", name)
+    assert limiter.retry_after("10.0.0.1", "d") == pytest.approx(300)  # this address guessed too often
+    assert limiter.retry_after("10.0.0.2", "d") == 0
+    for address in ("10.0.0.3", "10.0.0.4", "10.0.0.5"):
+        limiter.failed(address, "Eve")
+    assert limiter.retry_after("10.0.0.6", "eve") > 0  # this name was guessed too often, from anywhere
+    clock.now += 301
+    assert limiter.retry_after("10.0.0.1", "d") == 0 and limiter.retry_after("10.0.0.6", "eve") == 0
+    limiter.failed("10.0.0.7", "zoe")
+    limiter.failed("10.0.0.8", "zoe")
+    limiter.succeeded("zoe")
+    limiter.failed("10.0.0.9", "zoe")
+    assert limiter.retry_after("10.0.0.10", "zoe") == 0  # a success cleared the name's earlier failures
+
+
+async def test_the_change_feed_wakes_waiters_and_times_out_quietly():
+    feed = ChangeFeed()
+    assert await feed.wait(0, timeout=0.01) == 0
+    waiter = asyncio.create_task(feed.wait(0, timeout=5))
+    await asyncio.sleep(0)
+    feed.bump()
+    assert await asyncio.wait_for(waiter, 1) == 1
+    feed.bump()
+    assert await feed.wait(0, timeout=5) == 2  # already past: no waiting
+
+
+def console_toml(users: str, extra: str = "") -> str:
+    return f"[console]\nenabled = true\n{extra}\n{users}"
+
+
+@pytest.mark.parametrize(("users", "extra", "key", "words"), [
+    ("", "", "console.users", "nobody can sign in"),
+    (f'[[console.users]]\nname = "ann"\npassword_hash = "{HASH}"\n[[console.users]]\nname = "ann"\n'
+     f'password_hash = "{HASH}"\n', "", "console.users.2.name", "listed twice"),
+    ('[[console.users]]\nname = "ann"\npassword_hash = "hunter2"\n', "", "console.users.1.password_hash",
+     "kefu hash-password"),
+    (f'[[console.users]]\nname = "ann"\npassword_hash = "{HASH}"\nroles = ["admin"]\n', "", "console.users.1.roles",
+     "agent, merchant"),
+    (f'[[console.users]]\nname = "ann smith"\npassword_hash = "{HASH}"\n', "", "console.users.1.name", "letters"),
+    (f'[[console.users]]\nname = "ann"\npassword_hash = "{HASH}"\n', 'timezone = "Mars/Olympus"', "console.timezone",
+     "IANA time zone"),
+    (f'[[console.users]]\nname = "ann"\npassword_hash = "{HASH}"\npassword = "x"\n', "", "console.users.1.password",
+     "unknown key"),
+])
+def test_console_config_errors_name_the_key_and_line(tmp_path, users, extra, key, words):
+    path = write_config(tmp_path, extra=console_toml(users, extra))
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+    message = str(caught.value)
+    assert f"key '{key}'" in message and words in message
+    line = int(message.split(":")[1])
+    text = path.read_text(encoding="utf-8").splitlines()[line - 1]
+    assert key.rsplit(".", 1)[-1] in text or text.strip().startswith("[")
+
+
+def test_console_config_reads_users_roles_and_defaults(tmp_path):
+    users = (f'[[console.users]]\nname = "ann"\npassword_hash = "{HASH}"\n'
+             f'[[console.users]]\nname = "max"\ndisplay_name = "Max M."\npassword_hash = "{HASH}"\n'
+             f'roles = ["merchant", "agent"]\n')
+    config = load_config(write_config(tmp_path, extra=console_toml(users, 'timezone = "Asia/Shanghai"')), environ={})
+    ann, max_ = config.console.users
+    assert (ann.name, ann.roles, ann.display_name) == ("ann", ("agent",), "ann")
+    assert (max_.display_name, max_.roles) == ("Max M.", ("merchant", "agent"))
+    assert config.console.timezone == "Asia/Shanghai" and config.console.session_hours == 12.0
+    off = load_config(write_config(tmp_path), environ={})
+    assert not off.console.enabled and off.console.users == ()
+
+
+def test_the_sample_shops_demo_account_signs_in_with_the_password_the_readme_gives():
+    config = load_config(REPO / "examples" / "sample-shop" / "kefu.toml", environ={})
+    (demo,) = config.console.users
+    assert demo.name == "demo" and set(demo.roles) == {"agent", "merchant"}
+    assert verify_password("lantern-demo", demo.password_hash)
+    assert "lantern-demo" in (REPO / "README.md").read_text(encoding="utf-8")
