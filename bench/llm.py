@@ -98,9 +98,18 @@ def questions(n: int) -> list[tuple[str, str]]:
     return picked
 
 
-async def quality(generator, n: int, out: Path, deadline: float) -> dict:  # noqa: ANN001
+def one_line(text: str) -> str:
+    """A multi-line draft as one quoted line, so the reply that follows it stays readable."""
+    return " / ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+async def quality(generator, n: int, out: Path, deadline: float, temperature: float | None = None  # noqa: ANN001
+                  ) -> dict:
     config = load_config(SAMPLE)
-    config = dataclasses.replace(config, responder=dataclasses.replace(config.responder, deadline_seconds=deadline))
+    settings = dataclasses.replace(config.responder, deadline_seconds=deadline)
+    if temperature is not None:
+        settings = dataclasses.replace(settings, temperature=temperature)
+    config = dataclasses.replace(config, responder=settings)
     encoders = load_encoders(config)
     search = open_search(config, load_faq(config), encoders)
     detector = LanguageDetector.from_config(config)
@@ -125,7 +134,10 @@ async def quality(generator, n: int, out: Path, deadline: float) -> dict:  # noq
     for r in records:
         verdict = r["trace"].get("used", "not asked (no match)")
         reason = r["trace"].get("fallback", "")
-        refused = f"\n> model's draft (refused): {r['trace']['draft']}\n" if "draft" in r["trace"] else ""
+        refused = f"\n> model's draft (refused): {one_line(r['trace']['draft'])}\n" if "draft" in r["trace"] else ""
+        if "refused" in r["trace"]:
+            first = r["trace"]["refused"]
+            refused = f"\n> first draft (refused: {first['reason']}): {one_line(first['draft'])}\n{refused}"
         lines.append(f"## {r['question']}\n\n*intent {r['intent']} · {verdict}{' · ' + reason if reason else ''} · "
                      f"{r['ms']:.0f} ms*\n{refused}\n{r['reply']}\n")
     out.write_text("\n".join(lines), encoding="utf-8")
@@ -133,6 +145,9 @@ async def quality(generator, n: int, out: Path, deadline: float) -> dict:  # noq
             "llm_share_of_asked": round(len(used) / len(asked), 3) if asked else 0.0,
             "latency_p50_ms": round(statistics.median(latencies)), "latency_p95_ms":
             round(latencies[int(0.95 * (len(latencies) - 1))]),
+            "temperature": config.responder.temperature,
+            "second_tries": sum("refused" in r["trace"] for r in asked),
+            "sent_after_second_try": sum("refused" in r["trace"] for r in used),
             "fallback_reasons": sorted({r["trace"]["fallback"].split(":")[0] for r in asked if "fallback" in r["trace"]})}
 
 
@@ -142,6 +157,7 @@ async def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("-n", type=int, default=50)
     parser.add_argument("--deadline", type=float, default=30.0, help="seconds per reply before the fallback")
+    parser.add_argument("--temperature", type=float, help="sampling temperature (default: the config's, 0 = greedy)")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     figures = {"tiny_model": await loop_lag()}
@@ -149,7 +165,8 @@ async def main() -> int:
     if args.gguf:
         backend = LlamaCppBackend(LlamaCppConfig(str(args.gguf), args.threads, 4096), max_waiting=4)
         await backend.start()
-        figures["llama_cpp"] = await quality(backend, args.n, RESULTS / "llm_replies.md", args.deadline)
+        figures["llama_cpp"] = await quality(backend, args.n, RESULTS / "llm_replies.md", args.deadline,
+                                             args.temperature)
         await backend.stop()
     print(json.dumps(figures, indent=2))
     (RESULTS / "llm.json").write_text(json.dumps(figures, indent=2), encoding="utf-8")

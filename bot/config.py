@@ -144,6 +144,7 @@ class ResponderConfig:
     transformers: TransformersLMConfig
     openai: OpenAIConfig
     llama_cpp: LlamaCppConfig
+    second_try: bool = True  # a refused draft is written once more, told why, when the deadline leaves time
 
 
 RESPONDERS = ("extractive", "transformers", "openai", "llama-cpp")
@@ -434,7 +435,8 @@ def _local_or_hub(value: str, base: Path) -> str:
 
 def _build_responder(table: _Table, environ: Mapping[str, str], base: Path) -> ResponderConfig:
     table.allow_only("backend", "deadline_seconds", "max_new_tokens", "temperature", "top_p", "history_turns",
-                     "max_waiting", "tone", "show_sources", "min_similarity", "transformers", "openai", "llama_cpp")
+                     "max_waiting", "tone", "show_sources", "min_similarity", "second_try", "transformers", "openai",
+                     "llama_cpp")
     backend = table.choice("backend", "extractive", RESPONDERS)
     hf_t = table.table("transformers")
     hf_t.allow_only("model", "dtype", "threads")
@@ -473,13 +475,14 @@ def _build_responder(table: _Table, environ: Mapping[str, str], base: Path) -> R
         backend=backend,
         deadline_seconds=table.float("deadline_seconds", 10.0, 0.1, 600.0),
         max_new_tokens=table.int("max_new_tokens", 200, 1, 4096),
-        temperature=table.float("temperature", 0.2, 0.0, 2.0),
+        temperature=table.float("temperature", 0.0, 0.0, 2.0),
         top_p=table.float("top_p", 0.9, 0.0, 1.0),
         history_turns=table.int("history_turns", 6, 0, 50),
         max_waiting=table.int("max_waiting", 4, 0, 1000),
         tone=table.str("tone", "friendly, concise and polite"),
         show_sources=table.bool("show_sources", False),
         min_similarity=table.float("min_similarity", 0.6, 0.0, 1.0),
+        second_try=table.bool("second_try", True),
         transformers=transformers,
         openai=openai,
         llama_cpp=llama_cpp,

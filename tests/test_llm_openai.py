@@ -24,7 +24,7 @@ GROUNDED = ("Standard delivery takes 3-5 business days to the EU and UK. Orders 
 class FakeModelServer:
     """Speaks POST /v1/chat/completions; answers from a script of (status, text or delay)."""
 
-    script: list[tuple[int, str | float]] = field(default_factory=list)
+    script: list[tuple[int, str | float | tuple[float, str]]] = field(default_factory=list)
     requests: list[dict] = field(default_factory=list)
     base_url: str = ""
 
@@ -35,6 +35,9 @@ class FakeModelServer:
         if isinstance(content, float):
             await asyncio.sleep(content)
             content = GROUNDED
+        if isinstance(content, tuple):  # (seconds to think, then this text)
+            await asyncio.sleep(content[0])
+            content = content[1]
         if status != 200:
             return web.json_response({"error": {"message": "overloaded"}}, status=status)
         return web.json_response({
@@ -112,13 +115,38 @@ async def test_a_grounded_generation_is_sent_with_its_sources(shop, model_server
     ("Standard delivery times are listed in the FAQ section of our website.", "sends the shopper somewhere"),
     ("ok ok ok ok ok ok ok ok ok ok ok ok ok ok ok ok ok ok ok ok", "repeats itself"),
 ])
-async def test_a_draft_that_fails_a_check_falls_back_to_the_faq_text(shop, model_server, generated, reason):
-    model_server.script = [(200, generated)]
+async def test_a_draft_that_fails_a_check_twice_falls_back_to_the_faq_text(shop, model_server, generated, reason):
+    model_server.script = [(200, generated), (200, generated)]
     reply = await ask(shop, "how long does shipping take?")
     assert reply["text"].startswith("All orders ship from our warehouse in Rotterdam")
     meta = stored_meta(shop, reply)["responder"]
-    assert meta["used"] == "extractive" and reason in meta["fallback"]
+    assert meta["used"] == "extractive" and reason in meta["fallback"] and reason in meta["refused"]["reason"]
     assert reason in reply["why"]
+    assert len(model_server.requests) == 2
+
+
+async def test_a_refused_draft_is_written_again_with_the_reason_and_the_second_one_is_sent(shop, model_server):
+    model_server.script = [(200, "Standard delivery times are listed in the FAQ section of our website.")]
+    reply = await ask(shop, "how long does shipping take?")
+    assert reply["text"] == GROUNDED
+    meta = stored_meta(shop, reply)["responder"]
+    assert meta["used"] == "llm" and "sends the shopper somewhere" in meta["refused"]["reason"]
+    assert meta["refused"]["draft"].startswith("Standard delivery times are listed")
+    first, second = (request["body"]["messages"][0]["content"] for request in model_server.requests)
+    assert "not sent" not in first
+    assert "Your previous reply to this message was not sent. It sent the shopper to the FAQ" in second
+    # The second try samples a little (greedy decoding repeats itself) from the best entry alone.
+    assert [r["body"]["temperature"] for r in model_server.requests] == [0.0, 0.5]
+    assert second.count("[faq:") == 1 and "[faq:shipping-time]" in second
+    assert reply["faq_ids"] == ["shipping-time"]
+
+
+async def test_without_time_for_a_second_try_the_faq_text_is_sent_at_once(shop, model_server):
+    model_server.script = [(200, (1.2, "Shipping is explained in the FAQ section of our website."))]
+    reply = await ask(shop, "how long does shipping take?")  # 1.2 s spent of 2 s: a second try would not fit
+    assert reply["text"].startswith("All orders ship from our warehouse in Rotterdam")
+    assert len(model_server.requests) == 1
+    assert "refused" not in stored_meta(shop, reply)["responder"]
 
 
 async def test_a_reply_in_another_language_than_the_shoppers_falls_back(shop, model_server):
@@ -177,8 +205,9 @@ async def test_the_conversation_so_far_is_in_the_prompt(shop, model_server):
 
 async def test_the_shoppers_premise_is_cut_from_a_reply_or_the_reply_refused(shop, model_server):
     question = "how long does shipping take for my daughter's birthday gift?"
-    model_server.script = [(200, "To get the birthday gift to your daughter in time: standard delivery takes 3-5 "
-                                 "business days to the EU and UK."),
+    refused = ("To get the birthday gift to your daughter in time: standard delivery takes 3-5 business days to "
+               "the EU and UK.")
+    model_server.script = [(200, refused), (200, refused),  # the second try repeats the mistake
                            (200, "To get the birthday gift to your daughter, standard delivery takes 3-5 business "
                                  "days to the EU and UK.")]
     system = None
@@ -189,7 +218,7 @@ async def test_the_shoppers_premise_is_cut_from_a_reply_or_the_reply_refused(sho
         if conversation == "c1":  # the premise is not a leading clause that can be cut: refused
             assert meta["used"] == "extractive"
             assert "repeats the shopper's words the FAQ never uses: birthday, daughter" in meta["fallback"]
-            assert meta["draft"].startswith("To get the birthday gift")
+            assert meta["draft"] == meta["refused"]["draft"] == refused
         else:
             assert meta["used"] == "llm" and "draft" not in meta
             assert reply["text"] == "Standard delivery takes 3-5 business days to the EU and UK."

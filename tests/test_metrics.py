@@ -269,7 +269,7 @@ class ModelServer:
 
 
 async def test_llm_fallbacks_are_counted_with_a_bounded_reason(tmp_path):
-    server = ModelServer(script=["", 3.0, GROUNDED])
+    server = ModelServer(script=["", "", 3.0, GROUNDED])  # an empty reply twice: the second try too
     async with loopback_server({"/v1/chat/completions": server.completions}) as base_url:
         extra = f"""
 [responder]
