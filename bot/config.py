@@ -243,6 +243,7 @@ class ConsoleConfig:
     sign_in_window_seconds: float = 300.0
     timezone: str = "UTC"  # the dashboard counts calendar days in this zone
     cluster_similarity: float = 0.5  # unanswered questions this similar (cosine) are grouped
+    proxy_hops: int = 0  # reverse proxies in front of kefu whose X-Forwarded-For is trusted (sign-in limit)
 
 
 @dataclass(frozen=True)
@@ -642,7 +643,7 @@ CONSOLE_USER_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 
 def _build_console(table: _Table) -> ConsoleConfig:
     table.allow_only("enabled", "users", "session_hours", "sign_in_attempts", "sign_in_window_seconds", "timezone",
-                     "cluster_similarity")
+                     "cluster_similarity", "proxy_hops")
     if not table.bool("enabled", False):
         return ConsoleConfig()
     raw_users = table.raw("users", [])
@@ -680,6 +681,7 @@ def _build_console(table: _Table) -> ConsoleConfig:
         sign_in_attempts=table.int("sign_in_attempts", 5, 1, 1000),
         sign_in_window_seconds=table.float("sign_in_window_seconds", 300.0, 1.0, 86400.0), timezone=zone,
         cluster_similarity=table.float("cluster_similarity", 0.5, 0.1, 0.99),
+        proxy_hops=table.int("proxy_hops", 0, 0, 5),
     )
 
 

@@ -164,3 +164,16 @@ def test_the_sample_shops_demo_account_signs_in_with_the_password_the_readme_giv
     assert demo.name == "demo" and set(demo.roles) == {"agent", "merchant"}
     assert verify_password("lantern-demo", demo.password_hash)
     assert "lantern-demo" in (REPO / "README.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(("remote", "forwarded", "hops", "expected"), [
+    ("10.0.0.9", None, 0, "10.0.0.9"),  # no proxy: the peer
+    ("10.0.0.9", "203.0.113.7", 0, "10.0.0.9"),  # a header nobody trusts is ignored
+    ("127.0.0.1", "203.0.113.7", 1, "203.0.113.7"),  # nginx in front: what it saw
+    ("127.0.0.1", "198.51.100.1, 203.0.113.7", 1, "203.0.113.7"),  # a forged first entry does not count
+    ("127.0.0.1", "198.51.100.1, 203.0.113.7, 10.0.0.2", 2, "203.0.113.7"),  # CDN + nginx
+    ("127.0.0.1", None, 1, "127.0.0.1"),  # the proxy sent nothing: the peer, with a warning
+])
+def test_the_sign_in_limit_counts_the_client_behind_trusted_proxies(remote, forwarded, hops, expected):
+    from adapters.web_console.channel import client_address
+    assert client_address(remote, forwarded, hops) == expected

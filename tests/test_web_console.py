@@ -433,3 +433,29 @@ async def test_the_dashboard_shows_the_true_figures_of_a_known_store(shop, brows
     assert lines[0].startswith("rank,count,conversations,representative")
     assert any("Reykjavik" in line and line.split(",")[1] == "2" for line in lines[1:])
     assert any("礼品卡" in line for line in lines[1:])
+
+
+async def test_a_telegram_shoppers_handoff_is_worked_in_the_browser(tmp_path, browser):
+    from fake_telegram import FakeTelegram
+    from test_telegram import SHOPPER, TOKEN as TELEGRAM_TOKEN, telegram_config
+
+    async with FakeTelegram(TELEGRAM_TOKEN, group_members=[]) as tg:
+        path = telegram_config(tmp_path, tg, handoff="enabled = true")
+        users = f'\n[console]\nenabled = true\n[[console.users]]\nname = "alice"\npassword_hash = "{HASHES["alice"]}"\n'
+        path.write_text(path.read_text(encoding="utf-8").replace("agents_chat_id", "# agents_chat_id") + users,
+                        encoding="utf-8")
+        config = load_config(path, environ={"TEST_TG_TOKEN": TELEGRAM_TOKEN})
+        async with KefuApp(config, channels=["telegram", "web_console"], serve_http=True) as app:
+            page = await live_console(browser, app.http.base_url, "alice")
+            tg.push_update(tg.text_update(SHOPPER, "/human", first_name="Mia"))
+            [notice] = await tg.wait_for_messages(SHOPPER, 1)
+            item = queue_item(page, str(SHOPPER))
+            await expect(item).to_contain_text("Mia")
+            await expect(item).to_contain_text("telegram")
+            await item.click()
+            await page.fill("#reply-text", "Hi Mia, Alice here. Let me look at your order.")
+            await page.click("#send")  # replying to a queued conversation claims it
+            sent = await tg.wait_for_messages(SHOPPER, 2)  # the handoff notice, then the reply
+            assert sent[-1]["text"] == "Hi Mia, Alice here. Let me look at your order."
+            assert "passing this conversation" in notice["text"]
+            await expect(page.locator("#conversation-meta")).to_contain_text("with you")
