@@ -285,3 +285,66 @@ class SemanticGrounder:
             else:
                 verdicts.append(Claim(claim, closest, score, True))
         return verdicts
+
+
+# -- the means check -------------------------------------------------------------------
+
+MEANS = re.compile(r"(?i)\bby\s+([a-z]+ing)\b")
+CLAUSE_START = re.compile(r"[,;:]|\b(?:and|or|but|then)\b|^")
+GENERIC_MEANS = {"use", "go", "follow", "click", "tap", "select", "choos", "choose", "open", "enter", "fill", "visit"}
+
+
+def unlinked_means(draft: str, sources: Iterable[str], language: str) -> str | None:
+    """A sentence "you can X by Y-ing" where no sentence of the FAQ puts X and Y together, or None.
+
+    A small model joins the shopper's goal to a step of the entry: "You can get your money back by
+    checking the status of your refund" (the entry says how to follow a refund, not how to get one),
+    "You can cancel your order by contacting us within 1 hour" (the entry cancels it yourself within
+    the hour and contacts us after it). Each part is close to the FAQ, so the semantic check passes;
+    the link between them is the invented claim. English only: the pattern is English grammar.
+    """
+    if language != "en":
+        return None
+    analyzer = _analyzer(language)
+    request = set(_terms(analyzer, REQUEST_WORDS["en"]))
+    source_sentences = [set(_terms(analyzer, s)) for text in sources for s in sentences(text)]
+    for sentence in sentences(draft):
+        for found in MEANS.finditer(sentence):
+            before = sentence[:found.start()]
+            clause = before[[m.end() for m in CLAUSE_START.finditer(before)][-1]:]
+            goal = set(_terms(analyzer, clause)) - request
+            means = [term for term in _terms(analyzer, sentence[found.start(1):]) if term not in request]
+            # "by using the link": the link is the means, not "using"
+            verb = means[1] if len(means) > 1 and means[0] in GENERIC_MEANS else (means[0] if means else None)
+            if not goal or verb is None:
+                continue
+            if not any(goal <= terms and verb in terms for terms in source_sentences):
+                return (f"the reply links '{clause.strip()}' to '{found.group(0)}', which no FAQ sentence does")
+    return None
+
+
+# -- the who-may check -----------------------------------------------------------------
+
+GROUP_NOUNS = "shoppers|customers|buyers|members|users|guests|students|businesses|companies|subscribers|residents"
+RESTRICTED = re.compile(rf"(?i)\b((?:[a-z-]+ ){{1,2}}(?:{GROUP_NOUNS}))\s+(?:can|may|are able to)\s+([a-z]+)")
+
+
+def dropped_restriction(draft: str, sources: Iterable[str], language: str) -> str | None:
+    """An action the FAQ allows only a group of shoppers ("guest shoppers can request one by email")
+    that a draft sentence offers without naming the group ("…or request one by email"), or None.
+    English only: the pattern is English grammar."""
+    if language != "en":
+        return None
+    analyzer = _analyzer(language)
+    draft_terms = [set(_terms(analyzer, sentence)) for sentence in sentences(draft)]
+    for found in RESTRICTED.finditer("\n".join(sources)):
+        group, verb = found.group(1).strip(), found.group(2)
+        noun = group.split()[-1]
+        qualifier = set(_terms(analyzer, group)) - set(_terms(analyzer, noun))  # "guest"; none for "all customers"
+        verb_term = next(iter(_terms(analyzer, verb)), None)
+        if verb_term is None or not qualifier:
+            continue
+        for terms in draft_terms:
+            if verb_term in terms and not qualifier & terms:
+                return f"the reply offers '{verb}' to everyone; the FAQ allows it to {group} only"
+    return None

@@ -21,9 +21,11 @@ from bot.config import ResponderConfig, RetrievalConfig
 from bot.grounding import (
     SemanticGrounder,
     drop_borrowed_premises,
+    dropped_restriction,
     echoed_terms,
     invented_words,
     unknown_words,
+    unlinked_means,
     unsupported_facts,
 )
 from bot.llm import GenerationBackend, GenerationError, Sampling
@@ -180,6 +182,14 @@ class GroundedResponder:
             if made_up:
                 raise DraftRejected(made_up, REFERRAL_ADVICE if "sends the shopper" in made_up else
                                     "It used words the entries never use. Keep to the entries' own words.")
+            restricted = dropped_restriction(PLACEHOLDER.sub("", text), sources, language)
+            if restricted:
+                raise DraftRejected(restricted, "It offered everyone what the entry allows only some shoppers. "
+                                                "Say who may do it, as the entry does.")
+            linked = unlinked_means(PLACEHOLDER.sub("", text), sources, language)
+            if linked:
+                raise DraftRejected(linked, "It joined the shopper's goal to a step the entries do not link to it. "
+                                            "Give the entry's own answer as it is.")
         if self._grounder is not None:
             claims = await run_blocking(self._grounder.check, PLACEHOLDER.sub("", text), sources)
             trace["claims"] = [{"sentence": c.sentence, "similarity": round(c.similarity, 3), "ok": c.ok}

@@ -7,11 +7,13 @@ import pytest
 from bot.grounding import (
     SemanticGrounder,
     drop_borrowed_premises,
+    dropped_restriction,
     echoed_terms,
     invented_words,
     literal_facts,
     sentences,
     unknown_words,
+    unlinked_means,
     unsupported_facts,
 )
 from bot.pii import PiiMasker, mask_pii, restore
@@ -165,3 +167,42 @@ def test_a_referral_the_merchant_wrote_is_fine():
     faq = ["Where are your size guides?\nEvery product page has a size guide link in the Size section of our website."]
     assert invented_words("Open the size guide link in the Size section of our website.", "size guide?", faq,
                           "en") is None
+
+
+REFUND_STATUS = ("How can I check the status of my refund?\nWe email you when your return arrives at our warehouse and "
+                 "again when the refund is issued, and you can follow both steps under \"My orders\" in your account.")
+CANCEL = ("Can I change or cancel my order?\nYou can cancel an order yourself within 1 hour of placing it via "
+          "\"My orders\" or the link in your confirmation email. After 1 hour, contact us as soon as possible.")
+NEWSLETTER = ("How do I subscribe to the newsletter?\nSign up with the newsletter form at the bottom of any page or by "
+              "ticking the box at checkout.")
+
+
+@pytest.mark.parametrize(("draft", "source", "linked"), [
+    ("You can get your money back by checking the status of your refund in your account.", REFUND_STATUS,
+     "'You can get your money back' to 'by checking'"),
+    ("You can cancel your order by contacting us within 1 hour via \"My orders\".", CANCEL,
+     "'You can cancel your order' to 'by contacting'"),
+    ("To subscribe, sign up with the newsletter form or by ticking the box at checkout.", NEWSLETTER, None),
+    ("You can cancel an order within 1 hour by using the link in your confirmation email.", CANCEL, None),
+    ("You can follow your refund under \"My orders\" in your account.", REFUND_STATUS, None),
+])
+def test_a_goal_joined_to_a_step_the_faq_does_not_link_it_to_is_caught(draft, source, linked):
+    found = unlinked_means(draft, [source], "en")
+    assert (found is None) if linked is None else (linked in found)
+    assert unlinked_means(draft, [source], "de") is None  # the pattern is English grammar
+
+
+INVOICE = ("How do I get an invoice?\nA PDF VAT invoice is attached to your dispatch email; guest shoppers can request "
+           "one by email. All customers can return items within 30 days.")
+
+
+@pytest.mark.parametrize(("draft", "dropped"), [
+    ("You can download the invoice from your dispatch email or request one by email.", True),
+    ("The invoice is attached to your dispatch email; guest shoppers can request one by email.", False),
+    ("If you checked out as a guest, you can request one by email.", False),
+    ("You can return items within 30 days.", False),  # "all customers" restricts nobody
+])
+def test_an_action_the_faq_allows_only_some_shoppers_is_not_offered_to_everyone(draft, dropped):
+    found = dropped_restriction(draft, [INVOICE], "en")
+    assert (found == "the reply offers 'request' to everyone; the FAQ allows it to guest shoppers only") if dropped \
+        else found is None
