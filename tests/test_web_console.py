@@ -1,7 +1,8 @@
 """The web console end to end: a real kefu server on 127.0.0.1, real HTTP from the shop's side,
 and agents and a merchant in a real headless Chromium (Debian's, driven by Playwright).
 
-Screenshots of the console and of the dashboard from these runs are saved under docs/ for the README.
+Each run takes a screenshot of the console and of the dashboard; with KEFU_SCREENSHOTS=docs they land
+in docs/ for the README (otherwise in the test's temporary folder, so a test run leaves the tree clean).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from bot.passwords import hash_password
 CHROMIUM = os.environ.get("KEFU_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 PASSWORDS = {"alice": "alice-secret-1", "bob": "bob-secret-22", "mia": "mia-secret-333"}
 HASHES = {name: hash_password(password) for name, password in PASSWORDS.items()}
-DOCS = REPO / "docs"
+SCREENSHOTS = Path(os.environ["KEFU_SCREENSHOTS"]) if os.environ.get("KEFU_SCREENSHOTS") else None
 WAIT_MS = 15_000
 expect.set_options(timeout=WAIT_MS)
 
@@ -215,7 +216,15 @@ async def test_roles_keep_merchants_out_of_the_queue_and_agents_out_of_the_dashb
 # -- working a handoff -------------------------------------------------------------------
 
 
-async def test_an_agent_works_a_handoff_from_queue_to_release(shop, browser):
+def screenshot_path(tmp_path: Path, name: str) -> Path:
+    folder = SCREENSHOTS if SCREENSHOTS is not None else tmp_path
+    if not folder.is_absolute():
+        folder = REPO / folder
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / name
+
+
+async def test_an_agent_works_a_handoff_from_queue_to_release(shop, browser, tmp_path):
     app, shopper = shop
     base = app.http.base_url
     page = await live_console(browser, base, "alice")
@@ -252,7 +261,9 @@ async def test_an_agent_works_a_handoff_from_queue_to_release(shop, browser):
     await first.locator("button.insert").click()
     await expect(page.locator("#reply-text")).to_have_value(faq_answer)
     await page.fill("#reply-text", "Sorry about that, Lena! " + faq_answer)
-    await page.screenshot(path=str(DOCS / "console.png"))
+    shot = screenshot_path(tmp_path, "console.png")
+    await page.screenshot(path=str(shot))
+    assert shot.stat().st_size > 10_000
     await page.click("#send")
     await expect(page.locator("#reply-text")).to_have_value("")
     delivered = await shopper.pushed_reply(lambda r: r["kind"] == "agent")
@@ -422,7 +433,9 @@ async def test_the_dashboard_shows_the_true_figures_of_a_known_store(shop, brows
     reykjavik = page.locator("#clusters tbody tr", has_text="Reykjavik")
     await expect(reykjavik).to_have_count(1)
     await expect(reykjavik.locator("td").nth(1)).to_have_text("2")
-    await page.screenshot(path=str(DOCS / "insights.png"), full_page=True)
+    shot = screenshot_path(tmp_path, "insights.png")
+    await page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
 
     async with page.expect_download() as download_info:
         await page.click("#csv")

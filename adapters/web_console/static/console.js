@@ -193,13 +193,15 @@ function renderConversation() {
     : "The bot answers this conversation; it is not waiting for a person.";
 
   const list = $("transcript");
-  const nearBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
+  const key = v.channel + "/" + v.conversation;
+  const stay = list.dataset.key === key && list.scrollHeight - list.scrollTop - list.clientHeight >= 80;
+  list.dataset.key = key;
   const items = [];
   for (const message of v.messages) items.push({ at: message.created_at, order: 0, node: messageNode(message) });
   for (const transition of v.transitions || []) items.push({ at: transition.created_at, order: 1, node: eventNode(transition) });
   items.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : a.order - b.order));
   list.replaceChildren(...items.map((item) => item.node));
-  if (nearBottom) list.scrollTop = list.scrollHeight;
+  if (!stay) list.scrollTop = list.scrollHeight;  // a new conversation, or the agent was reading the latest
 }
 
 function messageNode(message) {
