@@ -172,26 +172,28 @@ class GroundedResponder:
             text, dropped = drop_borrowed_premises(text, unknown, language)
             if dropped:
                 trace["dropped_premises"] = dropped
-            echoed = echoed_terms(PLACEHOLDER.sub("", text), unknown, language)
+        plain = PLACEHOLDER.sub("", text)  # what the checks read: placeholders are the shopper's data, not claims
+        if same_language:
+            echoed = echoed_terms(plain, unknown, language)
             if echoed:
                 words = ", ".join(f'"{word}"' for word in echoed[:3])
                 raise DraftRejected(f"the reply repeats the shopper's words the FAQ never uses: {', '.join(echoed[:3])}",
                                     f"It used {words}, which the entries never mention. Say only what the entry "
                                     f"says, in its own words, without {words}.")
-            made_up = invented_words(PLACEHOLDER.sub("", text), masked_question, [*vocabulary, self._shop], language)
+            made_up = invented_words(plain, masked_question, [*vocabulary, self._shop], language)
             if made_up:
                 raise DraftRejected(made_up, REFERRAL_ADVICE if "sends the shopper" in made_up else
                                     "It used words the entries never use. Keep to the entries' own words.")
-            restricted = dropped_restriction(PLACEHOLDER.sub("", text), sources, language)
+            restricted = dropped_restriction(plain, sources, language)
             if restricted:
                 raise DraftRejected(restricted, "It offered everyone what the entry allows only some shoppers. "
                                                 "Say who may do it, as the entry does.")
-            linked = unlinked_means(PLACEHOLDER.sub("", text), sources, language)
+            linked = unlinked_means(plain, sources, language)
             if linked:
                 raise DraftRejected(linked, "It joined the shopper's goal to a step the entries do not link to it. "
                                             "Give the entry's own answer as it is.")
         if self._grounder is not None:
-            claims = await run_blocking(self._grounder.check, PLACEHOLDER.sub("", text), sources)
+            claims = await run_blocking(self._grounder.check, plain, sources)
             trace["claims"] = [{"sentence": c.sentence, "similarity": round(c.similarity, 3), "ok": c.ok}
                                for c in claims]
             failed = [c for c in claims if not c.ok]

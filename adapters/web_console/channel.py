@@ -73,7 +73,7 @@ def _json(data: Any, status: int = 200) -> web.Response:
                              headers=SECURITY_HEADERS)
 
 
-def _template(name: str) -> str:
+def _static_text(name: str) -> str:
     return resources.files("adapters.web_console").joinpath("static", name).read_text(encoding="utf-8")
 
 
@@ -131,7 +131,8 @@ class WebConsole:
         self._stopped = asyncio.Event()
         # A hash to compare against when the name is unknown, so a wrong name costs as long as a wrong password.
         self._decoy_hash = self.settings.users[0].password_hash
-        self._templates = {name: _template(name) for name in ("sign_in.html", "console.html", "insights.html")}
+        self._templates = {name: _static_text(name) for name in ("sign_in.html", "console.html", "insights.html")}
+        self._static = {name: _static_text(name).encode() for name in STATIC_FILES}
 
     # -- lifecycle (Channel) ----------------------------------------------------
 
@@ -273,8 +274,7 @@ class WebConsole:
         name = request.match_info["name"]
         if name not in STATIC_FILES:
             raise web.HTTPNotFound(text=f"no console file '{name}'")
-        body = resources.files("adapters.web_console").joinpath("static", name).read_bytes()
-        return web.Response(body=body, content_type=STATIC_FILES[name], charset="utf-8",
+        return web.Response(body=self._static[name], content_type=STATIC_FILES[name], charset="utf-8",
                             headers={**SECURITY_HEADERS, "Cache-Control": "no-cache"})
 
     # -- the JSON API -------------------------------------------------------------
