@@ -144,7 +144,7 @@ class ResponderConfig:
     transformers: TransformersLMConfig
     openai: OpenAIConfig
     llama_cpp: LlamaCppConfig
-    second_try: bool = True  # a refused draft is written once more, told why, when the deadline leaves time
+    second_try: bool = True  # a refused draft is rewritten from the entry once, when the deadline leaves time
 
 
 RESPONDERS = ("extractive", "transformers", "openai", "llama-cpp")

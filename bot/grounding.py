@@ -313,13 +313,49 @@ def unlinked_means(draft: str, sources: Iterable[str], language: str) -> str | N
             before = sentence[:found.start()]
             clause = before[[m.end() for m in CLAUSE_START.finditer(before)][-1]:]
             goal = set(_terms(analyzer, clause)) - request
-            means = [term for term in _terms(analyzer, sentence[found.start(1):]) if term not in request]
-            # "by using the link": the link is the means, not "using"
-            verb = means[1] if len(means) > 1 and means[0] in GENERIC_MEANS else (means[0] if means else None)
+            verb = _step_term(analyzer, sentence[found.start(1):], request)
             if not goal or verb is None:
                 continue
             if not any(goal <= terms and verb in terms for terms in source_sentences):
                 return (f"the reply links '{clause.strip()}' to '{found.group(0)}', which no FAQ sentence does")
+    return None
+
+
+def _step_term(analyzer, step: str, request: set[str]) -> str | None:  # noqa: ANN001 (a whoosh analyzer)
+    """The word that names a step: "by using the link" and "go to My orders" name the link and the orders."""
+    terms = [term for term in _terms(analyzer, step) if term not in request]
+    return terms[1] if len(terms) > 1 and terms[0] in GENERIC_MEANS else (terms[0] if terms else None)
+
+
+PURPOSE = re.compile(r"(?i)^to\s+([^,;:]{3,80}),\s*(.+)$")
+
+
+def unlinked_purpose(draft: str, sources: Iterable[str], language: str) -> str | None:
+    """A sentence "To X, do Y" where no entry gives Y for X, or None.
+
+    "To see your money back guarantee, check your account under My orders": the step is the
+    refund-status entry's, the goal the shopper's. X counts as linked to Y when an answer
+    sentence holding Y also names X, or the entry's question does ("How do I track my order?"
+    gives "To track your order, enter your order number…"). Each source is an entry as
+    "question\nanswer". English only.
+    """
+    if language != "en":
+        return None
+    analyzer = _analyzer(language)
+    request = set(_terms(analyzer, REQUEST_WORDS["en"]))
+    linked: list[set[str]] = []  # per answer sentence: its terms and its entry question's
+    for text in sources:
+        question, _, answer = text.partition("\n")
+        asked = set(_terms(analyzer, question)) if answer else set()
+        linked.extend(set(_terms(analyzer, s)) | asked for s in sentences(answer or question))
+    for sentence in sentences(draft):
+        found = PURPOSE.match(sentence)
+        if not found:
+            continue
+        goal = set(_terms(analyzer, found.group(1))) - request
+        step = _step_term(analyzer, found.group(2), request)
+        if goal and step and not any(step in terms and goal <= terms for terms in linked):
+            return f"the reply gives '{found.group(2)[:60]}' for '{found.group(1)}', which no FAQ entry does"
     return None
 
 
@@ -347,4 +383,47 @@ def dropped_restriction(draft: str, sources: Iterable[str], language: str) -> st
         for terms in draft_terms:
             if verb_term in terms and not qualifier & terms:
                 return f"the reply offers '{verb}' to everyone; the FAQ allows it to {group} only"
+    return None
+
+
+# -- the condition check ---------------------------------------------------------------
+
+LEAD_CONDITION = re.compile(r"(?i)^((?:only )?(?:to|if|when|once|unless|after|before)\s+[^,;:]{3,80}),\s*(.+)$")
+STATED_SHARE = 0.6  # this share of a draft sentence's words (and at least 3) come from an FAQ sentence: it states it
+
+
+def dropped_condition(draft: str, question: str, sources: Iterable[str], language: str) -> str | None:
+    """A draft sentence that states what the FAQ says only under a condition or for a purpose,
+    with no word of that condition in the sentence or the shopper's message, or None.
+
+    "If you need one, email us with your order number within 30 days" reads as the way to get any
+    invoice; the FAQ sentence it comes from begins "To add company details or a VAT ID, …". The
+    semantic check passes it (the words are the FAQ's); the missing condition is the invented claim.
+    A sentence that an unconditional FAQ sentence states as fully is fine. English only.
+    """
+    if language != "en":
+        return None
+    analyzer = _analyzer(language)
+    request = set(_terms(analyzer, REQUEST_WORDS["en"]))
+    said: list[tuple[str, set[str], set[str]]] = []  # (condition as written, its own terms, the stated terms)
+    for text in sources:
+        for sentence in sentences(text):
+            found = LEAD_CONDITION.match(sentence)
+            if found:
+                stated = set(_terms(analyzer, found.group(2))) - request
+                said.append((found.group(1), set(_terms(analyzer, found.group(1))) - request - stated, stated))
+            else:
+                said.append(("", set(), set(_terms(analyzer, sentence)) - request))
+    asked = set(_terms(analyzer, question))
+    draft_terms = [set(_terms(analyzer, sentence)) - request for sentence in sentences(draft)]
+    for terms in draft_terms:
+        overlap = {index: len(terms & stated) for index, (_, _, stated) in enumerate(said)}
+        best = max(overlap.values(), default=0)
+        if best < max(3, STATED_SHARE * len(terms)):
+            continue
+        # The FAQ sentences it states most fully; one of them without a condition, and the sentence is fine.
+        stating = [said[index][:2] for index, count in overlap.items() if count == best]
+        context = terms | asked  # not the sentence before: it holds the FAQ's other words ("your VAT invoice")
+        if stating and all(own and not own & context for _, own in stating):
+            return f"the reply leaves out the FAQ's condition '{stating[0][0]}'"
     return None

@@ -21,42 +21,35 @@ from bot.config import ResponderConfig, RetrievalConfig
 from bot.grounding import (
     SemanticGrounder,
     drop_borrowed_premises,
+    dropped_condition,
     dropped_restriction,
     echoed_terms,
     invented_words,
     unknown_words,
     unlinked_means,
+    unlinked_purpose,
     unsupported_facts,
 )
 from bot.llm import GenerationBackend, GenerationError, Sampling
 from bot.messages import ReplyKind
 from bot.pii import PiiMasker, restore
-from bot.prompt import LANGUAGE_NAMES, FaqContext, PromptParts, build_messages
+from bot.prompt import FaqContext, PromptParts, build_messages, rewrite_messages
 from bot.responder import Draft, ExtractiveResponder, ResponseContext
 from knowledge.faq import FaqBase
 from knowledge.search import Hit
 
 log = logging.getLogger(__name__)
 
-REFERRAL_ADVICE = ("It sent the shopper to the FAQ, an entry or a section. Give the answer itself, "
-                   "as the entry states it.")
 MAX_ENTRIES = 3
 MAX_UNKNOWN_WORDS = 8  # a longer list in the prompt distracts a small model more than it helps
 PLACEHOLDER = re.compile(r"\[(?:EMAIL|PHONE|CARD|ADDRESS)_\d+\]")
 
 
 class DraftRejected(GenerationError):
-    """A draft the checks refused; `advice` tells the model what to do differently on a second try."""
-
-    def __init__(self, reason: str, advice: str):
-        super().__init__(reason)
-        self.advice = advice
+    """A draft the checks refused (not a timeout or a server error): worth a second try."""
 
 
 SECOND_TRY_MARGIN = 1.2  # a second try starts only if the deadline leaves 1.2x the first attempt's time
-# Greedy decoding told what was wrong mostly writes the same draft again (bench: 8 of 11 identical at
-# temperature 0); sampling a little gives the second try a different draft to check.
-SECOND_TRY_TEMPERATURE = 0.5
 
 
 def degenerate(text: str) -> str | None:
@@ -109,15 +102,14 @@ class GroundedResponder:
         except DraftRejected as refused:
             if not self._second_try_fits(started, deadline):
                 return self._fall_back(base, refused.reason, trace, started)
-            # A small model usually gets it right when told what was wrong (measured: bench/llm_judged.md).
+            # Asked to restate the entry rather than to answer again, a small model keeps to it
+            # (measured: bench/llm_judged.md).
             trace["refused"] = {"draft": trace.pop("draft", ""), "reason": refused.reason}
             log.info("responder.second_try backend=%s reason=%s", self._generator.name, refused.reason)
             # A confident match is retried with its best entry alone: fewer entries, fewer places to borrow from.
             focus = entries[:1] if base.kind is ReplyKind.ANSWER else entries
-            sampling = replace(self._sampling, temperature=max(self._sampling.temperature, SECOND_TRY_TEMPERATURE))
             try:
-                draft = await self._generate(question, language, focus, context, trace, deadline,
-                                             correction=refused.advice, sampling=sampling)
+                draft = await self._generate(question, language, focus, context, trace, deadline, rewrite=True)
             except GenerationError as exc:
                 return self._fall_back(base, exc.reason, trace, started)
         except GenerationError as exc:
@@ -132,8 +124,7 @@ class GroundedResponder:
         return self._config.second_try and deadline - time.monotonic() >= SECOND_TRY_MARGIN * spent
 
     async def _generate(self, question: str, language: str, entries: Sequence[Hit], context: ResponseContext,
-                        trace: dict[str, Any], deadline: float, correction: str = "",
-                        sampling: Sampling | None = None) -> Draft:
+                        trace: dict[str, Any], deadline: float, rewrite: bool = False) -> Draft:
         variants = [(hit, hit.entry.variant(language)) for hit in entries]
         sources = [f"{v.questions[0]}\n{v.answer}" for _, v in variants]
         # Word-level checks need the FAQ in the reply's language (a translation shares no words with it).
@@ -147,27 +138,24 @@ class GroundedResponder:
             entries=[FaqContext(hit.entry.id, variant.questions[0], variant.answer) for hit, variant in variants],
             history=context.history[-2 * self._config.history_turns:] if self._config.history_turns else (),
             question=question, unknown_words=sorted(set(unknown.values()), key=str.lower)[:MAX_UNKNOWN_WORDS],
-            correction=correction,
         )
-        messages, restorable = build_messages(parts, PiiMasker())
-        generation = await self._generator.generate(messages, sampling or self._sampling, deadline)
+        messages, restorable = (rewrite_messages if rewrite else build_messages)(parts, PiiMasker())
+        generation = await self._generator.generate(messages, self._sampling, deadline)
         trace.update(prompt_tokens=generation.prompt_tokens, completion_tokens=generation.completion_tokens)
         text = generation.text.strip()
         trace["draft"] = text  # masked: what the model wrote, kept so a merchant can see why it was refused
         if not text:
-            raise DraftRejected("the model returned nothing", "Answer with what the first entry says.")
+            raise DraftRejected("the model returned nothing")
         problem = degenerate(text)
         if problem:
-            raise DraftRejected(problem, "Write one short, plain answer from the first entry.")
+            raise DraftRejected(problem)
         if self._detect is not None:
             found, confidence = await run_blocking(self._detect, text)
             if found != language and confidence >= 0.9:
-                raise DraftRejected(f"the reply is in '{found}', the shopper writes '{language}'",
-                                    f"Write the whole reply in {LANGUAGE_NAMES.get(language, language)}.")
+                raise DraftRejected(f"the reply is in '{found}', the shopper writes '{language}'")
         invented = unsupported_facts(text, [*sources, question])
         if invented:
-            raise DraftRejected(f"not in the FAQ: {', '.join(invented[:3])}",
-                                f"The entries do not contain {', '.join(invented[:3])}: leave that out.")
+            raise DraftRejected(f"not in the FAQ: {', '.join(invented[:3])}")
         if same_language:
             text, dropped = drop_borrowed_premises(text, unknown, language)
             if dropped:
@@ -176,33 +164,30 @@ class GroundedResponder:
         if same_language:
             echoed = echoed_terms(plain, unknown, language)
             if echoed:
-                words = ", ".join(f'"{word}"' for word in echoed[:3])
-                raise DraftRejected(f"the reply repeats the shopper's words the FAQ never uses: {', '.join(echoed[:3])}",
-                                    f"It used {words}, which the entries never mention. Say only what the entry "
-                                    f"says, in its own words, without {words}.")
+                raise DraftRejected(f"the reply repeats the shopper's words the FAQ never uses: {', '.join(echoed[:3])}")
             made_up = invented_words(plain, masked_question, [*vocabulary, self._shop], language)
             if made_up:
-                raise DraftRejected(made_up, REFERRAL_ADVICE if "sends the shopper" in made_up else
-                                    "It used words the entries never use. Keep to the entries' own words.")
+                raise DraftRejected(made_up)
             restricted = dropped_restriction(plain, sources, language)
             if restricted:
-                raise DraftRejected(restricted, "It offered everyone what the entry allows only some shoppers. "
-                                                "Say who may do it, as the entry does.")
-            linked = unlinked_means(plain, sources, language)
+                raise DraftRejected(restricted)
+            unconditional = dropped_condition(plain, masked_question, sources, language)
+            if unconditional:
+                raise DraftRejected(unconditional)
+            linked = unlinked_means(plain, sources, language) or unlinked_purpose(plain, sources, language)
             if linked:
-                raise DraftRejected(linked, "It joined the shopper's goal to a step the entries do not link to it. "
-                                            "Give the entry's own answer as it is.")
+                raise DraftRejected(linked)
         if self._grounder is not None:
-            claims = await run_blocking(self._grounder.check, plain, sources)
+            # Against the answers only: a draft restating the entry's question ("I need to check the accepted
+            # payment methods") is close to it and answers nothing.
+            claims = await run_blocking(self._grounder.check, plain, [v.answer for _, v in variants])
             trace["claims"] = [{"sentence": c.sentence, "similarity": round(c.similarity, 3), "ok": c.ok}
                                for c in claims]
             failed = [c for c in claims if not c.ok]
             if not claims:
-                raise DraftRejected("the reply states nothing from the FAQ (greetings or apologies only)",
-                                    "Give the answer the first entry gives.")
+                raise DraftRejected("the reply states nothing from the FAQ (greetings or apologies only)")
             if failed:
-                raise DraftRejected(f"claim not backed by the FAQ: '{failed[0].sentence[:80]}' ({failed[0].reason})",
-                                    f'The entries do not say "{failed[0].sentence}". Write only what they say.')
+                raise DraftRejected(f"claim not backed by the FAQ: '{failed[0].sentence[:80]}' ({failed[0].reason})")
         text = restore(text, restorable)
         if PLACEHOLDER.search(text):
             raise GenerationError("the reply names personal data the shopper did not write in this message")

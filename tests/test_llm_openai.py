@@ -112,6 +112,7 @@ async def test_a_grounded_generation_is_sent_with_its_sources(shop, model_server
     ("We also offer free same-day delivery by drone everywhere.", "words the FAQ never does: also, drone"),
     ("Sorry! Thanks for asking.", "states nothing from the FAQ"),
     ("I do not know how long shipping takes.", "claim not backed by the FAQ"),
+    ("I will check how long shipping takes for you.", "claim not backed by the FAQ"),  # the entry's question
     ("Standard delivery times are listed in the FAQ section of our website.", "sends the shopper somewhere"),
     ("ok ok ok ok ok ok ok ok ok ok ok ok ok ok ok ok ok ok ok ok", "repeats itself"),
 ])
@@ -125,19 +126,23 @@ async def test_a_draft_that_fails_a_check_twice_falls_back_to_the_faq_text(shop,
     assert len(model_server.requests) == 2
 
 
-async def test_a_refused_draft_is_written_again_with_the_reason_and_the_second_one_is_sent(shop, model_server):
+async def test_a_refused_draft_is_written_again_as_a_rewrite_of_the_entry_and_sent(shop, model_server):
     model_server.script = [(200, "Standard delivery times are listed in the FAQ section of our website.")]
-    reply = await ask(shop, "how long does shipping take?")
+    reply = await ask(shop, "how long does shipping take? mail me at jo@example.com")
     assert reply["text"] == GROUNDED
     meta = stored_meta(shop, reply)["responder"]
     assert meta["used"] == "llm" and "sends the shopper somewhere" in meta["refused"]["reason"]
     assert meta["refused"]["draft"].startswith("Standard delivery times are listed")
-    first, second = (request["body"]["messages"][0]["content"] for request in model_server.requests)
-    assert "not sent" not in first
-    assert "Your previous reply to this message was not sent. It sent the shopper to the FAQ" in second
-    # The second try samples a little (greedy decoding repeats itself) from the best entry alone.
-    assert [r["body"]["temperature"] for r in model_server.requests] == [0.0, 0.5]
-    assert second.count("[faq:") == 1 and "[faq:shipping-time]" in second
+    first, second = (request["body"]["messages"] for request in model_server.requests)
+    assert "[faq:shipping-time]" in first[0]["content"]
+    # The second try asks for the best entry's answer restated, the entry in the user turn, greedy as configured.
+    assert len(second) == 2 and "[faq:" not in second[0]["content"]
+    rewrite = second[1]["content"]
+    assert 'The shop\'s answer is:\n"All orders ship from our warehouse in Rotterdam' in rewrite
+    assert "Rewrite the shop's answer as a short reply to this shopper in English" in rewrite
+    assert "<shopper_message>\nhow long does shipping take? mail me at [EMAIL_1]\n</shopper_message>" in rewrite
+    assert "jo@example.com" not in json.dumps(model_server.requests)
+    assert [r["body"]["temperature"] for r in model_server.requests] == [0.0, 0.0]
     assert reply["faq_ids"] == ["shipping-time"]
 
 
@@ -197,10 +202,11 @@ async def test_no_match_never_calls_the_model(shop, model_server):
 async def test_the_conversation_so_far_is_in_the_prompt(shop, model_server):
     await ask(shop, "how long does shipping take?", "c2")
     await ask(shop, "and how much does it cost?", "c2")
-    messages = model_server.requests[-1]["body"]["messages"]
-    roles = [m["role"] for m in messages]
-    assert roles == ["system", "user", "assistant", "user"]
-    assert "how long does shipping take?" in messages[1]["content"]
+    for request in model_server.requests[1:]:  # the follow-up's first try, and its second if the first was refused
+        messages = request["body"]["messages"]
+        assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
+        assert "how long does shipping take?" in messages[1]["content"]
+        assert messages[2]["content"] == GROUNDED  # the bot's earlier reply
 
 
 async def test_the_shoppers_premise_is_cut_from_a_reply_or_the_reply_refused(shop, model_server):
@@ -224,3 +230,16 @@ async def test_the_shoppers_premise_is_cut_from_a_reply_or_the_reply_refused(sho
             assert reply["text"] == "Standard delivery takes 3-5 business days to the EU and UK."
             assert meta["dropped_premises"] == ["To get the birthday gift to your daughter"]
     assert "The entries never mention 'birthday', 'daughter', 'gift': do not use these words" in system
+
+
+async def test_an_unsure_match_is_rewritten_from_the_entries_the_model_picks_from(shop, model_server):
+    refund = ("We email you when your return arrives at our warehouse and again when the refund is issued, and you "
+              "can follow both steps under \"My orders\" in your account.")
+    model_server.script = [(200, "You can get your money back by checking the status of your refund."), (200, refund)]
+    reply = await ask(shop, "where can i get my money back")
+    meta = stored_meta(shop, reply)["responder"]
+    assert meta["used"] == "llm" and "links 'You can get your money back' to 'by checking'" in meta["refused"]["reason"]
+    assert reply["text"] == refund and len(reply["faq_ids"]) >= 2
+    rewrite = model_server.requests[1]["body"]["messages"][-1]["content"]
+    assert "Pick the one answer that fits the shopper's message and rewrite it" in rewrite
+    assert rewrite.count("Question: ") == len(reply["faq_ids"]) and "Question: How can I check the status" in rewrite

@@ -7,6 +7,7 @@ import pytest
 from bot.grounding import (
     SemanticGrounder,
     drop_borrowed_premises,
+    dropped_condition,
     dropped_restriction,
     echoed_terms,
     invented_words,
@@ -14,6 +15,7 @@ from bot.grounding import (
     sentences,
     unknown_words,
     unlinked_means,
+    unlinked_purpose,
     unsupported_facts,
 )
 from bot.pii import PiiMasker, mask_pii, restore
@@ -192,6 +194,26 @@ def test_a_goal_joined_to_a_step_the_faq_does_not_link_it_to_is_caught(draft, so
     assert unlinked_means(draft, [source], "de") is None  # the pattern is English grammar
 
 
+TRACKING_ENTRY = ("How do I track my order?\nWhen your order ships, we email you a tracking link. Enter your order "
+                  "number and email address on our order status page.")
+
+
+@pytest.mark.parametrize(("draft", "sources", "linked"), [
+    ("To see your money back guarantee, check your account under \"My orders\".", [REFUND_STATUS, TRACKING_ENTRY],
+     "'check your account under \"My orders\".' for 'see your money back guarantee'"),
+    ("To get a refund, contact us with your order number.", [TRACKING_ENTRY], "for 'get a refund'"),
+    # the goal is the entry's question, or named in the sentence that gives the step
+    ("To track your order, enter your order number and email address on our order status page.",
+     [TRACKING_ENTRY], None),
+    ("To cancel an order, use \"My orders\" or the link in your confirmation email within 1 hour.", [CANCEL], None),
+    ("Sign up with the newsletter form at the bottom of any page.", [NEWSLETTER], None),  # no purpose clause
+])
+def test_a_purpose_joined_to_a_step_no_entry_gives_for_it_is_caught(draft, sources, linked):
+    found = unlinked_purpose(draft, sources, "en")
+    assert (found is None) if linked is None else (linked in found and "which no FAQ entry does" in found)
+    assert unlinked_purpose(draft, sources, "de") is None  # the pattern is English grammar
+
+
 INVOICE = ("How do I get an invoice?\nA PDF VAT invoice is attached to your dispatch email; guest shoppers can request "
            "one by email. All customers can return items within 30 days.")
 
@@ -206,3 +228,36 @@ def test_an_action_the_faq_allows_only_some_shoppers_is_not_offered_to_everyone(
     found = dropped_restriction(draft, [INVOICE], "en")
     assert (found == "the reply offers 'request' to everyone; the FAQ allows it to guest shoppers only") if dropped \
         else found is None
+
+
+VAT_INVOICE = ("How do I get an invoice?\nA PDF VAT invoice is attached to your dispatch email. To add company details "
+               "or a VAT ID, enter them at checkout, or email us with your order number within 30 days and we'll "
+               "reissue the invoice.")
+ADDRESS = ("Can I change my delivery address?\nIf your order hasn't shipped yet, contact us by chat or email with your "
+           "order number and the corrected address, and we'll update it.")
+TRACKING = "Where is my order?\nEnter your order number and email address on our order status page."
+
+
+@pytest.mark.parametrize(("draft", "question", "sources", "dropped"), [
+    # the purpose left out: reads as the way to get any invoice
+    ("If you need one, email us with your order number within 30 days.", "how do I get my invoice",
+     [VAT_INVOICE, TRACKING], "To add company details or a VAT ID"),
+    ("To get invoice 12588, enter your order number within 30 days and we'll reissue the invoice.",
+     "what do i do to get invoice 12588", [VAT_INVOICE], "To add company details or a VAT ID"),
+    ("Contact us by chat or email with your order number and the corrected address.", "change my address",
+     [ADDRESS], "If your order hasn't shipped yet"),
+    # kept, reworded, or given by the shopper
+    ("To add your company details, email us with your order number within 30 days and we'll reissue the invoice.",
+     "how do I get my invoice", [VAT_INVOICE], None),
+    ("If it hasn't shipped, contact us by chat or email with your order number and the corrected address.",
+     "change my address", [ADDRESS], None),
+    ("Email us with your order number within 30 days and we'll reissue the invoice.",
+     "I forgot to add my VAT ID", [VAT_INVOICE], None),
+    # an unconditional FAQ sentence says it as fully
+    ("Enter your order number and email address on our order status page.", "where is my order",
+     [VAT_INVOICE, TRACKING], None),
+])
+def test_a_step_the_faq_gives_only_under_a_condition_keeps_the_condition(draft, question, sources, dropped):
+    found = dropped_condition(draft, question, sources, "en")
+    assert (found == f"the reply leaves out the FAQ's condition '{dropped}'") if dropped else found is None
+    assert dropped_condition(draft, question, sources, "de") is None  # the pattern is English grammar
