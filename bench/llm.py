@@ -2,7 +2,7 @@
 model — answer quality on Bitext questions against the sample shop's FAQ.
 
     .venv/bin/python bench/llm.py                       # tiny local model: lag and overhead only
-    .venv/bin/python bench/llm.py --gguf MODEL.gguf     # plus 50 questions through llama-cpp (--deadline 30)
+    .venv/bin/python bench/llm.py --gguf MODEL.gguf     # plus 50 Bitext + 12 Chinese questions through llama-cpp
 
 Prints a table, writes bench/results/llm.json and, with a model, every question, draft and
 verdict to bench/results/llm_replies.md for reading.
@@ -98,13 +98,26 @@ def questions(n: int) -> list[tuple[str, str]]:
     return picked
 
 
+# Chinese shopper messages written for this bench (Bitext is English only), phrased the way shoppers
+# write, not as the sample FAQ's questions: the reply language and the cross-lingual checks.
+CHINESE = (
+    ("我的退款呢？都一个星期了", "track_refund"), ("下单后多久能收到货", "delivery_period"),
+    ("能用支付宝付款吗", "check_payment_methods"), ("地址填错了能改吗", "change_shipping_address"),
+    ("我想取消刚下的订单", "cancel_order"), ("怎么开发票，公司报销要用", "get_invoice"),
+    ("寄到美国运费多少钱", "shipping_cost"), ("衣服尺码不合适可以换吗", "exchange"),
+    ("密码忘了登不上去", "recover_password"), ("不想再收到你们的邮件了", "newsletter_subscription"),
+    ("包裹显示已签收但我没收到", "missing_parcel"), ("鞋底开胶了能保修吗", "warranty"),
+)
+
+
 def one_line(text: str) -> str:
     """A multi-line draft as one quoted line, so the reply that follows it stays readable."""
     return " / ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
-async def quality(generator, n: int, out: Path, deadline: float, temperature: float | None = None  # noqa: ANN001
-                  ) -> dict:
+async def quality(generator, asked: list[tuple[str, str, str]], out: Path, deadline: float,  # noqa: ANN001
+                  temperature: float | None = None) -> dict:
+    """`asked`: (message, intent, language) triples."""
     config = load_config(SAMPLE)
     settings = dataclasses.replace(config.responder, deadline_seconds=deadline)
     if temperature is not None:
@@ -120,15 +133,24 @@ async def quality(generator, n: int, out: Path, deadline: float, temperature: fl
         shop=config.shop.name, detect_language=lambda t: (detector.detect(t).language, detector.detect(t).confidence),
         grounder=SemanticGrounder(use.encode, config.responder.min_similarity))
     records = []
-    for text, intent in questions(n):
-        hits = search.search_blocking(text, language="en", limit=5)
+    for text, intent, language in asked:
+        hits = search.search_blocking(text, language=language, limit=5)
         started = time.perf_counter()
-        draft = await responder.respond(question=text, language="en", hits=hits, faq=search.faq)
-        records.append({"question": text, "intent": intent, "reply": draft.text, "kind": draft.kind.value,
-                        "trace": dict(draft.trace or {}), "ms": (time.perf_counter() - started) * 1000})
+        draft = await responder.respond(question=text, language=language, hits=hits, faq=search.faq)
+        records.append({"question": text, "intent": intent, "language": language, "reply": draft.text,
+                        "kind": draft.kind.value, "trace": dict(draft.trace or {}),
+                        "ms": (time.perf_counter() - started) * 1000})
     search.close()
     asked = [r for r in records if r["trace"]]
     used = [r for r in asked if r["trace"].get("used") == "llm"]
+    per_language = {}
+    for language in sorted({r["language"] for r in records}):
+        theirs = [r for r in asked if r["language"] == language]
+        sent = [r for r in theirs if r["trace"].get("used") == "llm"]
+        per_language[language] = {
+            "questions": sum(r["language"] == language for r in records), "model_asked": len(theirs),
+            "llm_used": len(sent), "llm_in_right_language": sum(detector.detect(r["reply"]).language == language
+                                                                 for r in sent)}
     latencies = sorted(r["ms"] for r in asked) or [0.0]
     lines = [f"# {generator.name} replies ({len(records)} Bitext questions, sample shop FAQ)\n"]
     for r in records:
@@ -138,7 +160,7 @@ async def quality(generator, n: int, out: Path, deadline: float, temperature: fl
         if "refused" in r["trace"]:
             first = r["trace"]["refused"]
             refused = f"\n> first draft (refused: {first['reason']}): {one_line(first['draft'])}\n{refused}"
-        lines.append(f"## {r['question']}\n\n*intent {r['intent']} · {verdict}{' · ' + reason if reason else ''} · "
+        lines.append(f"## {r['question']}\n\n*{r['language']} · intent {r['intent']} · {verdict}{' · ' + reason if reason else ''} · "
                      f"{r['ms']:.0f} ms*\n{refused}\n{r['reply']}\n")
     out.write_text("\n".join(lines), encoding="utf-8")
     return {"questions": len(records), "model_asked": len(asked), "llm_used": len(used),
@@ -148,6 +170,7 @@ async def quality(generator, n: int, out: Path, deadline: float, temperature: fl
             "temperature": config.responder.temperature,
             "second_tries": sum("refused" in r["trace"] for r in asked),
             "sent_after_second_try": sum("refused" in r["trace"] for r in used),
+            "per_language": per_language,
             "fallback_reasons": sorted({r["trace"]["fallback"].split(":")[0] for r in asked if "fallback" in r["trace"]})}
 
 
@@ -157,15 +180,19 @@ async def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("-n", type=int, default=50)
     parser.add_argument("--deadline", type=float, default=30.0, help="seconds per reply before the fallback")
+    parser.add_argument("--no-chinese", dest="chinese", action="store_false",
+                        help="skip the 12 Chinese messages asked after the Bitext ones")
     parser.add_argument("--temperature", type=float, help="sampling temperature (default: the config's, 0 = greedy)")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     figures = {"tiny_model": await loop_lag()}
-    figures["overhead_canned"] = await quality(Canned(), 20, RESULTS / "llm_canned_replies.md", args.deadline)
+    figures["overhead_canned"] = await quality(Canned(), [(*q, "en") for q in questions(20)],
+                                               RESULTS / "llm_canned_replies.md", args.deadline)
     if args.gguf:
         backend = LlamaCppBackend(LlamaCppConfig(str(args.gguf), args.threads, 4096), max_waiting=4)
         await backend.start()
-        figures["llama_cpp"] = await quality(backend, args.n, RESULTS / "llm_replies.md", args.deadline,
+        asked = [(*q, "en") for q in questions(args.n)] + ([(*q, "zh") for q in CHINESE] if args.chinese else [])
+        figures["llama_cpp"] = await quality(backend, asked, RESULTS / "llm_replies.md", args.deadline,
                                              args.temperature)
         await backend.stop()
     print(json.dumps(figures, indent=2))

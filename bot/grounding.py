@@ -20,9 +20,14 @@ from bot.pii import EMAIL, PHONE
 from knowledge.keyword import language_analyzer
 
 URL = re.compile(r"(?i)\b(?:https?://|www\.)[^\s<>()\"'，。]+")
-PERCENT = re.compile(r"(?<![\w.])(\d+(?:[.,]\d+)?)\s?(?:%|％|percent\b|prozent\b|pour ?cent\b|por ?ciento\b)", re.I)
-NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*")
+# Latin lookbehinds: in "运费4.95欧元" the number follows a CJK character, which \w would count as a letter.
+PERCENT = re.compile(r"(?<![A-Za-z0-9_.])(\d+(?:[.,]\d+)?)\s?(?:%|％|percent\b|prozent\b|pour ?cent\b|por ?ciento\b)", re.I)
+NUMBER = re.compile(r"(?<![A-Za-z0-9_.])\d+(?:[.,]\d+)*")
 LIST_MARKER = re.compile(r"(?m)^\s*\d{1,2}[.)]\s")
+# Order numbers, discount codes, SKUs: letters and digits in one token ("LL-123456", "WELCOME10").
+# Latin-only boundaries, so a code inside Chinese text is still found.
+CODE = re.compile(r"(?<![A-Za-z0-9-])(?=(?:[A-Za-z0-9-]*[A-Za-z]){2})(?=(?:[A-Za-z0-9-]*\d){2})"
+                  r"[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*(?![A-Za-z0-9-])")
 
 
 def normalize_number(raw: str) -> str:
@@ -45,6 +50,7 @@ class Facts:
     urls: frozenset[str]
     emails: frozenset[str]
     phones: frozenset[str]  # digits only: "+49 170 1234567" and "0049-170-1234567" differ, "(555) 123-4567" does not
+    codes: frozenset[str]  # lower case, whole: "LL-00123842" is not backed by "LL-123456" and "00123842"
 
 
 def literal_facts(text: str) -> Facts:
@@ -52,12 +58,13 @@ def literal_facts(text: str) -> Facts:
     emails = {match.group(0).lower() for match in EMAIL.finditer(text)}
     phones = {_digits(match.group(0)) for match in PHONE.finditer(text)}
     rest = PHONE.sub(" ", URL.sub(" ", EMAIL.sub(" ", text)))
+    codes = {match.group(0).lower() for match in CODE.finditer(rest)}
     rest = LIST_MARKER.sub(" ", rest)
     # "30%" is its own fact: "30 days" in the FAQ does not back "30% off".
     numbers = {normalize_number(match.group(1)) + "%" for match in PERCENT.finditer(rest)}
     rest = PERCENT.sub(" ", rest)
     numbers |= {normalize_number(match.group(0)) for match in NUMBER.finditer(rest)}
-    return Facts(frozenset(numbers), frozenset(urls), frozenset(emails), frozenset(phones))
+    return Facts(frozenset(numbers), frozenset(urls), frozenset(emails), frozenset(phones), frozenset(codes))
 
 
 def unsupported_facts(draft: str, sources: Iterable[str]) -> list[str]:
@@ -69,6 +76,7 @@ def unsupported_facts(draft: str, sources: Iterable[str]) -> list[str]:
     problems += [f"url {u}" for u in sorted(found.urls) if not any(u.rstrip("/") in k for k in known.urls)]
     problems += [f"email {e}" for e in sorted(found.emails - known.emails)]
     problems += [f"phone {p}" for p in sorted(found.phones - known.phones)]
+    problems += [f"code {c.upper()}" for c in sorted(found.codes - known.codes)]
     return problems
 
 
@@ -231,10 +239,17 @@ def _with_clauses(sentence: str) -> list[str]:
     return [sentence, *clauses] if len(clauses) > 1 else [sentence]
 
 
+# "Yes." alone answers nothing the shopper can act on, and drops whatever the FAQ's "Yes" depends on
+# ("可以。" for "can I exchange it?", where the entry allows it in the EU and UK only).
+BARE_ANSWER = re.compile(r"(?i)^(?:yes|no|sure|of course|ja|nein|oui|non|sí|si|可以|不可以|能|不能|是的|是|不是|有|没有)"
+                         r"\s*[.!。！]?$")
+
+
 def is_pleasantry(sentence: str) -> bool:
-    """Greetings, thanks, apologies and questions back to the shopper claim nothing about the shop."""
+    """Greetings, thanks, apologies, questions back and a bare "yes" claim nothing about the shop."""
     short = len(sentence) <= 80
-    return short and (bool(PLEASANTRY.match(sentence)) or sentence.rstrip().endswith(("?", "？")))
+    return short and (bool(PLEASANTRY.match(sentence) or BARE_ANSWER.match(sentence.strip()))
+                      or sentence.rstrip().endswith(("?", "？")))
 
 
 def negated(sentence: str) -> bool:
@@ -287,6 +302,26 @@ class SemanticGrounder:
         return verdicts
 
 
+# A number the FAQ gives as a limit: "within 1 hour", "before 14:00", "over €50", "1 小时内", "满 150 欧元".
+LIMIT = re.compile(
+    r"(?i)\b(?:within|before|after|up to|at most|at least|over|under|more than|less than|innerhalb|bis zu|ab)\s+"
+    r"\D{0,3}\d|\d[\d.,:]*\s*\S{0,4}\s*(?:内|以内|之内|前)|(?:满|超过|至少|最多)\s*\d")
+
+
+def dropped_limit(claims: Sequence[Claim]) -> str | None:
+    """A claim without any number whose closest FAQ sentence sets a limit with one, or None.
+
+    "您可以在“我的订单”中自行取消订单" (you can cancel it yourself in My orders) from "下单后 1 小时内…
+    自行取消": close to the FAQ and the same polarity, so the semantic check passes it, but
+    the shopper reads it as "any time". Works in any language the limit words cover.
+    """
+    for claim in claims:
+        limit = LIMIT.search(claim.support)
+        if claim.ok and limit and not NUMBER.search(claim.sentence):
+            return f"the reply leaves out the FAQ's limit '{limit.group(0).strip()}…': '{claim.sentence[:60]}'"
+    return None
+
+
 # -- the means check -------------------------------------------------------------------
 
 MEANS = re.compile(r"(?i)\bby\s+([a-z]+ing)\b")
@@ -334,20 +369,22 @@ def unlinked_purpose(draft: str, sources: Iterable[str], language: str) -> str |
     """A sentence "To X, do Y" where no entry gives Y for X, or None.
 
     "To see your money back guarantee, check your account under My orders": the step is the
-    refund-status entry's, the goal the shopper's. X counts as linked to Y when an answer
-    sentence holding Y also names X, or the entry's question does ("How do I track my order?"
-    gives "To track your order, enter your order number…"). Each source is an entry as
-    "question\nanswer". English only.
+    refund-status entry's, the goal the shopper's. "To subscribe to or unsubscribe from the
+    newsletter, sign up with the form": the entry gives another step for unsubscribing. Each word
+    of X must be in an answer sentence holding Y, or in the entry's question and none of its
+    answer sentences ("How do I track my order?" gives "To track your order, enter your order
+    number…"). Each source is an entry as "question\nanswer". English only.
     """
     if language != "en":
         return None
     analyzer = _analyzer(language)
     request = set(_terms(analyzer, REQUEST_WORDS["en"]))
-    linked: list[set[str]] = []  # per answer sentence: its terms and its entry question's
+    linked: list[set[str]] = []  # per answer sentence: its terms, and the question's the answer never uses
     for text in sources:
         question, _, answer = text.partition("\n")
-        asked = set(_terms(analyzer, question)) if answer else set()
-        linked.extend(set(_terms(analyzer, s)) | asked for s in sentences(answer or question))
+        answer_terms = [set(_terms(analyzer, s)) for s in sentences(answer or question)]
+        asked = set(_terms(analyzer, question)) - set().union(*answer_terms) if answer else set()
+        linked.extend(terms | asked for terms in answer_terms)
     for sentence in sentences(draft):
         found = PURPOSE.match(sentence)
         if not found:
@@ -426,4 +463,34 @@ def dropped_condition(draft: str, question: str, sources: Iterable[str], languag
         context = terms | asked  # not the sentence before: it holds the FAQ's other words ("your VAT invoice")
         if stating and all(own and not own & context for _, own in stating):
             return f"the reply leaves out the FAQ's condition '{stating[0][0]}'"
+    return None
+
+
+# -- the status check -----------------------------------------------------------------
+
+# "Your refund has been issued", "订单已取消": what happened to this shopper's order, which kefu cannot see.
+STATUS = {
+    # perfect tense or "already": "refunds are issued within 5-7 days" is policy, not a status
+    "en": re.compile(r"(?i)\b(?:(?:has|have|had)\s+(?:already\s+)?(?:been\s+)?|(?:is|are|was|were)\s+already\s+)"
+                     r"(?:shipped|sent|issued|"
+                     r"cancell?ed|refunded|processed|delivered|received|approved|dispatched|updated|changed|"
+                     r"deleted|reset|lost)\b"),
+    "zh": re.compile(r"已(?:经)?(?:被)?[\u4e00-\u9fff]{1,2}"),
+}
+
+
+def _status_form(phrase: str) -> str:
+    return re.sub(r"\s+", " ", phrase.lower().replace("已经", "已").replace("already ", ""))
+
+
+def status_claims(draft: str, question: str, sources: Iterable[str], language: str) -> str | None:
+    """A statement that something already happened to the shopper's order, refund or account that
+    neither the FAQ nor the shopper wrote ("退款已经发出", "订单已取消"), or None. English and Chinese."""
+    pattern = STATUS.get(language)
+    if pattern is None:
+        return None
+    known = _status_form("\n".join([*sources, question]))
+    for found in pattern.finditer(draft):
+        if _status_form(found.group(0)) not in known:
+            return f"the reply says '{found.group(0)}' about the shopper's order, which kefu cannot see"
     return None

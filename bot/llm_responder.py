@@ -22,9 +22,11 @@ from bot.grounding import (
     SemanticGrounder,
     drop_borrowed_premises,
     dropped_condition,
+    dropped_limit,
     dropped_restriction,
     echoed_terms,
     invented_words,
+    status_claims,
     unknown_words,
     unlinked_means,
     unlinked_purpose,
@@ -156,6 +158,9 @@ class GroundedResponder:
         invented = unsupported_facts(text, [*sources, question])
         if invented:
             raise DraftRejected(f"not in the FAQ: {', '.join(invented[:3])}")
+        status = status_claims(text, masked_question, sources, language)
+        if status:
+            raise DraftRejected(status)
         if same_language:
             text, dropped = drop_borrowed_premises(text, unknown, language)
             if dropped:
@@ -188,6 +193,9 @@ class GroundedResponder:
                 raise DraftRejected("the reply states nothing from the FAQ (greetings or apologies only)")
             if failed:
                 raise DraftRejected(f"claim not backed by the FAQ: '{failed[0].sentence[:80]}' ({failed[0].reason})")
+            limit = dropped_limit(claims)
+            if limit:
+                raise DraftRejected(limit)
         text = restore(text, restorable)
         if PLACEHOLDER.search(text):
             raise GenerationError("the reply names personal data the shopper did not write in this message")

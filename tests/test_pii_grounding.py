@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from bot.grounding import (
     SemanticGrounder,
     drop_borrowed_premises,
     dropped_condition,
+    dropped_limit,
     dropped_restriction,
     echoed_terms,
     invented_words,
     literal_facts,
     sentences,
+    status_claims,
     unknown_words,
     unlinked_means,
     unlinked_purpose,
@@ -57,7 +61,7 @@ def test_placeholders_are_stable_within_a_turn_and_restored_only_from_the_shoppe
 
 CONTEXT = ["Standard delivery takes 3-5 business days. Orders over €50 ship free; otherwise shipping costs €4.95. "
            "Returns within 30 days, members get 10% off. See https://lanternlane.example/returns or mail "
-           "help@lanternlane.example, phone +49 30 1234567."]
+           "help@lanternlane.example, phone +49 30 1234567. Use WELCOME10, e.g. order LL-123456."]
 
 
 @pytest.mark.parametrize("draft", [
@@ -69,6 +73,7 @@ CONTEXT = ["Standard delivery takes 3-5 business days. Orders over €50 ship fr
     "Steps:\n1. Log in\n2. Open your orders",
     "Your order 12345 is on its way.",
     "运费4.95欧元，3-5个工作日送达。",
+    "Type welcome10 at checkout; 如订单号LL-123456。",
 ])
 def test_facts_from_the_faq_or_the_shopper_pass(draft):
     assert unsupported_facts(draft, [*CONTEXT, "where is my order 12345?"]) == []
@@ -81,6 +86,10 @@ def test_facts_from_the_faq_or_the_shopper_pass(draft):
     ("Write to sales@lanternlane.example", "email sales@lanternlane.example"),
     ("Call +1 800 555 0199", "phone 18005550199"),
     ("Delivery costs €5.95", "number 5.95"),
+    ("Use WELCOME15 at checkout.", "code WELCOME15"),
+    ("运费9.95欧元。", "number 9.95"),  # a number right after a Chinese character
+    # the shopper's 12345 written in the FAQ's format claims their order number is LL-12345
+    ("Enter your order number (LL-12345) on the status page.", "code LL-12345"),
 ])
 def test_invented_facts_are_named(draft, problem):
     assert problem in unsupported_facts(draft, CONTEXT)
@@ -194,6 +203,8 @@ def test_a_goal_joined_to_a_step_the_faq_does_not_link_it_to_is_caught(draft, so
     assert unlinked_means(draft, [source], "de") is None  # the pattern is English grammar
 
 
+NEWSLETTER_BOTH = ("How do I subscribe to or unsubscribe from the newsletter?\nSign up with the newsletter form at the "
+                   "bottom of any page. To unsubscribe, click the link at the bottom of any newsletter.")
 TRACKING_ENTRY = ("How do I track my order?\nWhen your order ships, we email you a tracking link. Enter your order "
                   "number and email address on our order status page.")
 
@@ -202,6 +213,8 @@ TRACKING_ENTRY = ("How do I track my order?\nWhen your order ships, we email you
     ("To see your money back guarantee, check your account under \"My orders\".", [REFUND_STATUS, TRACKING_ENTRY],
      "'check your account under \"My orders\".' for 'see your money back guarantee'"),
     ("To get a refund, contact us with your order number.", [TRACKING_ENTRY], "for 'get a refund'"),
+    ("To subscribe or unsubscribe, sign up with the newsletter form.", [NEWSLETTER_BOTH], "for 'subscribe or unsubscribe'"),
+    ("To subscribe, sign up with the newsletter form at the bottom of any page.", [NEWSLETTER_BOTH], None),
     # the goal is the entry's question, or named in the sentence that gives the step
     ("To track your order, enter your order number and email address on our order status page.",
      [TRACKING_ENTRY], None),
@@ -261,3 +274,48 @@ def test_a_step_the_faq_gives_only_under_a_condition_keeps_the_condition(draft, 
     found = dropped_condition(draft, question, sources, "en")
     assert (found == f"the reply leaves out the FAQ's condition '{dropped}'") if dropped else found is None
     assert dropped_condition(draft, question, sources, "de") is None  # the pattern is English grammar
+
+
+class CannedEncoder:
+    """Similarity by shared words: enough to pick each claim's closest FAQ sentence in these cases."""
+
+    def __call__(self, texts):
+        import numpy as np
+
+        vocabulary = sorted({w for t in texts for w in re.findall(r"\w", t.lower())})
+        vectors = np.array([[t.lower().count(w) for w in vocabulary] for t in texts], dtype=float)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize(("draft", "dropped"), [
+    ("您可以在“我的订单”中自行取消订单。", "1 小时内"),
+    ("You can cancel an order yourself via My orders.", "within 1"),
+    ("You can cancel an order yourself within 1 hour via My orders.", None),
+    ("下单后 1 小时内可以在“我的订单”中自行取消。", None),
+    ("可以。", None),  # a bare yes claims nothing: no claims at all
+])
+def test_a_claim_that_drops_the_faqs_limit_is_caught(draft, dropped):
+    grounder = SemanticGrounder(CannedEncoder(), 0.3)
+    claims = grounder.check(draft, ["You can cancel an order yourself within 1 hour via My orders.",
+                                    "下单后 1 小时内，您可以在“我的订单”中自行取消订单。"])
+    found = dropped_limit(claims)
+    assert (found is None) if dropped is None else (f"limit '{dropped}" in found)
+    assert bool(claims) == (draft != "可以。")
+
+
+@pytest.mark.parametrize(("draft", "language", "said"), [
+    ("退款已经发出，您可以在“我的订单”中查看进度。", "zh", "已经发出"),
+    ("订单已取消。", "zh", "已取消"),
+    ("Your refund has been issued to your card.", "en", "has been issued"),
+    ("Good news: your order has already shipped.", "en", "has already shipped"),
+    ("寄往欧盟的订单价格已含增值税。", "zh", None),  # the FAQ's own words
+    ("包裹显示已签收的话，请先问问邻居。", "zh", None),  # the shopper's words
+    ("We email you when the refund is issued.", "en", None),
+    ("Refunds are issued within 5-7 business days.", "en", None),  # policy, not a status
+    ("Your parcel is already dispatched.", "en", "is already dispatched"),
+    ("Your refund has been issued.", "de", None),  # no pattern for German
+])
+def test_a_claim_about_what_happened_to_the_order_is_caught(draft, language, said):
+    sources = ["退款发出时我们会发邮件给您。寄往欧盟的订单价格已含增值税。", "We email you when the refund is issued."]
+    found = status_claims(draft, "包裹显示已签收但我没收到", sources, language)
+    assert (found is None) if said is None else (f"says '{said}'" in found)
