@@ -102,6 +102,12 @@ def _terms(analyzer, text: str) -> dict[str, str]:  # noqa: ANN001 (a whoosh ana
             if not any(ch.isdigit() for ch in token.text)}
 
 
+@functools.lru_cache(maxsize=8)
+def _request_terms(language: str) -> frozenset[str]:
+    """The index terms of REQUEST_WORDS, analysed once instead of for every draft checked."""
+    return frozenset(_terms(_analyzer(language), REQUEST_WORDS.get(language, "")))
+
+
 def _known_terms(texts: Iterable[str], language: str) -> set[str]:
     """The terms of the given texts plus the words any request may use ("help", "order")."""
     return set(_terms(_analyzer(language), "\n".join([*texts, REQUEST_WORDS.get(language, "")])))
@@ -341,7 +347,7 @@ def unlinked_means(draft: str, sources: Iterable[str], language: str) -> str | N
     if language != "en":
         return None
     analyzer = _analyzer(language)
-    request = set(_terms(analyzer, REQUEST_WORDS["en"]))
+    request = _request_terms("en")
     source_sentences = [set(_terms(analyzer, s)) for text in sources for s in sentences(text)]
     for sentence in sentences(draft):
         for found in MEANS.finditer(sentence):
@@ -378,7 +384,7 @@ def unlinked_purpose(draft: str, sources: Iterable[str], language: str) -> str |
     if language != "en":
         return None
     analyzer = _analyzer(language)
-    request = set(_terms(analyzer, REQUEST_WORDS["en"]))
+    request = _request_terms("en")
     linked: list[set[str]] = []  # per answer sentence: its terms, and the question's the answer never uses
     for text in sources:
         question, _, answer = text.partition("\n")
@@ -441,7 +447,7 @@ def dropped_condition(draft: str, question: str, sources: Iterable[str], languag
     if language != "en":
         return None
     analyzer = _analyzer(language)
-    request = set(_terms(analyzer, REQUEST_WORDS["en"]))
+    request = _request_terms("en")
     said: list[tuple[str, set[str], set[str]]] = []  # (condition as written, its own terms, the stated terms)
     for text in sources:
         for sentence in sentences(text):
