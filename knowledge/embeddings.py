@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
+import secrets
 import sys
 import time
 from collections.abc import Sequence
@@ -100,9 +102,25 @@ class EmbeddingCache:
         # the FAQ; then only what the current FAQ uses is kept.
         if len(self._vectors) > max(4 * len(current), PRUNE_ABOVE):
             self._vectors = {key: vec for key, vec in self._vectors.items() if key in current}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        staging = self.path.with_suffix(".tmp.npz")
         keys = np.array(sorted(self._vectors), dtype="U40")
         matrix = np.vstack([self._vectors[k] for k in keys]) if len(keys) else np.zeros((0, self.encoder.dim))
-        np.savez(staging, keys=keys, vectors=matrix.astype(np.float32))
-        staging.replace(self.path)
+        self._write_atomically(keys, matrix.astype(np.float32))
+
+    def _write_atomically(self, keys: np.ndarray, matrix: np.ndarray) -> None:
+        """Write a temporary file of this process's own, then rename it over the cache.
+
+        Other processes (another shop, `kefu faq ask`, the sentiment examples) may share the
+        folder: a reader sees the old file or the new one, never half of one, and two writers
+        never write into the same temporary file. The last writer wins; vectors only the other
+        writer added are encoded again by whoever misses them.
+        """
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temp = self.path.with_name(f".{self.path.stem}-{os.getpid()}-{secrets.token_hex(4)}.npz.tmp")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)  # umask applies
+        try:
+            with os.fdopen(fd, "wb") as out:
+                np.savez(out, keys=keys, vectors=matrix)
+            os.replace(temp, self.path)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise

@@ -4,18 +4,25 @@ One text field per enabled language, each with that language's stop words and
 stemmer where whoosh has them; Chinese, Japanese, Korean and Thai runs (written
 without spaces) become overlapping character bigrams. A query is analyzed by
 every field's analyzer and built as plain terms, never parsed as query syntax:
-shopper text is data. The index lives on disk and is rebuilt only when the FAQ
-files change (their content hash) or this module's schema changes.
+shopper text is data.
+
+The index lives on disk, one folder per version under a root folder: the folder's
+name is a hash of this module's schema version, the languages and the FAQ's content
+hash, so it is built once per version and any process (a `kefu serve`, a `kefu faq
+ask`, another shop) that needs the same version reuses it. Folders are built aside
+and published whole, never written again, and held while used (see
+knowledge/index_folders.py), so one process never rebuilds or deletes the index
+another is searching.
 
 All methods block (file I/O); call them through `run_blocking`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import re
-import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +34,15 @@ from whoosh.fields import ID, STORED, TEXT, Schema
 from whoosh.query import Or, Term
 
 from knowledge.faq import FaqBase
+from knowledge.index_folders import (
+    FolderHold,
+    IndexFolderError,
+    discard,
+    hold,
+    publish,
+    remove_if_unheld,
+    stage,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +52,7 @@ _SCRIPT_RUNS = re.compile(
 )
 QUESTION = "question"
 ANSWER = "answer"
+MARKER_FILE = "faq.marker"  # written last into a staging folder: present means complete
 ANSWER_WEIGHT = 0.6  # a match found only in an answer is weaker evidence than one in a question
 
 
@@ -100,11 +117,15 @@ class KeywordHit:
 
 
 class KeywordIndex:
-    def __init__(self, directory: Path, languages: tuple[str, ...]):
-        self.directory = directory
+    """The keyword index of one FAQ version, in its own folder under `root`."""
+
+    def __init__(self, root: Path, languages: tuple[str, ...]):
+        self.root = root
         self.languages = languages
+        self.directory: Path | None = None  # the version's folder, once opened
         self._analyzers = {lang: language_analyzer(lang) for lang in languages}
         self._index: whoosh_index.Index | None = None
+        self._hold: FolderHold | None = None
         # The index never changes once built, so searchers, document terms and IDFs are reused.
         self._local = threading.local()
         self._searchers: list = []
@@ -115,21 +136,46 @@ class KeywordIndex:
     def _marker(self, faq: FaqBase) -> str:
         return f"{SCHEMA_VERSION} {','.join(self.languages)} {faq.content_hash}"
 
-    def open_or_build(self, faq: FaqBase) -> bool:
-        """Open the index on disk, rebuilding it if the FAQ changed; True when rebuilt."""
-        marker_file = self.directory / "faq.marker"
-        if whoosh_index.exists_in(str(self.directory)) and marker_file.exists():
-            if marker_file.read_text(encoding="utf-8") == self._marker(faq):
-                self._index = whoosh_index.open_dir(str(self.directory))
-                return False
-        self._build(faq, marker_file)
-        return True
+    def folder_for(self, faq: FaqBase) -> Path:
+        """The folder of this FAQ version: everything that changes the index is in its name."""
+        return self.root / hashlib.sha256(self._marker(faq).encode("utf-8")).hexdigest()[:16]
 
-    def _build(self, faq: FaqBase, marker_file: Path) -> None:
-        # Build beside the live index and swap, so a crash never leaves half an index.
-        staging = self.directory.with_name(self.directory.name + ".building")
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
+    def open_or_build(self, faq: FaqBase, *, attempts: int = 3) -> bool:
+        """Hold and open this version's folder, building and publishing it first if absent; True when built."""
+        self.close()
+        marker = self._marker(faq)
+        target = self.folder_for(faq)
+        for _ in range(attempts):
+            held = hold(target)
+            if held is not None:
+                if _read_marker(target) == marker:
+                    self._open(held)
+                    return False
+                # Published folders are complete by construction: this one is damaged or foreign.
+                held.release()
+                log.error("keyword.index_damaged dir=%s (no matching faq.marker); removing it", target)
+                if not remove_if_unheld(target):
+                    raise IndexFolderError(f"{target}: damaged keyword index is in use by another process")
+                continue
+            staging = stage(self.root, target.name)
+            try:
+                self._write(staging.folder, faq, marker)
+            except BaseException:
+                discard(staging)
+                raise
+            if publish(staging, target):
+                log.info("keyword.index_built entries=%d dir=%s", len(faq.entries), target)
+                self._open(staging)
+                return True
+            # Another process published the same version first: use theirs.
+        raise IndexFolderError(f"{target}: could not open or build the keyword index in {attempts} attempts")
+
+    def _open(self, held: FolderHold) -> None:
+        self._hold = held
+        self.directory = held.folder
+        self._index = whoosh_index.open_dir(str(held.folder), readonly=True)
+
+    def _write(self, folder: Path, faq: FaqBase, marker: str) -> None:
         schema = Schema(
             entry_id=ID(stored=True),
             language=ID(stored=True),
@@ -137,7 +183,7 @@ class KeywordIndex:
             original=STORED(),
             **{field_name(lang): TEXT(analyzer=self._analyzers[lang]) for lang in self.languages},
         )
-        ix = whoosh_index.create_in(str(staging), schema)
+        ix = whoosh_index.create_in(str(folder), schema)
         writer = ix.writer()
         for entry in faq.entries:
             for lang, variant in entry.variants.items():
@@ -148,11 +194,7 @@ class KeywordIndex:
                                     **{field_name(lang): variant.answer})
         writer.commit()
         ix.close()
-        (staging / "faq.marker").write_text(self._marker(faq), encoding="utf-8")
-        shutil.rmtree(self.directory, ignore_errors=True)
-        staging.rename(self.directory)
-        self._index = whoosh_index.open_dir(str(self.directory))
-        log.info("keyword.index_built entries=%d dir=%s", len(faq.entries), self.directory)
+        (folder / MARKER_FILE).write_text(marker, encoding="utf-8")  # last: its presence means complete
 
     def analyze(self, text: str, language: str) -> list[str]:
         return [token.text for token in self._analyzers[language](text)]
@@ -218,13 +260,31 @@ class KeywordIndex:
         return self._idf[key]
 
     def close(self) -> None:
+        """Close the searchers and release the folder, so a sweep may delete it.
+
+        Safe to call twice, also from two threads at once (a stop racing a retiring reload).
+        """
         with self._lock:
             for searcher in self._searchers:
                 searcher.close()
             self._searchers.clear()
-        if self._index is not None:
-            self._index.close()
-            self._index = None
+            self._local = threading.local()
+            self._doc_terms.clear()
+            self._idf.clear()
+            if self._index is not None:
+                self._index.close()
+                self._index = None
+            if self._hold is not None:
+                self._hold.release()
+                self._hold = None
+            self.directory = None
+
+
+def _read_marker(folder: Path) -> str | None:
+    try:
+        return (folder / MARKER_FILE).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
 
 
 def _weighted_share(part: set[str], whole: set[str], idf: dict[str, float]) -> float:

@@ -9,7 +9,6 @@ phrasings use; across languages the multilingual embeddings decide.
 from __future__ import annotations
 
 import logging
-import shutil
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from knowledge.batcher import MicroBatcher
 from knowledge.embeddings import EmbeddingCache, normalize_text
 from knowledge.encoders import Encoder
 from knowledge.faq import FaqBase, FaqEntry
+from knowledge.index_folders import sweep
 from knowledge.keyword import QUESTION, KeywordHit, KeywordIndex
 from knowledge.semantic import CHARS, Phrasing, SemanticIndex, SemanticScores
 
@@ -92,7 +92,7 @@ class FaqSearch:
         self.faq = faq
         self.settings = settings or SearchSettings()
         self._index_dir = index_dir
-        self._keyword = KeywordIndex(index_dir / "keyword" / faq.content_hash[:16], languages)
+        self._keyword = KeywordIndex(index_dir / "keyword", languages)
         self._encoders = encoders
         self._semantic: SemanticIndex | None = None
         self.encoded_at_open = 0  # texts that had to be encoded (0 when the cache had them all)
@@ -142,16 +142,23 @@ class FaqSearch:
             answer_weight=self.settings.answer_weight,
         )
 
+    @property
+    def keyword_directory(self) -> Path | None:
+        """The keyword index folder this search holds (None once closed)."""
+        return self._keyword.directory
+
     def close(self) -> None:
+        """Blocking: stop searching and release the index folder, so a later sweep may delete it."""
         self._keyword_pool.shutdown(wait=True)
         self._keyword.close()
 
-    def remove_stale_indexes(self) -> None:
-        """Delete keyword indexes of earlier FAQ versions (after a reload has swapped them out)."""
-        current = self._keyword.directory
-        for old in current.parent.iterdir():
-            if old != current and old.is_dir():
-                shutil.rmtree(old, ignore_errors=True)
+    def remove_stale_indexes(self) -> list[Path]:
+        """Delete the keyword index folders no process holds (other FAQ versions, abandoned builds).
+
+        This search's own folder is held, and so is any folder another kefu process on
+        the same `index_dir` is using, so only folders nobody uses are removed.
+        """
+        return sweep(self._index_dir / "keyword")
 
     # -- querying ------------------------------------------------------------------
 

@@ -3,7 +3,9 @@
 A change to the FAQ folder is noticed within `reload_interval_seconds`; the new
 indexes are built aside (off the event loop) and swapped in atomically, so
 requests never wait and never see half an index. A broken file keeps the old
-knowledge serving and is logged with its file and line.
+knowledge serving and is logged with its file and line. Each search holds its
+index folder until it is closed; sweeps after a start or a reload delete only
+folders no process holds (knowledge/index_folders.py).
 """
 
 from __future__ import annotations
@@ -55,7 +57,11 @@ def open_search(config: Config, faq: FaqBase, encoders: EncoderSet | None) -> Fa
     """Blocking: build (or reuse from disk) the indexes for one version of the FAQ."""
     search = FaqSearch(faq, config.storage.index_dir, config.shop.languages, encoders=encoders,
                        settings=search_settings(config))
-    search.open()
+    try:
+        search.open()
+    except BaseException:
+        search.close()  # releases the index folder it may already hold
+        raise
     return search
 
 
@@ -80,6 +86,7 @@ class KnowledgeBase:
         self._fingerprint: tuple = ()
         self._task: asyncio.Task[None] | None = None
         self._retired: set[asyncio.Task[None]] = set()
+        self._retiring: set[FaqSearch] = set()  # swapped out, closed after the grace or on stop
 
     async def start(self) -> None:
         self._fingerprint = await run_blocking(folder_fingerprint, self.config.knowledge.faq_dir)
@@ -97,6 +104,11 @@ class KnowledgeBase:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        # A retiring task cancelled before it ran never closed its search: close it here, so
+        # its index folder's hold is released (closing twice is harmless).
+        for old in list(self._retiring):
+            await run_blocking(old.close)
+        self._retiring.clear()
         if self.current is not None:
             await run_blocking(self.current.close)
 
@@ -128,13 +140,16 @@ class KnowledgeBase:
         self.reloads += 1
         log.info("knowledge.reloaded entries=%d newly_encoded=%d", len(faq), new.encoded_at_open)
         if old is not None:
+            self._retiring.add(old)
             task = asyncio.create_task(self._retire(old, new))
             self._retired.add(task)
             task.add_done_callback(self._retired.discard)
         return True
 
     async def _retire(self, old: FaqSearch, new: FaqSearch) -> None:
+        """Close the swapped-out search after the grace, then sweep the folders nobody holds now."""
         await asyncio.sleep(OLD_INDEX_GRACE_SECONDS)
-        await run_blocking(old.close)
+        await run_blocking(old.close)  # releases its index folder
+        self._retiring.discard(old)
         if self.current is new:
             await run_blocking(new.remove_stale_indexes)

@@ -8,10 +8,13 @@ import shutil
 
 import aiohttp
 import pytest
-from conftest import SAMPLE_FAQ, TOKEN, write_config
+from conftest import SAMPLE_FAQ, SHARED_INDEX, TOKEN, write_config
 
 from bot.app import KefuApp
 from bot.config import load_config
+from knowledge import service
+from knowledge.index_folders import remove_if_unheld
+from knowledge.service import KnowledgeBase
 
 GIFT_WRAP = """
 - id: gift-wrapping
@@ -101,3 +104,53 @@ async def test_a_removed_entry_is_no_longer_answered(live):
     async with aiohttp.ClientSession() as http:
         reply = await ask(http, app, "Do you offer gift wrapping?", "gone")
     assert "gift-wrapping" not in reply["faq_ids"]
+
+
+# -- the old index's folder after a reload (keyword-only, own index_dir) ------------------
+
+
+@pytest.fixture
+def knowledge(tmp_path, monkeypatch) -> tuple[KnowledgeBase, object]:
+    monkeypatch.setattr(service, "OLD_INDEX_GRACE_SECONDS", 0.05)
+    faq = tmp_path / "faq"
+    shutil.copytree(SAMPLE_FAQ, faq)
+    path = write_config(tmp_path, "[search]\nencoders = []\nreload_interval_seconds = 0\n")
+    text = path.read_text(encoding="utf-8")
+    text = text.replace(f'faq_dir = "{SAMPLE_FAQ.as_posix()}"', 'faq_dir = "faq"')
+    text = text.replace(f'index_dir = "{SHARED_INDEX.as_posix()}"', 'index_dir = "index"')
+    path.write_text(text, encoding="utf-8")
+    return KnowledgeBase(load_config(path, environ={})), faq
+
+
+async def test_after_a_reload_the_old_index_folder_is_released_and_swept(knowledge):
+    kb, faq = knowledge
+    await kb.start()
+    try:
+        old = kb.current.keyword_directory
+        (faq / "extras.yaml").write_text(GIFT_WRAP, encoding="utf-8")
+        assert await kb.reload_if_changed() is True
+        new = kb.current.keyword_directory
+        assert new != old and old.is_dir()  # searches still running on it get the grace
+        deadline = asyncio.get_running_loop().time() + 30
+        while old.exists():
+            assert asyncio.get_running_loop().time() < deadline, "the old index folder was never swept"
+            await asyncio.sleep(0.02)
+        assert sorted(p.name for p in new.parent.iterdir()) == [new.name]
+        hits = await kb.current.search("can you gift wrap my order", mode="keyword")
+        assert hits[0].entry.id == "gift-wrapping"
+    finally:
+        await kb.stop()
+
+
+async def test_stopping_during_the_grace_still_releases_the_old_index(knowledge, monkeypatch):
+    kb, faq = knowledge
+    monkeypatch.setattr(service, "OLD_INDEX_GRACE_SECONDS", 60.0)
+    await kb.start()
+    old = kb.current.keyword_directory
+    (faq / "extras.yaml").write_text(GIFT_WRAP, encoding="utf-8")
+    assert await kb.reload_if_changed() is True
+    new = kb.current.keyword_directory
+    assert remove_if_unheld(old) is False  # held for the grace
+    await kb.stop()
+    assert remove_if_unheld(old) is True
+    assert remove_if_unheld(new) is True

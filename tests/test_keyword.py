@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from knowledge.faq import load_faq_dir
+from knowledge.index_folders import remove_if_unheld
 from knowledge.keyword import KeywordIndex, MixedScriptTokenizer, language_analyzer
 from knowledge.search import FaqSearch, Hit
 
@@ -198,12 +199,28 @@ def test_search_before_open_raises(tmp_path):
 # -- reuse and rebuild ----------------------------------------------------------------
 
 
-def test_first_open_builds_the_index(tmp_path):
+def folders(root: Path) -> list[str]:
+    return sorted(p.name for p in root.iterdir())
+
+
+def test_first_open_builds_the_index_in_a_published_folder(tmp_path):
     ix = KeywordIndex(tmp_path / "index", LANGUAGES)
     assert ix.open_or_build(make_faq(tmp_path)) is True
-    assert (tmp_path / "index" / "faq.marker").is_file()
-    assert not (tmp_path / "index.building").exists()
+    assert ix.directory is not None and ix.directory.parent == tmp_path / "index"
+    assert (ix.directory / "faq.marker").is_file()
+    assert folders(tmp_path / "index") == [ix.directory.name]  # no staging folder left beside it
     ix.close()
+
+
+def test_close_releases_the_folder(tmp_path):
+    ix = KeywordIndex(tmp_path / "index", LANGUAGES)
+    ix.open_or_build(make_faq(tmp_path))
+    published = ix.directory
+    assert remove_if_unheld(published) is False
+    ix.close()
+    assert ix.directory is None
+    assert remove_if_unheld(published) is True
+    assert folders(tmp_path / "index") == []
 
 
 def test_unchanged_faq_reuses_the_index(tmp_path):
@@ -226,21 +243,44 @@ def test_new_index_object_on_same_directory_reuses_it(tmp_path):
     second.close()
 
 
-def test_changed_faq_rebuilds_the_index(tmp_path):
+def test_changed_faq_builds_a_new_folder_and_never_writes_into_the_old_one(tmp_path):
     ix = KeywordIndex(tmp_path / "index", LANGUAGES)
     assert ix.open_or_build(make_faq(tmp_path)) is True
+    assert ix.search("return policy")[0].entry_id == "returns-policy"  # caches filled for this version
+    old = ix.directory
+    old_files = {p.name: p.stat().st_mtime_ns for p in old.iterdir()}
     changed = make_faq(tmp_path, FAQ_YAML + "- id: gift-wrap\n  question: Do you gift wrap?\n  answer: Yes.\n")
     assert ix.open_or_build(changed) is True
+    assert ix.directory != old
     assert ix.search("gift wrap")[0].entry_id == "gift-wrap"
+    assert ix.search("return policy")[0].entry_id == "returns-policy"
+    assert {p.name: p.stat().st_mtime_ns for p in old.iterdir()} == old_files
     assert ix.open_or_build(changed) is False
     ix.close()
 
 
-def test_changed_languages_rebuild_the_index(tmp_path):
+def test_changed_languages_use_their_own_folder(tmp_path):
     faq = make_faq(tmp_path)
-    KeywordIndex(tmp_path / "index", LANGUAGES).open_or_build(faq)
+    first = KeywordIndex(tmp_path / "index", LANGUAGES)
+    first.open_or_build(faq)
     ix = KeywordIndex(tmp_path / "index", ("zh", "en"))
     assert ix.open_or_build(faq) is True
+    assert ix.directory != first.directory
+    assert first.search("return policy")[0].entry_id == "returns-policy"
+    first.close()
+    ix.close()
+
+
+def test_a_damaged_unheld_folder_is_rebuilt(tmp_path):
+    faq = make_faq(tmp_path)
+    ix = KeywordIndex(tmp_path / "index", LANGUAGES)
+    ix.open_or_build(faq)
+    published = ix.directory
+    ix.close()
+    (published / "faq.marker").unlink()
+    assert ix.open_or_build(faq) is True
+    assert ix.directory == published
+    assert ix.search("track my parcel")[0].entry_id == "order-tracking"
     ix.close()
 
 
@@ -282,8 +322,23 @@ def test_faq_search_why_for_chinese(faq_search):
 
 
 def test_faq_search_index_lives_under_keyword_subdirectory(faq_search, tmp_path):
-    version = faq_search.faq.content_hash[:16]
-    assert (tmp_path / "indexes" / "keyword" / version / "faq.marker").is_file()
+    folder = faq_search.keyword_directory
+    assert folder is not None and folder.parent == tmp_path / "indexes" / "keyword"
+    assert faq_search.faq.content_hash in (folder / "faq.marker").read_text(encoding="utf-8")
+
+
+def test_faq_search_sweep_keeps_its_own_folder_and_removes_released_ones(faq_search, tmp_path):
+    changed = make_faq(tmp_path, FAQ_YAML + "- id: gift-wrap\n  question: Do you gift wrap?\n  answer: Yes.\n")
+    newer = FaqSearch(changed, tmp_path / "indexes", LANGUAGES)
+    newer.open()
+    old_folder = faq_search.keyword_directory
+    assert newer.remove_stale_indexes() == []  # the first search still holds its folder
+    assert faq_search.search_blocking("shipping cost")[0].entry.id == "shipping-cost"
+    faq_search.close()
+    assert newer.remove_stale_indexes() == [old_folder]
+    assert folders(tmp_path / "indexes" / "keyword") == [newer.keyword_directory.name]
+    assert newer.search_blocking("gift wrap")[0].entry.id == "gift-wrap"
+    newer.close()
 
 
 async def test_faq_search_async_matches_blocking(faq_search):
