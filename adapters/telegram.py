@@ -19,7 +19,6 @@ import asyncio
 import hashlib
 import hmac
 import html
-import json
 import logging
 import re
 import warnings
@@ -36,7 +35,9 @@ from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
 
 from bot.config import Config, TelegramConfig
-from bot.errors import AdapterError, ConversationNotFoundError, DeliveryError, HandoffConflictError, KefuError
+from bot.errors import (AdapterError, ConversationNotFoundError, DeliveryError, HandoffConflictError, KefuError,
+                        OverloadedError)
+from bot.json_input import loads_json
 from bot.messages import DeliveryPolicy, HandoffState, Message, Reply
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,8 @@ TYPING_AT_MOST_SECONDS = 60.0
 CONVERSATION_TAG = re.compile(r"#k([0-9a-f]{12})\b")
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 COMMAND_MENU = {"start": "Main topics", "help": "What I can do", "human": "Talk to a person",
-                "lang": "Choose my language, e.g. /lang de", "reset": "Start over"}
+                "lang": "Choose my language, e.g. /lang de", "reset": "Start over",
+                "bot": "Leave the queue for a person, back to the bot"}
 AGENT_STATUSES = ("creator", "administrator", "member")
 MEMBERSHIP_CACHE_SECONDS = 60.0
 
@@ -206,6 +208,11 @@ class TelegramChannel:
             try:
                 await self.receive(update)
                 return
+            except OverloadedError as exc:  # not stored: wait as kefu asks, the offset stays put
+                if self._stopping.is_set():
+                    raise asyncio.CancelledError from exc
+                log.info("telegram.overloaded update=%d retry_in=%ds", update.update_id, exc.retry_after)
+                await asyncio.sleep(exc.retry_after)
             except KefuError as exc:
                 if self._stopping.is_set():
                     raise asyncio.CancelledError from exc
@@ -218,21 +225,26 @@ class TelegramChannel:
         if not hmac.compare_digest(given.encode(), self._config.secret_token.encode()):
             log.warning("telegram.webhook_rejected reason=wrong or missing %s from %s", SECRET_HEADER,
                         request.remote)
-            return web.json_response({"error": "forbidden", "reason": f"missing or wrong {SECRET_HEADER}"},
+            return web.json_response({"error": "unauthorized", "detail": f"missing or wrong {SECRET_HEADER}"},
                                      status=401)
         try:
-            data = await request.json()
+            data = loads_json(await request.read())
             if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
                 raise ValueError("expected a JSON object with an integer update_id")
+            # PTB maps a malformed field ("message": "x") to whatever its constructors raise.
             update = Update.de_json(data, self.bot)
-        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as exc:
-            return web.json_response({"error": "invalid_update", "reason": f"not a Telegram update: {exc}"},
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:  # InvalidJson is a ValueError
+            return web.json_response({"error": "invalid_update", "detail": f"not a Telegram update: {exc}"},
                                      status=400)
         try:
             await self.receive(update)
+        except OverloadedError as exc:  # not stored; Telegram sends the update again later
+            log.info("telegram.webhook_overloaded update=%d retry_after=%d", update.update_id, exc.retry_after)
+            return web.json_response({"error": "overloaded", "reason": str(exc), "retry_after": exc.retry_after},
+                                     status=429, headers={"Retry-After": str(exc.retry_after)})
         except KefuError as exc:  # Telegram retries a failed webhook call: nothing is lost
             log.warning("telegram.webhook_store_failed update=%d error=%s", update.update_id, exc)
-            return web.json_response({"error": "unavailable", "reason": str(exc)}, status=503)
+            return web.json_response({"error": "unavailable", "detail": str(exc)}, status=503)
         return web.json_response({"ok": True})
 
     async def receive(self, update: Update) -> None:

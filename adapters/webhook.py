@@ -3,10 +3,9 @@
 Translation only: JSON in → `Message`, `Reply` → JSON out (and, when configured,
 each reply POSTed to the merchant's URL). Routes live on kefu's shared aiohttp app.
 
-Auth is either `Authorization: Bearer <token>` or an HMAC-SHA256 signature:
-`X-Kefu-Timestamp: <unix seconds>` and `X-Kefu-Signature: sha256=<hex>` where the
-hex digest is HMAC(secret, "<timestamp>." + raw body). Outgoing deliveries are
-signed the same way with the outgoing secret.
+Auth is either `Authorization: Bearer <token>` or an HMAC-SHA256 signature over the
+timestamp, method, request target and raw body (bot/signing.py has the canonical
+string). Outgoing deliveries are signed the same way with the outgoing secret.
 """
 
 from __future__ import annotations
@@ -24,9 +23,17 @@ import aiohttp
 from aiohttp import web
 
 from bot.config import Config, OutgoingWebhookConfig, WebhookConfig
-from bot.errors import ConversationNotFoundError, DeliveryError, HandoffConflictError, KefuError
-from bot.messages import AgentDesk, DeliveryPolicy, Gateway, HandoffState, Message, Reply
-from bot.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, post_signed, sign
+from bot.errors import (
+    ConversationNotFoundError,
+    DeliveryError,
+    HandoffConflictError,
+    InvalidRequestError,
+    KefuError,
+    OverloadedError,
+)
+from bot.json_input import InvalidJson, loads_json
+from bot.messages import AgentDesk, DeliveryPolicy, Gateway, HandoffState, Message, PrivacyDesk, Reply
+from bot.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, parse_timestamp, post_signed, sign
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +57,13 @@ class BadRequest(Exception):
         return web.json_response({"error": self.error, "detail": self.detail, **self.extra}, status=self.status)
 
 
-def check_auth(settings: WebhookConfig, headers: Mapping[str, str], body: bytes, now: float) -> None:
-    """Raise BadRequest(401) unless the request carries the configured credentials."""
+def check_auth(settings: WebhookConfig, headers: Mapping[str, str], body: bytes, now: float, *,
+               method: str = "POST", target: str = "/") -> None:
+    """Raise BadRequest(401) unless the request carries the configured credentials.
+
+    `method` and `target` (path and query as on the request line) are part of a
+    version-2 signature, so a captured signature is good for that one request only.
+    """
     if settings.auth == "bearer":
         scheme, _, token = headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token:
@@ -63,15 +75,20 @@ def check_auth(settings: WebhookConfig, headers: Mapping[str, str], body: bytes,
     signature = headers.get(SIGNATURE_HEADER, "")
     if not timestamp or not signature:
         raise BadRequest(401, "unauthorized", f"send {TIMESTAMP_HEADER} and {SIGNATURE_HEADER} headers")
-    try:
-        sent_at = float(timestamp)
-    except ValueError:
-        raise BadRequest(401, "unauthorized", f"{TIMESTAMP_HEADER} must be unix seconds") from None
+    sent_at = parse_timestamp(timestamp)
+    if sent_at is None:
+        raise BadRequest(401, "unauthorized", f"{TIMESTAMP_HEADER} must be unix seconds, e.g. {int(now)}")
     if abs(now - sent_at) > settings.signature_tolerance_seconds:
         raise BadRequest(401, "unauthorized", f"{TIMESTAMP_HEADER} is more than "
                          f"{settings.signature_tolerance_seconds}s away from the server's clock")
-    if not hmac.compare_digest(signature.encode(), sign(settings.secret, timestamp, body).encode()):
-        raise BadRequest(401, "unauthorized", f"{SIGNATURE_HEADER} does not match the body")
+    version = 1 if signature.startswith("sha256=") else 2
+    if version < settings.signature_version:
+        raise BadRequest(401, "unauthorized", f"{SIGNATURE_HEADER} must be 'v2=<hex>' over timestamp, method, "
+                         "path and body (the 'sha256=' body-only form is off: webhook.signature_version = 2)")
+    expected = sign(settings.secret, timestamp, body, method=method, target=target, version=version)
+    if not hmac.compare_digest(signature.encode(), expected.encode()):
+        raise BadRequest(401, "unauthorized", f"{SIGNATURE_HEADER} does not match this request "
+                         "(timestamp, method, path with query, and body)")
 
 
 def _optional_str(data: Mapping[str, Any], key: str, limit: int = MAX_ID_CHARS) -> str | None:
@@ -89,10 +106,7 @@ def _optional_str(data: Mapping[str, Any], key: str, limit: int = MAX_ID_CHARS) 
 
 def parse_message(body: bytes, max_text_chars: int, languages: tuple[str, ...] = ()) -> Message:
     """The JSON body of POST /v1/messages → a Message (or BadRequest saying what is wrong)."""
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadRequest(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+    data = _load(body)
     if not isinstance(data, dict):
         raise BadRequest(400, "invalid_json", "the body must be a JSON object")
     unknown = sorted(set(data) - _FIELDS)
@@ -152,7 +166,8 @@ class WebhookChannel:
 
     async def _authorized_body(self, request: web.Request) -> bytes:
         body = await request.read()  # aiohttp answers 413 above client_max_size
-        check_auth(self.settings, request.headers, body, time.time())
+        check_auth(self.settings, request.headers, body, time.time(), method=request.method,
+                   target=request.raw_path)
         return body
 
     async def post_message(self, request: web.Request) -> web.Response:
@@ -165,6 +180,9 @@ class WebhookChannel:
             return bad.response()
         try:
             result = await self.gateway.handle(message)
+        except OverloadedError as exc:  # refused before it was stored: nothing is kept, the client sends it again
+            log.info("webhook.overloaded conversation=%s retry_after=%d", message.conversation, exc.retry_after)
+            return overloaded_response(exc)
         except KefuError as exc:  # the message is stored; the client retries and a redelivery reprocesses it
             log.warning("webhook.turn_failed conversation=%s error=%s", message.conversation, exc)
             return web.json_response(
@@ -218,7 +236,7 @@ class WebhookChannel:
             raise DeliveryError("outgoing webhook is not configured or not started")
         body = _dumps({"event": "reply", "reply": reply.to_json()}).encode()
         await post_signed(self._session, outgoing.url, outgoing.secret, body,
-                          {DELIVERY_HEADER: str(reply.message_id)})
+                          {DELIVERY_HEADER: str(reply.message_id)}, version=outgoing.signature_version)
 
 
 class AgentApi:
@@ -240,6 +258,8 @@ class AgentApi:
         app.router.add_post(f"{base}/messages", self.reply)
         app.router.add_post(f"{base}/release", self.release)
         app.router.add_post(f"{base}/close", self.close)
+        if isinstance(self._desk, PrivacyDesk):
+            PrivacyApi(self, self._desk).add_routes(app)
 
     def _check_token(self, request: web.Request) -> None:
         if not self._settings.agent_token:
@@ -252,19 +272,7 @@ class AgentApi:
             raise BadRequest(401, "unauthorized", "the agent token is not valid")
 
     async def _body(self, request: web.Request, *fields: str) -> dict[str, str]:
-        body = await request.read()
-        if request.content_type != "application/json":
-            raise BadRequest(415, "unsupported_media_type", "send the body as application/json")
-        try:
-            data = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise BadRequest(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
-        if not isinstance(data, dict):
-            raise BadRequest(400, "invalid_json", "the body must be a JSON object")
-        unknown = sorted(set(data) - set(fields))
-        if unknown:
-            raise BadRequest(400, "unknown_field", f"unknown field '{unknown[0]}'; fields: {', '.join(fields)}",
-                             field=unknown[0])
+        data = json_object(await request.read(), request.content_type, fields)
         values = {}
         for name in fields:
             limit = self._settings.max_text_chars if name == "text" else MAX_AGENT_NAME_CHARS
@@ -329,8 +337,100 @@ class AgentApi:
         return await self._run(request, action)
 
 
+class PrivacyApi:
+    """Shoppers' data requests on the agent API (same token): export, erase, and the audit log.
+
+    The subject is `conversation` ("channel/id") or `user` ("channel:user_id"); `agent` names who asks,
+    for the audit log. A live conversation is refused with 409 unless the erase says `"force": true`.
+    """
+
+    def __init__(self, agents: AgentApi, desk: PrivacyDesk):
+        self._agents = agents
+        self._desk = desk
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_get(f"{AGENT_PREFIX}/privacy/export", self.export)
+        app.router.add_post(f"{AGENT_PREFIX}/privacy/erase", self.erase)
+        app.router.add_get(f"{AGENT_PREFIX}/audit", self.audit)
+
+    async def export(self, request: web.Request) -> web.Response:
+        async def action() -> Any:
+            query = request.query
+            agent = _optional_str(query, "agent", MAX_AGENT_NAME_CHARS)
+            if agent is None:
+                raise BadRequest(400, "missing_field", "'agent' is required: who asks, for the audit log", field="agent")
+            return await _subject_call(self._desk.privacy_export, conversation=query.get("conversation"),
+                                       user=query.get("user"), actor=agent)
+        return await self._agents._run(request, action)
+
+    async def erase(self, request: web.Request) -> web.Response:
+        async def action() -> Any:
+            data = json_object(await request.read(), request.content_type, ("agent", "conversation", "user", "force"))
+            agent = _optional_str(data, "agent", MAX_AGENT_NAME_CHARS)
+            if agent is None:
+                raise BadRequest(400, "missing_field", "'agent' is required: who asks, for the audit log", field="agent")
+            force = data.get("force", False)
+            if not isinstance(force, bool):
+                raise BadRequest(400, "invalid_field", "'force' must be true or false", field="force")
+            return await _subject_call(self._desk.privacy_erase, conversation=_optional_str(data, "conversation"),
+                                       user=_optional_str(data, "user"), actor=agent, force=force)
+        return await self._agents._run(request, action)
+
+    async def audit(self, request: web.Request) -> web.Response:
+        async def action() -> Any:
+            query = request.query
+            limit, before = _int_query(query, "limit", 100), _int_query(query, "before", None)
+            return await _subject_call(self._desk.audit_log, limit=limit, conversation=query.get("conversation"),
+                                       user=query.get("user"), before=before)
+        return await self._agents._run(request, action)
+
+
+async def _subject_call(call: Callable[..., Awaitable[Any]], **arguments: Any) -> Any:
+    """The core's refusal of a malformed subject becomes a 400 naming the field."""
+    try:
+        return await call(**arguments)
+    except InvalidRequestError as exc:
+        raise BadRequest(400, "invalid_field", str(exc), field=exc.field) from None
+
+
+def _int_query(query: Mapping[str, str], key: str, default: int | None) -> int | None:
+    value = query.get(key)
+    if value is None or value == "":
+        return default
+    if not value.isdigit() or not 1 <= int(value) <= 1_000_000_000:
+        raise BadRequest(400, "invalid_field", f"'{key}' must be a positive whole number", field=key)
+    return int(value)
+
+
+def json_object(body: bytes, content_type: str, fields: tuple[str, ...]) -> dict[str, Any]:
+    """A JSON object body with only `fields`: a typo'd field is refused, never silently ignored."""
+    if content_type != "application/json":
+        raise BadRequest(415, "unsupported_media_type", "send the body as application/json")
+    data = _load(body)
+    if not isinstance(data, dict):
+        raise BadRequest(400, "invalid_json", "the body must be a JSON object")
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise BadRequest(400, "unknown_field", f"unknown field '{unknown[0]}'; fields: {', '.join(fields)}",
+                         field=unknown[0])
+    return data
+
+
+def _load(body: bytes) -> Any:
+    try:
+        return loads_json(body)
+    except InvalidJson as bad:
+        raise BadRequest(400, bad.error, bad.detail) from None
+
+
 def _address(request: web.Request) -> tuple[str, str]:
     return request.match_info["channel"], request.match_info["conversation_id"]
+
+
+def overloaded_response(exc: OverloadedError) -> web.Response:
+    """429 with Retry-After and a JSON reason: the message was not stored, send it again after that long."""
+    return web.json_response({"error": "overloaded", "detail": str(exc), "retry_after": exc.retry_after},
+                             status=429, headers={"Retry-After": str(exc.retry_after)})
 
 
 def _dumps(data: Any) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, time, timedelta
 from typing import Any
 
@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 SUMMARY_MESSAGES = 6
 WATCH_INTERVAL_MAX_SECONDS = 30.0
+# Appends one audit entry (actor, action, conversation key, counts): bot.privacy.PrivacyService.record_action.
+AuditHook = Callable[[str, str, str, dict[str, int] | None], Awaitable[None]]
 
 
 def policy_from_config(config: HandoffConfig) -> HandoffPolicy:
@@ -110,6 +112,13 @@ class HandoffNotices:
         return QueuedEvent(self.targets, "handoff.shopper_message", payload)
 
 
+    def left_event(self, conversation: ConversationState, agent: str | None, command: str) -> QueuedEvent:
+        """The shopper went back to the bot (`command`): whoever was about to answer, or answering, is told."""
+        payload = {**_conversation_fields(conversation), "reason": "shopper_left", "left_agent": agent,
+                   "detail": f"the shopper sent {command}"}
+        return QueuedEvent(self.targets, "handoff.left", payload)
+
+
 def _conversation_fields(conversation: ConversationState) -> dict[str, Any]:
     return {
         "channel": conversation.channel,
@@ -128,9 +137,10 @@ class Desk:
 
     def __init__(self, *, store: Store, records: HandoffStore, notices: HandoffNotices,
                  pushes: Callable[[str], bool], delivered: Callable[[Reply], None], default_language: str,
-                 metrics: Metrics | None = None):
+                 metrics: Metrics | None = None, audit: AuditHook | None = None):
         self._store = store
         self._records = records
+        self._audit = audit
         self._notices = notices
         self._pushes = pushes
         self._delivered = delivered
@@ -157,6 +167,7 @@ class Desk:
                                                   notice=notice, deliver=self._pushes(channel))
         self._sent(stored)
         self._count("claim")
+        await self._audited(agent, "claim", state.key)
         log.info("handoff.claimed conversation=%s agent=%s", state.key, agent)
         return await self._summary(after)
 
@@ -168,6 +179,7 @@ class Desk:
         _, stored = await self._records.agent_message(state.key, agent, reply, deliver=self._pushes(channel))
         self._sent(stored)
         self._count("reply")
+        await self._audited(agent, "reply", state.key, {"message_id": stored.message_id or 0})
         log.info("handoff.agent_replied conversation=%s agent=%s message=%s", state.key, agent, stored.message_id)
         return stored
 
@@ -185,6 +197,7 @@ class Desk:
                                                   notice=notice, deliver=self._pushes(channel))
         self._sent(stored)
         self._count(action.value)
+        await self._audited(agent, action.value, state.key)
         log.info("handoff.%sd conversation=%s agent=%s", action.value, state.key, agent)
         return await self._summary(after)
 
@@ -242,6 +255,15 @@ class Desk:
     def _count(self, action: str) -> None:
         if self._metrics is not None:
             self._metrics.agent_action(action)
+
+    async def _audited(self, agent: str, action: str, key: str, counts: dict[str, int] | None = None) -> None:
+        """After the action committed: a failed audit write is logged, never undoes what the agent did."""
+        if self._audit is None:
+            return
+        try:
+            await self._audit(agent, action, key, counts)
+        except Exception:
+            log.exception("handoff.audit_failed action=%s conversation=%s", action, key)
 
     def _sent(self, stored: Reply | None) -> None:
         if stored is not None:

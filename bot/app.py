@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
 from typing import Any
 
+from bot.admission import Admission
 from bot.agents import Desk, HandoffNotices, policy_from_config
 from bot.commands import CommandStage
 from bot.changes import ChangeFeed
@@ -45,6 +46,8 @@ from bot.notifier import HttpCallbackNotifier, NotificationWorker
 from bot.pipeline import HandoffStage, LanguageStage, Pipeline, ResponderStage, RetrievalStage, SentimentStage
 from bot.grounding import SemanticGrounder
 from bot.insights import InsightsService, clusters_csv
+from bot.privacy import PrivacyService, Subject
+from bot.privacy.masking import AtRestMasker
 from bot.llm import GenerationBackend, build_generator
 from bot.llm_responder import GroundedResponder
 from bot.responder import ExtractiveResponder, Responder
@@ -57,6 +60,10 @@ from knowledge.service import KnowledgeBase
 log = logging.getLogger(__name__)
 
 ADAPTER_GROUP = "kefu.adapters"
+# Push channels that run in a process of their own: the terminal (`kefu chat`). Replies for them written
+# here (an agent's, from the web console, Telegram or the agent API) are queued for delivery, and the
+# terminal's own delivery worker shows them, live or at its next start.
+DETACHED_PUSH_CHANNELS = ("console",)
 AdapterFactory = Callable[..., Channel]
 
 
@@ -103,6 +110,9 @@ class KefuApp:
         self.channels: dict[str, Channel] = {}
         self.desk: Desk | None = None
         self.insights: InsightsService | None = None
+        self.privacy = PrivacyService(self.store, retain_days=config.privacy.retain_days,
+                                      interval_seconds=config.privacy.purge_interval_minutes * 60)
+        self._at_rest = AtRestMasker(mask_stored=config.privacy.mask_stored)  # applied before a message is stored
         self._dispatcher: TurnDispatcher | None = None
         self._workers: dict[str, DeliveryWorker] = {}
         self._notifiers: list[NotificationWorker] = []
@@ -119,6 +129,7 @@ class KefuApp:
         texts = Texts.from_config(config)
         factories = {name: load_adapter_factory(name) for name in self._channel_names}
         await self.store.open()
+        await self.privacy.prepare()
         await self.knowledge.start()
         faq = self.knowledge.current.faq
         for index, topic in enumerate(config.retrieval.top_topics):
@@ -159,7 +170,8 @@ class KefuApp:
             stages=[
                 CommandStage(store=self.store, texts=texts, languages=config.shop.languages,
                              default_language=config.shop.default_language, top_topics=config.retrieval.top_topics,
-                             max_topics=config.retrieval.max_suggestions, faq=lambda: self.knowledge.current.faq),
+                             max_topics=config.retrieval.max_suggestions, faq=lambda: self.knowledge.current.faq,
+                             records=self.records, notices=notices),
                 LanguageStage(detector, self.store),
                 RetrievalStage(self.knowledge, self.store, limit=max(5, config.retrieval.max_suggestions),
                                answer_threshold=config.retrieval.answer_threshold,
@@ -178,13 +190,16 @@ class KefuApp:
         )
         self.desk = Desk(store=self.store, records=self.records, notices=notices, pushes=pushes,
                          delivered=self._reply_stored, default_language=config.shop.default_language,
-                         metrics=self.metrics)
+                         metrics=self.metrics, audit=self.privacy.record_action)
         self._dispatcher = TurnDispatcher(
             store=self.store,
             run_turn=pipeline.run,
+            fail_turn=pipeline.fail_turn,
             on_reply=self._reply_stored,
             turn_timeout=config.pipeline.turn_timeout_seconds,
             metrics=self.metrics,
+            admission=Admission(config.pipeline.max_queued_messages,
+                                fallback_seconds=config.pipeline.turn_timeout_seconds),
         )
         for name, channel in self.channels.items():
             if channel.delivery is not None:
@@ -196,6 +211,7 @@ class KefuApp:
         for notifier in self._notifiers:
             await notifier.start()
         self.desk.start()
+        self.privacy.start()
         for name, channel in self.channels.items():
             await channel.start()
             self._started_channels.append(channel)
@@ -220,6 +236,7 @@ class KefuApp:
             await self._dispatcher.close(self.config.pipeline.shutdown_grace_seconds)
         if self.desk is not None:
             await self.desk.stop()
+        await self.privacy.stop()
         for notifier in self._notifiers:
             await notifier.stop()
         for worker in self._workers.values():
@@ -290,7 +307,7 @@ class KefuApp:
         return SentimentAnalyzer(backend, CueDetector(config.shop.languages))
 
     def _pushes(self, channel: str) -> bool:
-        return channel in self._workers
+        return channel in self._workers or channel in DETACHED_PUSH_CHANNELS
 
     def _wake_notifiers(self) -> None:
         for notifier in self._notifiers:
@@ -306,12 +323,12 @@ class KefuApp:
     async def handle(self, message: Message) -> HandleResult:
         if self._dispatcher is None:
             raise AdapterError("kefu is not started")
-        return await self._dispatcher.submit(message)
+        return await self._dispatcher.submit(self._at_rest.message(message))
 
     async def accept(self, message: Message) -> HandleResult:
         if self._dispatcher is None:
             raise AdapterError("kefu is not started")
-        return await self._dispatcher.accept(message)
+        return await self._dispatcher.accept(self._at_rest.message(message))
 
     async def transcript(self, channel: str, conversation: str) -> Transcript | None:
         return await self.store.transcript(conversation_key(channel, conversation))
@@ -374,6 +391,23 @@ class KefuApp:
 
     async def unanswered_csv(self, start: date, end: date) -> str:
         return clusters_csv(await self._insights().unanswered(start, end))
+
+    # -- PrivacyDesk ---------------------------------------------------------------
+
+    async def privacy_export(self, *, conversation: str | None, user: str | None, actor: str
+                             ) -> Mapping[str, Any]:
+        return await self.privacy.export(Subject.parse(conversation=conversation, user=user), actor=actor)
+
+    async def privacy_erase(self, *, conversation: str | None, user: str | None, actor: str,
+                            force: bool = False) -> Mapping[str, Any]:
+        return await self.privacy.erase(Subject.parse(conversation=conversation, user=user), actor=actor,
+                                        force=force)
+
+    async def audit_log(self, *, limit: int, conversation: str | None = None, user: str | None = None,
+                        before: int | None = None) -> Mapping[str, Any]:
+        subject = Subject.parse(conversation=conversation, user=user) if conversation or user else None
+        entries = await self.privacy.audit(limit=limit, subject=subject, before=before)
+        return {"entries": [entry.to_json() for entry in entries]}
 
     def health(self) -> Mapping[str, Any]:
         return {

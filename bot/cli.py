@@ -19,6 +19,8 @@ from bot.config import CONSOLE_ROLES, CONSOLE_USER_NAME, RESPONDERS, Config, loa
 from bot.errors import KefuError
 from bot.language import LanguageDetector
 from bot.passwords import hash_password
+from bot.privacy.cli import add_privacy_parser, privacy_command
+from bot.privacy.masking import install_log_masking
 from bot.language_eval import evaluate_language, read_labelled
 from bot.cues import CueDetector
 from bot.responder import ExtractiveResponder
@@ -131,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     hasher.add_argument("--name", help="also print a ready [[console.users]] block for this user")
     hasher.add_argument("--role", action="append", choices=CONSOLE_ROLES,
                         help="the user's role (repeatable; default agent)")
+    add_privacy_parser(commands, common)
     return parser
 
 
@@ -141,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
+    install_log_masking()  # emails, phones, cards and addresses never reach a log line
     if args.command == "chat" and not args.verbose:
         logging.getLogger().setLevel(logging.WARNING)  # keep the conversation readable
     try:
@@ -157,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(serve(config))
         if args.command == "chat":
             return asyncio.run(chat(config, user=args.user, show_why=not args.quiet))
+        if args.command == "privacy":
+            return asyncio.run(privacy_command(config, args))
         if args.command == "eval" and args.eval_command == "language":
             return eval_language(config, args)
         if args.command == "eval" and args.eval_command == "sentiment":

@@ -154,6 +154,7 @@ RESPONDERS = ("extractive", "transformers", "openai", "llama-cpp")
 class PipelineConfig:
     turn_timeout_seconds: float
     shutdown_grace_seconds: float
+    max_queued_messages: int = 256  # stored, unanswered messages per process beyond which new ones get a 429
 
 
 @dataclass(frozen=True)
@@ -163,6 +164,7 @@ class OutgoingWebhookConfig:
     timeout_seconds: float
     max_attempts: int
     backoff_seconds: float
+    signature_version: int = 2  # 1: the legacy body-only signature (bot/signing.py), for receivers not yet updated
 
 
 @dataclass(frozen=True)
@@ -178,6 +180,8 @@ class HttpConfig:
     port: int
     max_body_bytes: int
     shutdown_timeout_seconds: float
+    idle_timeout_seconds: float = 75.0  # no complete request (line + headers) in this time: the connection is closed
+    body_timeout_seconds: float = 30.0  # a request body must arrive whole in this time
 
 
 @dataclass(frozen=True)
@@ -198,6 +202,7 @@ class WebhookConfig:
     signature_tolerance_seconds: int
     outgoing: OutgoingWebhookConfig | None
     agent_token: str = ""  # the agent API's bearer token; empty: the agent API is off
+    signature_version: int = 2  # 1 also accepts the legacy signature without method and path (replayable)
 
 
 @dataclass(frozen=True)
@@ -247,6 +252,15 @@ class ConsoleConfig:
 
 
 @dataclass(frozen=True)
+class PrivacyConfig:
+    """What kefu keeps about shoppers, and for how long (bot/privacy)."""
+
+    retain_days: int = 0  # conversations idle longer than this are purged; 0 keeps them forever
+    mask_stored: bool = False  # store shoppers' emails, phones and addresses masked (card numbers always are)
+    purge_interval_minutes: float = 60.0  # how often the retention purge runs while kefu serves
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     shop: ShopConfig
@@ -266,6 +280,7 @@ class Config:
     telegram: TelegramConfig = TelegramConfig()
     console: ConsoleConfig = ConsoleConfig()
     metrics: MetricsConfig = MetricsConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
 
 
 def load_config(path: Path | str, environ: Mapping[str, str] | None = None) -> Config:
@@ -294,7 +309,8 @@ def load_config(path: Path | str, environ: Mapping[str, str] | None = None) -> C
 def _build(root: _Table, path: Path, environ: Mapping[str, str]) -> Config:
     base = path.parent
     root.allow_only("shop", "storage", "knowledge", "retrieval", "search", "language", "pipeline", "http", "webhook",
-                    "texts", "sentiment", "handoff", "responder", "telegram", "console", "metrics")
+                    "texts", "sentiment", "handoff", "responder", "telegram", "console", "metrics",
+                    "privacy")
 
     shop_t = root.table("shop")
     shop_t.allow_only("name", "default_language", "languages")
@@ -382,19 +398,23 @@ def _build(root: _Table, path: Path, environ: Mapping[str, str]) -> Config:
     handoff = _build_handoff(root.table("handoff"), environ)
 
     pipeline_t = root.table("pipeline")
-    pipeline_t.allow_only("turn_timeout_seconds", "shutdown_grace_seconds")
+    pipeline_t.allow_only("turn_timeout_seconds", "shutdown_grace_seconds", "max_queued_messages")
     pipeline = PipelineConfig(
         turn_timeout_seconds=pipeline_t.float("turn_timeout_seconds", 30.0, 0.1, 3600.0),
         shutdown_grace_seconds=pipeline_t.float("shutdown_grace_seconds", 10.0, 0.0, 600.0),
+        max_queued_messages=pipeline_t.int("max_queued_messages", 256, 1, 1_000_000),
     )
 
     http_t = root.table("http")
-    http_t.allow_only("host", "port", "max_body_bytes", "shutdown_timeout_seconds")
+    http_t.allow_only("host", "port", "max_body_bytes", "shutdown_timeout_seconds", "idle_timeout_seconds",
+                      "body_timeout_seconds")
     http = HttpConfig(
         host=http_t.str("host", "127.0.0.1"),
         port=http_t.int("port", 8080, 0, 65535),
         max_body_bytes=http_t.int("max_body_bytes", 64 * 1024, 1024, 16 * 1024 * 1024),
         shutdown_timeout_seconds=http_t.float("shutdown_timeout_seconds", 15.0, 0.0, 600.0),
+        idle_timeout_seconds=http_t.float("idle_timeout_seconds", 75.0, 1.0, 3600.0),
+        body_timeout_seconds=http_t.float("body_timeout_seconds", 30.0, 1.0, 3600.0),
     )
     webhook = _build_webhook(root.table("webhook"), environ)
 
@@ -424,6 +444,16 @@ def _build(root: _Table, path: Path, environ: Mapping[str, str]) -> Config:
         telegram=_build_telegram(root.table("telegram"), environ),
         console=_build_console(root.table("console")),
         metrics=_build_metrics(root.table("metrics"), environ),
+        privacy=_build_privacy(root.table("privacy")),
+    )
+
+
+def _build_privacy(table: _Table) -> PrivacyConfig:
+    table.allow_only("retain_days", "mask_stored", "purge_interval_minutes")
+    return PrivacyConfig(
+        retain_days=table.int("retain_days", 0, 0, 36500),
+        mask_stored=table.bool("mask_stored", False),
+        purge_interval_minutes=table.float("purge_interval_minutes", 60.0, 0.01, 7 * 24 * 60.0),
     )
 
 
@@ -559,7 +589,7 @@ def _build_metrics(table: _Table, environ: Mapping[str, str]) -> MetricsConfig:
 def _build_webhook(table: _Table, environ: Mapping[str, str]) -> WebhookConfig:
     table.allow_only(
         "enabled", "auth", "token", "token_env", "max_text_chars", "signature_tolerance_seconds", "outgoing",
-        "agent_token", "agent_token_env",
+        "agent_token", "agent_token_env", "signature_version",
     )
     enabled = table.bool("enabled", False)
     secret = table.secret("token", "token_env", environ, required=enabled)
@@ -579,6 +609,7 @@ def _build_webhook(table: _Table, environ: Mapping[str, str]) -> WebhookConfig:
         signature_tolerance_seconds=table.int("signature_tolerance_seconds", 300, 1, 86400),
         outgoing=outgoing,
         agent_token=agent_token,
+        signature_version=table.int("signature_version", 2, 1, 2),
     )
 
 
@@ -691,7 +722,8 @@ Callback = TypeVar("Callback", "OutgoingWebhookConfig", "NotifyConfig")
 def _signed_callback(table: _Table, environ: Mapping[str, str], kind: type[Callback], *, max_attempts: int
                      ) -> Callback | None:
     """A URL kefu POSTs signed events to ([webhook.outgoing], [handoff.notify]); None when `url` is empty."""
-    table.allow_only("url", "secret", "secret_env", "timeout_seconds", "max_attempts", "backoff_seconds")
+    table.allow_only("url", "secret", "secret_env", "timeout_seconds", "max_attempts", "backoff_seconds",
+                     "signature_version")
     url = table.str("url", "")
     if not url:
         return None
@@ -703,6 +735,7 @@ def _signed_callback(table: _Table, environ: Mapping[str, str], kind: type[Callb
         timeout_seconds=table.float("timeout_seconds", 10.0, 0.1, 300.0),
         max_attempts=table.int("max_attempts", max_attempts, 1, 100),
         backoff_seconds=table.float("backoff_seconds", 2.0, 0.0, 3600.0),
+        signature_version=table.int("signature_version", 2, 1, 2),
     )
 
 

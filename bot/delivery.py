@@ -8,11 +8,12 @@ per conversation, with exponential backoff between failed attempts.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bot.errors import DeliveryError
-from bot.messages import Channel, DeliveryPolicy, utc_now
+from bot.messages import Channel, DeliveryPolicy, Reply, utc_now
 from bot.metrics import DeliveryResult, Metrics
 from bot.retry import RetryLoop, earlier, next_attempt
 from bot.store import Store
@@ -46,7 +47,7 @@ class DeliveryWorker:
         for pending in await self._store.pending_deliveries(self._channel.name):
             reply = pending.reply
             key = reply.conversation_key
-            if key in blocked:
+            if key in blocked or not self._serves(reply):
                 continue
             if pending.next_attempt_at is not None:
                 due = datetime.fromisoformat(pending.next_attempt_at)
@@ -70,9 +71,17 @@ class DeliveryWorker:
                                 self._channel.name, reply.message_id, attempts, retry_at, exc)
                     next_due = earlier(next_due, retry_at)
                 continue
-            await self._store.mark_delivered(reply.message_id)
+            # Shielded: a shutdown cancelling this pass must not drop the mark of a reply already sent (its
+            # write would be cancelled while still queued for the writer), or the next start sends it again.
+            await asyncio.shield(self._store.mark_delivered(reply.message_id))
             self._count("sent")
+        if self._policy.poll_seconds is not None:  # another process may queue replies without waking us
+            next_due = earlier(next_due, utc_now() + timedelta(seconds=self._policy.poll_seconds))
         return next_due
+
+    def _serves(self, reply: Reply) -> bool:
+        """A channel serving one conversation leaves the others' replies pending, untouched, for their turn."""
+        return self._policy.conversation is None or reply.conversation == self._policy.conversation
 
     def _count(self, result: DeliveryResult) -> None:
         if self._metrics is not None:

@@ -4,16 +4,22 @@ A message is committed to the store first; then its conversation's worker is
 woken. The worker takes the conversation's pending messages from the store in id
 order, so the order is the store's order, and restart recovery is the same code
 path: wake every conversation that has pending messages.
+
+A turn that fails or runs past the timeout is answered in its place with a stored
+apology (`fail_turn`) before the worker moves on: were it left unanswered, the
+client's resend would be answered after the conversation's later messages.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from dataclasses import dataclass
 
+from bot.admission import Admission, stored_already
 from bot.errors import KefuError
 from bot.messages import HandleResult, HandoffState, Message, Reply
 from bot.metrics import Metrics
@@ -44,12 +50,16 @@ class TurnDispatcher:
         *,
         store: Store,
         run_turn: Callable[[StoredInbound], Awaitable[TurnOutcome]],
+        fail_turn: Callable[[StoredInbound, str, float], Awaitable[TurnOutcome]],  # (message, reason, ms spent)
         on_reply: Callable[[Reply], None],
         turn_timeout: float,
         metrics: Metrics | None = None,
+        admission: Admission | None = None,
     ):
         self._store = store
+        self._admission = admission  # None: no bound (tests of the turn machinery)
         self._run_turn = run_turn
+        self._fail_turn = fail_turn
         self._on_reply = on_reply
         self._timeout = turn_timeout
         self._metrics = metrics
@@ -86,7 +96,20 @@ class TurnDispatcher:
     async def _record(self, message: Message) -> InboundRecord:
         if not self._accepting:
             raise DispatcherClosedError("kefu is shutting down")
-        return await self._store.record_inbound(message)
+        admission = self._admission
+        if admission is None or (admission.full() and await stored_already(self._store, message)):
+            record = await self._store.record_inbound(message)  # a redelivery costs no new turn: never refused
+            if admission is not None and not record.settled:
+                admission.track(record.message.id)
+            return record
+        admission.admit()  # raises OverloadedError before anything is stored
+        try:
+            record = await self._store.record_inbound(message)
+        except BaseException:
+            admission.stored(None)
+            raise
+        admission.stored(None if record.settled else record.message.id)
+        return record
 
     def _waiter(self, conversation_key: str, inbound_id: int) -> asyncio.Future[TurnOutcome]:
         """One future per stored message, shared by every delivery of that message."""
@@ -107,7 +130,15 @@ class TurnDispatcher:
             entry[1].set_result(outcome)
 
     async def recover(self) -> int:
-        """Wake every conversation with stored, unanswered messages (after a crash)."""
+        """Wake every conversation with stored, unanswered messages (after a crash).
+
+        Messages an older kefu marked failed are tried again when nothing later in their
+        conversation was answered yet; answering one behind a later message would reorder it.
+        """
+        requeued, overtaken = await self._store.requeue_failed()
+        if requeued or overtaken:
+            log.warning("turn.failed_at_start requeued=%d left_failed=%d (answered later messages came after them)",
+                        requeued, overtaken)
         keys = await self._store.conversations_with_pending()
         for key in keys:
             self.wake(key)
@@ -127,7 +158,11 @@ class TurnDispatcher:
                 while conversation_key in self._dirty:
                     self._dirty.discard(conversation_key)
                     for inbound in await self._store.pending_inbound(conversation_key):
-                        await self._answer(inbound)
+                        try:
+                            await self._answer(inbound)
+                        finally:
+                            if self._admission is not None:
+                                self._admission.finished(inbound.id)
                 # Waiters left here belong to redeliveries of messages that were answered (or
                 # failed) before the last look at the store: answer them from the store.
                 stale = [i for i, (key, _) in self._waiters.items() if key == conversation_key]
@@ -145,6 +180,7 @@ class TurnDispatcher:
             del self._workers[conversation_key]
 
     async def _answer(self, inbound: StoredInbound) -> None:
+        started = time.perf_counter()
         try:
             async with asyncio.timeout(self._timeout):
                 outcome = await self._run_turn(inbound)
@@ -153,14 +189,28 @@ class TurnDispatcher:
             if isinstance(exc, TimeoutError):
                 reason = f"the turn took longer than {self._timeout:g}s"
             log.exception("turn.failed conversation=%s inbound=%d", inbound.conversation_key, inbound.id)
-            await self._store.mark_failed(inbound.id, reason)
             if self._metrics is not None:
                 self._metrics.error(inbound.channel, "turn")
-            self._resolve(inbound.id, error=TurnFailedError(reason))
-            return
+            outcome = await self._answer_failed(inbound, reason, (time.perf_counter() - started) * 1000)
+            if outcome is None:
+                return
         if outcome.reply is not None:
             self._on_reply(outcome.reply)
         self._resolve(inbound.id, outcome)
+
+    async def _answer_failed(self, inbound: StoredInbound, reason: str, elapsed_ms: float) -> TurnOutcome | None:
+        """Keep the failed message's place with a stored apology; only if even that fails, mark it failed."""
+        try:
+            return await self._fail_turn(inbound, reason, elapsed_ms)
+        except Exception as exc:  # the store itself is failing: record what we can, tell the waiter
+            log.exception("turn.fallback_failed conversation=%s inbound=%d", inbound.conversation_key, inbound.id)
+            detail = f"{reason}; storing the apology failed too: {type(exc).__name__}: {exc}"
+            try:
+                await self._store.mark_failed(inbound.id, detail)
+            except KefuError:
+                log.error("turn.mark_failed_failed inbound=%d (it stays pending for the next start)", inbound.id)
+            self._resolve(inbound.id, error=TurnFailedError(detail))
+            return None
 
     async def close(self, grace_seconds: float) -> None:
         """Stop accepting; let in-flight turns finish within the grace period."""

@@ -69,3 +69,26 @@ class HandoffConflictError(KefuError):
         super().__init__(message)
         self.state = state
         self.agent = agent
+
+
+class InvalidRequestError(KefuError):
+    """A caller named something malformed (a conversation address, a period); an adapter answers 400.
+
+    `field` names the part of the request to fix.
+    """
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+class OverloadedError(KefuError):
+    """Too many messages are waiting for an answer: this one was refused *before* it was stored.
+
+    Nothing of it is kept, so the sender must send it again; `retry_after` (seconds, at
+    least 1) is kefu's estimate of when there is room. HTTP channels answer 429 with it.
+    """
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after))

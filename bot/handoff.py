@@ -33,6 +33,7 @@ class Action(StrEnum):
     RELEASE = "release"  # back to the bot
     CLOSE = "close"
     REOPEN = "reopen"  # the shopper writes again after it was closed
+    LEAVE = "leave"  # the shopper goes back to the bot (/bot, /reset) instead of waiting for a person
 
 
 _MOVES: dict[Action, tuple[frozenset[HandoffState], HandoffState]] = {
@@ -41,6 +42,7 @@ _MOVES: dict[Action, tuple[frozenset[HandoffState], HandoffState]] = {
     Action.RELEASE: (frozenset({HandoffState.WAITING_AGENT, HandoffState.AGENT}), HandoffState.BOT),
     Action.CLOSE: (frozenset({HandoffState.BOT, HandoffState.WAITING_AGENT, HandoffState.AGENT}), HandoffState.CLOSED),
     Action.REOPEN: (frozenset({HandoffState.CLOSED}), HandoffState.BOT),
+    Action.LEAVE: (frozenset({HandoffState.WAITING_AGENT, HandoffState.AGENT}), HandoffState.BOT),
 }
 
 
@@ -48,10 +50,12 @@ def next_state(action: Action, current: HandoffState, *, holder: str | None, act
     """The state after `action`, or HandoffConflictError saying why it is not allowed now.
 
     An agent may act only on a conversation nobody else holds: claiming, releasing
-    or closing one that another agent holds is a conflict, not a takeover.
+    or closing one that another agent holds is a conflict, not a takeover. The shopper
+    may always leave (their conversation, their choice); the agent is told.
     """
     allowed, target = _MOVES[action]
-    if current == HandoffState.AGENT and holder and holder != actor and action != Action.REOPEN:
+    shoppers_move = action in (Action.REOPEN, Action.LEAVE)
+    if current == HandoffState.AGENT and holder and holder != actor and not shoppers_move:
         raise HandoffConflictError(f"the conversation is held by agent '{holder}'", current.value, holder)
     if current not in allowed:
         raise HandoffConflictError(f"cannot {action.value} a conversation that is {current.value}", current.value,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -138,6 +139,16 @@ class HandoffStore:
         return await self._store.write(
             _apply, conversation_key, action, actor, reason, detail, notice, deliver, message_id
         )
+
+    async def leave(self, conversation_key: str, inbound_id: int, *, detail: str,
+                    event: Callable[[ConversationState, str | None], QueuedEvent]
+                    ) -> tuple[ConversationState, bool]:
+        """The shopper goes back to the bot: waiting_agent/agent → bot and the agents' notice, at once.
+
+        Returns the conversation and whether it moved (False: it was with the bot already,
+        e.g. an agent released it meanwhile). `event(moved, agent who held it)` builds the agents' notice.
+        """
+        return await self._store.write(_leave, conversation_key, inbound_id, detail, event)
 
     async def agent_message(
         self, conversation_key: str, agent: str, reply: Reply, *, deliver: bool
@@ -320,6 +331,18 @@ def _apply(
     if notice is not None and conversation.handoff != before:
         stored = insert_outbound(db, notice, reply_to=None, latency_ms=None, deliver=deliver, meta={"notice": reason})
     return conversation, stored
+
+
+def _leave(
+    db: sqlite_utils.Database, key: str, inbound_id: int, detail: str,
+    event: Callable[[ConversationState, str | None], QueuedEvent],
+) -> tuple[ConversationState, bool]:
+    row = _conversation_row(db, key)
+    if HandoffState(row["handoff_state"]) not in (HandoffState.WAITING_AGENT, HandoffState.AGENT):
+        return conversation_from_row(row), False
+    conversation = _move(db, key, Action.LEAVE, "shopper", "shopper_left", detail, inbound_id)
+    _enqueue(db, key, event(conversation, row["agent"]))
+    return conversation, True
 
 
 def _agent_message(

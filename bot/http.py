@@ -6,12 +6,16 @@ with a reason (`{"error": code, "detail": text}`), never as an HTML page or a ba
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
 
 from bot.config import HttpConfig
 
@@ -26,11 +30,12 @@ _CODES = {
     404: "not_found",
     405: "method_not_allowed",
     413: "payload_too_large",
+    408: "request_timeout",
     415: "unsupported_media_type",
+    429: "too_many_requests",
+    431: "headers_too_large",
     503: "unavailable",
 }
-
-
 def json_error(status: int, error: str, detail: str, **extra: Any) -> web.Response:
     return web.json_response({"error": error, "detail": detail, **extra}, status=status)
 
@@ -49,10 +54,67 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return json_error(500, "internal_error", "kefu hit an unexpected error; it has been logged")
 
 
+@web.middleware
+async def body_deadline(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Read a request's whole body within the deadline before any handler sees it.
+
+    A client that trickles its body (slowloris) otherwise holds a handler and its
+    connection for as long as it likes. The body is cached on the request, so
+    handlers reading it again get it at once.
+    """
+    if request.body_exists:
+        timeout = request.app[BODY_TIMEOUT]
+        try:
+            async with asyncio.timeout(timeout):
+                await request.read()
+        except TimeoutError:
+            log.warning("http.body_timeout path=%s remote=%s", request.path, request.remote)
+            response = json_error(408, "request_timeout", f"the request body did not arrive within {timeout:g}s")
+            response.force_close()
+            return response
+    return await handler(request)
+
+
+BODY_TIMEOUT = web.AppKey("kefu_body_timeout", float)
+
+
+class JsonErrorRequestHandler(RequestHandler):
+    """aiohttp answers requests its parser rejects (duplicate Content-Length, bad headers,
+    an over-long line) itself, before any middleware runs, as text/plain: this answers
+    them as JSON with a reason like every other kefu error."""
+
+    def handle_error(self, request: BaseRequest, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        super().handle_error(request, status, exc, message)  # logs it; raises if a response had started
+        detail = message or (getattr(exc, "message", None) if exc is not None else None) or HTTPStatus(status).phrase
+        code = "internal_error" if status == 500 else _CODES.get(status, "bad_request")
+        if status == 500:
+            detail = "kefu hit an unexpected error; it has been logged"
+        response = json_error(status, code, str(detail)[:500])
+        response.force_close()
+        return response
+
+
+class _JsonErrorServer(web.Server):
+    def __call__(self) -> RequestHandler:
+        return JsonErrorRequestHandler(self, loop=self._loop, **self._kwargs)
+
+
+class _AppRunner(web.AppRunner):
+    """An AppRunner whose connections use JsonErrorRequestHandler (aiohttp has no public hook for it)."""
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        return _JsonErrorServer(server.request_handler, request_factory=server.request_factory,
+                                handler_cancellation=server.handler_cancellation, loop=server._loop,
+                                **server._kwargs)
+
+
 class HttpServer:
     def __init__(self, config: HttpConfig, health: Callable[[], Mapping[str, Any]]):
         self.config = config
-        self.app = web.Application(middlewares=[json_errors], client_max_size=config.max_body_bytes)
+        self.app = web.Application(middlewares=[json_errors, body_deadline], client_max_size=config.max_body_bytes)
+        self.app[BODY_TIMEOUT] = config.body_timeout_seconds
         self._health = health
         self.app.router.add_get("/healthz", self._healthz)
         self._runner: web.AppRunner | None = None
@@ -68,8 +130,11 @@ class HttpServer:
         return f"http://{host}:{self.port}"
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(
-            self.app, access_log=None, shutdown_timeout=self.config.shutdown_timeout_seconds
+        # keepalive_timeout also bounds a new connection's wait for its first complete request line and
+        # headers (aiohttp arms it at connect), so idle, CRLF-only and slow-header connections are closed.
+        self._runner = _AppRunner(
+            self.app, access_log=None, shutdown_timeout=self.config.shutdown_timeout_seconds,
+            keepalive_timeout=self.config.idle_timeout_seconds,
         )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.host, self.config.port)

@@ -34,6 +34,7 @@ class ReplyKind(StrEnum):
     INFO = "info"  # the answer to a command (/start, /help, /lang, /reset) or to a message it cannot read
     AGENT = "agent"  # written by a human agent
     SYSTEM = "system"  # notices such as "an agent joined"
+    ERROR = "error"  # the turn failed or ran out of time: an apology stored in the message's place
 
 
 class HandoffState(StrEnum):
@@ -225,6 +226,29 @@ class AgentDesk(Protocol):
     async def close(self, channel: str, conversation: str, agent: str) -> HandoffSummary: ...
 
 
+@runtime_checkable
+class PrivacyDesk(Protocol):
+    """What the core offers for shoppers' data requests (access, erasure) and the audit log (bot/privacy).
+
+    The subject is `conversation` ("channel/id") or `user` ("channel:user_id", all their conversations on
+    that channel), exactly one. Raises `bot.errors.InvalidRequestError` for a malformed subject,
+    `ConversationNotFoundError` when nothing is stored for it, and `HandoffConflictError` when erasing a
+    conversation a person is handling or the bot is still answering, unless `force`.
+    """
+
+    async def privacy_export(self, *, conversation: str | None, user: str | None, actor: str
+                             ) -> Mapping[str, Any]:
+        """Everything stored about the subject, as JSON (audited)."""
+
+    async def privacy_erase(self, *, conversation: str | None, user: str | None, actor: str,
+                            force: bool = False) -> Mapping[str, Any]:
+        """Delete everything stored about the subject (audited); the counts of what went."""
+
+    async def audit_log(self, *, limit: int, conversation: str | None = None, user: str | None = None,
+                        before: int | None = None) -> Mapping[str, Any]:
+        """The newest audit entries first, only the subject's when one is named."""
+
+
 @dataclass(frozen=True)
 class FaqSuggestion:
     """An FAQ entry an agent can insert into a reply, in the shopper's language when the merchant wrote it."""
@@ -283,6 +307,8 @@ class DeliveryPolicy:
 
     max_attempts: int = 8
     backoff_seconds: float = 2.0  # doubled after every failed attempt, capped at an hour
+    conversation: str | None = None  # only this conversation's replies (the terminal serves one shopper)
+    poll_seconds: float | None = None  # also look for replies other processes queued (agents in `kefu serve`)
 
 
 class Channel(Protocol):

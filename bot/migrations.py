@@ -7,6 +7,7 @@ that has shipped, because databases in the field have already run it.
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Callable
 from datetime import datetime, timezone
 
@@ -143,12 +144,39 @@ def _m005_messages_by_time(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX messages_inbound_by_time ON messages (created_at) WHERE direction = 'in'")
 
 
+def _m006_privacy_audit(db: sqlite_utils.Database) -> None:
+    """Who exported, erased, purged or worked which conversation, without holding any shopper's data.
+
+    `target_ref` is a keyed hash (HMAC-SHA256 with `privacy_key.secret`) of the conversation or
+    user, so the log names nobody, yet "what was done to this shopper?" can still be answered by
+    hashing their id again (bot/privacy/audit.py). The key is made once, here, per database.
+    """
+    db["audit_log"].create(
+        {
+            "id": int,
+            "at": str,
+            "actor": str,  # an agent's or merchant's name, "cli" or "retention"
+            "action": str,  # claim, reply, release, close, export, erase, purge
+            "target_kind": str,  # conversation, user or older_than
+            "channel": str,  # the channel's name (never personal); None for a purge
+            "target_ref": str,  # keyed hash of the conversation/user; for a purge the cutoff date
+            "counts": str,  # JSON object of numbers: rows exported/erased, forced, message id…
+        },
+        pk="id",
+        not_null={"at", "actor", "action", "target_kind"},
+    )
+    db.execute("CREATE INDEX audit_log_by_target ON audit_log (target_ref, id)")
+    db["privacy_key"].create({"id": int, "secret": str}, pk="id", not_null={"secret"})
+    db.execute("INSERT INTO privacy_key (id, secret) VALUES (1, ?)", [secrets.token_hex(32)])
+
+
 MIGRATIONS: list[Migration] = [
     ("001_conversations_and_messages", _m001_conversations_and_messages),
     ("002_language_choice", _m002_language_choice),
     ("003_handoff", _m003_handoff),
     ("004_media", _m004_media),
     ("005_messages_by_time", _m005_messages_by_time),
+    ("006_privacy_audit", _m006_privacy_audit),
 ]
 
 

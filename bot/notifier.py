@@ -66,7 +66,7 @@ class HttpCallbackNotifier:
         body = json.dumps({"event": event, **payload}, ensure_ascii=False, default=str).encode()
         # The id lets the receiver drop a repeat (delivery is at least once).
         await post_signed(self._session, self._config.url, self._config.secret, body,
-                          {NOTIFICATION_HEADER: str(notification_id)})
+                          {NOTIFICATION_HEADER: str(notification_id)}, version=self._config.signature_version)
 
 
 class NotificationWorker:

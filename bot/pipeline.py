@@ -327,6 +327,21 @@ class Pipeline:
         self._observe(turn, stored.kind.value, started)
         return TurnOutcome(stored, HandoffState.BOT)
 
+    async def fail_turn(self, inbound: StoredInbound, reason: str, elapsed_ms: float) -> TurnOutcome:
+        """Answer a message whose turn failed with an apology in the conversation's language, in its place."""
+        conversation = await self._store.conversation(inbound.conversation_key)
+        language = (conversation.language if conversation else None) or inbound.language_hint or ""
+        text, written_in = self._texts.get("turn_failed", language)
+        reply = Reply(channel=inbound.channel, conversation=inbound.conversation, user_id=inbound.user_id,
+                      text=text, language=written_in, kind=ReplyKind.ERROR, why=f"the turn failed: {reason}",
+                      in_reply_to=inbound.id)
+        stored, state = await self._store.answer_failed_turn(
+            inbound.id, reply, latency_ms=elapsed_ms, deliver=self._pushes(inbound.channel),
+            meta={"error": reason[:500]})
+        log.warning("turn.answered_with_apology conversation=%s inbound=%d reason=%s", inbound.conversation_key,
+                    inbound.id, reason[:200])
+        return TurnOutcome(stored, state)
+
     def _observe(self, turn: Turn, outcome: str, started: float, *, handoff: str | None = None) -> None:
         """Count the finished turn; a responder trace with a fallback reason means the LLM draft was not used."""
         if self._metrics is None:

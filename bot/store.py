@@ -148,6 +148,15 @@ class Store:
         """Run `func(db, *args)` on the reader thread."""
         return await self._read(func, *args)
 
+    async def maintain(self, func: Callable[..., Any], *args: Any) -> Any:
+        """Run `func(db, *args)` on the writer thread outside a transaction.
+
+        For what SQLite refuses inside one: checkpoints, VACUUM, connection PRAGMAs (bot/privacy).
+        """
+        if self._closed or self._write_db is None:
+            raise StoreClosedError("the store is closed")
+        return await self._writer.run(func, self._write_db, *args)
+
     async def _write(self, func: Callable[..., Any], *args: Any) -> Any:
         if self._closed or self._write_db is None:
             raise StoreClosedError("the store is closed")
@@ -211,6 +220,14 @@ class Store:
     async def mark_failed(self, inbound_id: int, error: str) -> None:
         await self._write(_mark_failed, inbound_id, error)
 
+    async def requeue_failed(self) -> tuple[int, int]:
+        """Failed inbound messages back to pending where nothing later in the conversation is settled.
+
+        Returns (requeued, left failed): one overtaken by a later answered message stays failed,
+        since answering it now would put it behind that message.
+        """
+        return await self._write(_requeue_failed)
+
     # -- outbound --------------------------------------------------------------
 
     async def record_reply(
@@ -224,6 +241,15 @@ class Store:
     ) -> Reply:
         """Store the reply and mark its inbound message answered, atomically."""
         return await self._write(answer_inbound, inbound_id, reply, latency_ms, deliver, meta)
+
+    async def answer_failed_turn(self, inbound_id: int, reply: Reply, *, latency_ms: float, deliver: bool,
+                                 meta: dict[str, Any]) -> tuple[Reply | None, HandoffState]:
+        """Store `reply` for a turn that failed, unless the turn's own write won the race.
+
+        A timed-out turn's last write may still commit after the timeout: then its reply
+        (or its forwarding to an agent: None) stands, and nothing is stored twice.
+        """
+        return await self._write(_answer_failed_turn, inbound_id, reply, latency_ms, deliver, meta)
 
     async def set_conversation_language(self, conversation_key: str, language: str, *, locked: bool = False) -> None:
         await self._write(_set_language, conversation_key, language, locked)
@@ -406,6 +432,31 @@ def _last_shopper_text(db: sqlite_utils.Database, conversation_key: str) -> str 
 
 def _mark_failed(db: sqlite_utils.Database, inbound_id: int, error: str) -> None:
     db.execute("UPDATE messages SET status = ?, error = ? WHERE id = ?", [FAILED, error[:2000], inbound_id])
+
+
+def _requeue_failed(db: sqlite_utils.Database) -> tuple[int, int]:
+    overtaken = "EXISTS (SELECT 1 FROM messages later WHERE later.direction = 'in' " \
+                "AND later.conversation_key = messages.conversation_key AND later.id > messages.id " \
+                "AND later.status IN (?, ?))"
+    requeued = db.execute(
+        f"UPDATE messages SET status = ?, error = NULL WHERE direction = 'in' AND status = ? AND NOT {overtaken}",
+        [PENDING, FAILED, *SETTLED],
+    ).rowcount
+    left = db.execute("SELECT COUNT(*) FROM messages WHERE direction = 'in' AND status = ?", [FAILED]).fetchone()[0]
+    return requeued, left
+
+
+def _answer_failed_turn(db: sqlite_utils.Database, inbound_id: int, reply: Reply, latency_ms: float,
+                        deliver: bool, meta: dict[str, Any]) -> tuple[Reply | None, HandoffState]:
+    row = db.execute("SELECT status, conversation_key FROM messages WHERE id = ?", [inbound_id]).fetchone()
+    if row is None:
+        raise KefuError(f"inbound message {inbound_id} does not exist")
+    state = _state_of(db, row["conversation_key"])
+    if row["status"] == FORWARDED:
+        return None, state
+    if row["status"] == ANSWERED:
+        return first_reply(db, inbound_id), state
+    return answer_inbound(db, inbound_id, reply, latency_ms, deliver, meta), state
 
 
 def answer_inbound(  # also the last step of a handoff transaction (bot.handoff_store)

@@ -23,7 +23,8 @@ TOKEN = "test-token-0123456789"
 SHARED_INDEX = Path(tempfile.gettempdir()) / f"kefu-tests-index-{os.getuid()}"
 
 
-def write_config(directory: Path, extra: str = "", *, webhook: str = "", handoff: str = "enabled = false") -> Path:
+def write_config(directory: Path, extra: str = "", *, webhook: str = "", handoff: str = "enabled = false",
+                 http: str = "") -> Path:
     """A kefu.toml using the sample shop's FAQ, with storage in `directory` and a free port.
 
     Handoff is off unless a test sets `handoff`: the spine's tests repeat questions the bot
@@ -52,6 +53,7 @@ host = "127.0.0.1"
 port = 0
 max_body_bytes = 4096
 shutdown_timeout_seconds = 5
+{http}
 
 [webhook]
 enabled = true

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -14,6 +16,10 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, TOKEN, write_config
+
+from bot.app import KefuApp
+from bot.config import load_config
+from bot.messages import HandoffState
 
 KEFU = [sys.executable, "-m", "bot.cli"]
 SAMPLE_CONFIG = REPO / "examples" / "sample-shop" / "kefu.toml"
@@ -159,3 +165,87 @@ def test_chat_hands_over_on_human_and_then_stays_quiet(tmp_path):
     result = kefu("chat", "-c", str(config_path), "--user", "hh", "--quiet", stdin="/human\nhello?\n")
     assert "A person will reply here shortly." in result.stdout
     assert "passed to a person: the conversation is waiting_agent" in result.stdout
+
+
+def test_chat_after_a_handoff_says_a_person_answers_and_bot_goes_back_to_the_bot(tmp_path):
+    config_path = write_config(tmp_path, handoff="enabled = true\nagent_wait_seconds = 3600")
+    first = kefu("chat", "-c", str(config_path), "--user", "lea", stdin="/human\n")
+    assert "A person will reply here shortly." in first.stdout
+    later = kefu("chat", "-c", str(config_path), "--user", "lea", stdin="/bot\nhow long does shipping take?\n")
+    assert later.returncode == 0, later.stderr
+    out = later.stdout
+    # Said at start, before anything is typed: otherwise every later chat of this login seems dead.
+    assert "This conversation ('lea') is waiting for a person from Test Shop's team" in out.split("you> ")[0]
+    assert "Type /bot to go back to the bot" in out
+    assert "bot> OK, you've left the queue for a person" in out
+    assert "faq shipping-time" in out  # the bot answers again
+    assert "A person will reply here shortly." not in out  # the first chat's replies are not shown twice
+
+
+async def read_line(process, pattern: str, seen: list[str], timeout: float = 90) -> str:
+    """The next line of the running `kefu chat` that matches (waiting for output, not for a fixed time)."""
+    async def scan() -> str:
+        while True:
+            line = (await process.stdout.readline()).decode()
+            if not line:
+                raise AssertionError(f"'{pattern}' not printed; got:\n{''.join(seen)}")
+            seen.append(line)
+            if re.search(pattern, line):
+                return line
+    try:
+        return await asyncio.wait_for(scan(), timeout)
+    except TimeoutError:
+        raise AssertionError(f"'{pattern}' not printed in {timeout}s; got:\n{''.join(seen)}") from None
+
+
+async def start_chat(config_path: Path, user: str):
+    return await asyncio.create_subprocess_exec(
+        *KEFU, "chat", "-c", str(config_path), "--user", user, "--quiet", cwd=REPO, stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+async def say(process, text: str) -> None:
+    process.stdin.write(f"{text}\n".encode())
+    await process.stdin.drain()
+
+
+async def test_an_agents_replies_reach_the_terminal_live_and_those_sent_while_it_was_closed_at_start(tmp_path):
+    config_path = write_config(tmp_path, handoff="enabled = true\nagent_wait_seconds = 3600")
+    config = load_config(config_path, environ={})
+    seen: list[str] = []
+    chat = await start_chat(config_path, "ana")
+    try:
+        await say(chat, "/human")
+        await read_line(chat, r"A person will reply here shortly\.", seen)
+        await say(chat, "/quit")
+        assert await asyncio.wait_for(chat.wait(), 60) == 0
+
+        # The agents work in another process (kefu serve's console or agent API); here, a second kefu on the same
+        # database. The terminal is closed while the agent claims the conversation and writes.
+        async with KefuApp(config, channels=[], serve_http=False) as agents:
+            await agents.claim("console", "ana", "alice")
+            await agents.agent_reply("console", "ana", "alice", "Hi Ana, your parcel left our warehouse today.")
+            later: list[str] = []
+            chat = await start_chat(config_path, "ana")
+            await read_line(chat, r"This conversation \('ana'\) is with alice from Test Shop's team", later)
+            await read_line(chat, r"bot> alice from the Test Shop team is here to help you\.", later)
+            await read_line(chat, r"agent> Hi Ana, your parcel left our warehouse today\.", later)
+            await agents.agent_reply("console", "ana", "alice", "Anything else I can do?")  # while it runs
+            await read_line(chat, r"agent> Anything else I can do\?", later)
+            await say(chat, "thanks, that's all")
+            await read_line(chat, r"passed to a person", later)
+            await say(chat, "/bot")
+            await read_line(chat, r"bot> OK, you've left the queue for a person", later)
+            await say(chat, "/quit")
+            assert await asyncio.wait_for(chat.wait(), 60) == 0
+            assert not any("A person will reply here shortly." in line for line in later)  # shown once, not again
+            assert [summary.state for summary in await agents.handoffs((HandoffState.WAITING_AGENT,
+                                                                        HandoffState.AGENT))] == []
+        with sqlite3.connect(config.storage.database) as db:
+            undelivered = db.execute("SELECT text, delivery FROM messages WHERE direction = 'out' "
+                                     "AND delivery IS NOT 'sent'").fetchall()
+        assert undelivered == []  # every reply the terminal printed is marked delivered: a restart shows none again
+    finally:
+        if chat.returncode is None:
+            chat.kill()
+            await chat.wait()

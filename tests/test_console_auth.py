@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 import sys
 
+import aiohttp
 import pytest
 from conftest import REPO, write_config
 
-from adapters.web_console.sessions import MAX_SESSIONS_PER_USER, SessionBook, SignInLimiter
+from adapters.web_console.sessions import MAX_SESSIONS_PER_USER, Attempt, SessionBook, SignInLimiter
+from bot.app import KefuApp
 from bot.changes import ChangeFeed
 from bot.config import ConsoleUser, load_config
 from bot.errors import ConfigError
@@ -89,20 +92,30 @@ def test_sign_in_limit_counts_per_address_and_per_name_within_the_window():
     clock = Clock()
     limiter = SignInLimiter(attempts=3, window_seconds=300, clock=clock)
     for name in ("a", "b", "c"):
-        assert limiter.retry_after("10.0.0.1", name) == 0
-        limiter.failed("10.0.0.1", name)
-    assert limiter.retry_after("10.0.0.1", "d") == pytest.approx(300)  # this address guessed too often
+        assert isinstance(limiter.begin("10.0.0.1", name), Attempt)  # counted, then failed: never uncounted
+    assert limiter.begin("10.0.0.1", "d") == pytest.approx(300)  # this address guessed too often
     assert limiter.retry_after("10.0.0.2", "d") == 0
     for address in ("10.0.0.3", "10.0.0.4", "10.0.0.5"):
-        limiter.failed(address, "Eve")
-    assert limiter.retry_after("10.0.0.6", "eve") > 0  # this name was guessed too often, from anywhere
+        limiter.begin(address, "Eve")
+    assert limiter.begin("10.0.0.6", "eve") > 0  # this name was guessed too often, from anywhere
     clock.now += 301
     assert limiter.retry_after("10.0.0.1", "d") == 0 and limiter.retry_after("10.0.0.6", "eve") == 0
-    limiter.failed("10.0.0.7", "zoe")
-    limiter.failed("10.0.0.8", "zoe")
-    limiter.succeeded("zoe")
-    limiter.failed("10.0.0.9", "zoe")
+    limiter.begin("10.0.0.7", "zoe")
+    limiter.begin("10.0.0.8", "zoe")
+    success = limiter.begin("10.0.0.11", "zoe")
+    limiter.succeeded(success)
+    limiter.begin("10.0.0.9", "zoe")
     assert limiter.retry_after("10.0.0.10", "zoe") == 0  # a success cleared the name's earlier failures
+    # the success is not counted against its address either: three more tries from it are allowed
+    assert all(isinstance(limiter.begin("10.0.0.11", name), Attempt) for name in ("x", "y", "w"))
+
+
+def test_attempts_in_flight_count_before_their_password_is_checked():
+    """Concurrent attempts: the limit counts them as they arrive, not when their scrypt check ends."""
+    limiter = SignInLimiter(attempts=5, window_seconds=300, clock=Clock())
+    started = [limiter.begin("10.0.0.1", "demo") for _ in range(40)]  # none has finished its check yet
+    assert sum(isinstance(item, Attempt) for item in started) == 5
+    assert all(item > 0 for item in started[5:])
 
 
 async def test_the_change_feed_wakes_waiters_and_times_out_quietly():
@@ -177,3 +190,35 @@ def test_the_sample_shops_demo_account_signs_in_with_the_password_the_readme_giv
 def test_the_sign_in_limit_counts_the_client_behind_trusted_proxies(remote, forwarded, hops, expected):
     from adapters.web_console.channel import client_address
     assert client_address(remote, forwarded, hops) == expected
+
+
+async def test_fifty_concurrent_sign_ins_cannot_get_past_the_limit(tmp_path):
+    """Finding 1: attempts checked before the slow scrypt and recorded after it let 40 at once all through."""
+    password = "the-real-password-7"
+    config = load_config(write_config(tmp_path, extra=f"""
+[console]
+enabled = true
+sign_in_attempts = 5
+
+[[console.users]]
+name = "demo"
+password_hash = "{hash_password(password)}"
+"""), environ={})
+    async with KefuApp(config, channels=["web_console"], serve_http=True) as app:
+        base = app.http.base_url
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{base}/console") as page:
+                token = re.search(r'name="csrf" value="([^"]+)"', await page.text()).group(1)
+
+            async def attempt(guess: str) -> int:
+                form = {"name": "demo", "password": guess, "csrf": token}
+                async with http.post(f"{base}/console/sign-in", data=form, allow_redirects=False,
+                                     headers={"Cookie": f"kefu_console_sign_in={token}"}) as response:
+                    return response.status
+
+            guesses = [f"guess-{number}" for number in range(50)]
+            guesses[37] = password  # the 38th, as in the finding
+            statuses = await asyncio.gather(*(attempt(guess) for guess in guesses))
+    assert statuses.count(401) == 5  # five were checked
+    assert statuses.count(429) == 45  # the rest were refused before their check
+    assert 303 not in statuses  # the right password, sent 38th, did not sign in

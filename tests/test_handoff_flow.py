@@ -38,7 +38,7 @@ class Receiver:
 
     def _verified(self, request: web.Request, body: bytes, secret: str) -> bool:
         stamp = request.headers.get(TIMESTAMP_HEADER, "")
-        if request.headers.get(SIGNATURE_HEADER) != sign(secret, stamp, body):
+        if request.headers.get(SIGNATURE_HEADER) != sign(secret, stamp, body, method=request.method, target=request.raw_path):
             self.bad_signatures += 1
             return False
         return True

@@ -17,9 +17,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bot.app import KefuApp
 from bot.config import load_config
-from bot.dispatcher import TurnDispatcher, TurnFailedError, TurnOutcome
+from bot.dispatcher import TurnDispatcher, TurnOutcome
 from bot.errors import ConfigError
-from bot.messages import Message
+from bot.messages import Message, Reply, ReplyKind
 from bot.metrics import Metrics, fallback_kind
 from bot.store import Store, StoredInbound
 
@@ -233,13 +233,20 @@ async def test_a_failed_turn_is_counted_as_an_error(tmp_path):
     async def broken(inbound: StoredInbound) -> TurnOutcome:
         raise ValueError("the FAQ index exploded")
 
-    dispatcher = TurnDispatcher(store=store, run_turn=broken, on_reply=lambda reply: None, turn_timeout=5.0,
-                                metrics=metrics)
+    async def apologise(inbound: StoredInbound, reason: str, elapsed_ms: float) -> TurnOutcome:
+        reply = Reply(channel=inbound.channel, conversation=inbound.conversation, user_id=inbound.user_id,
+                      text="sorry", language="en", kind=ReplyKind.ERROR, in_reply_to=inbound.id)
+        stored, state = await store.answer_failed_turn(inbound.id, reply, latency_ms=elapsed_ms, deliver=False,
+                                                       meta={})
+        return TurnOutcome(stored, state)
+
+    dispatcher = TurnDispatcher(store=store, run_turn=broken, fail_turn=apologise, on_reply=lambda reply: None,
+                                turn_timeout=5.0, metrics=metrics)
     try:
         for number in (1, 2):
-            with pytest.raises(TurnFailedError):
-                await dispatcher.submit(Message(channel="test", conversation="c", user_id="u", text="hi",
-                                                external_id=str(number)))
+            result = await dispatcher.submit(Message(channel="test", conversation="c", user_id="u", text="hi",
+                                                     external_id=str(number)))
+            assert result.reply.kind == ReplyKind.ERROR
         samples = parse(metrics.render(await store.stats()).decode())
     finally:
         await store.close()

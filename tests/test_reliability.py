@@ -16,7 +16,7 @@ from conftest import write_config
 from adapters.webhook import DELIVERY_HEADER
 from bot.app import KefuApp
 from bot.config import load_config
-from bot.dispatcher import TurnDispatcher, TurnFailedError, TurnOutcome
+from bot.dispatcher import TurnDispatcher, TurnOutcome
 from bot.messages import HandoffState, Message, Reply, ReplyKind
 from bot.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from bot.store import Store, StoredInbound
@@ -68,47 +68,101 @@ def echo_reply(inbound: StoredInbound) -> Reply:
                  text=f"echo {inbound.text}", language="en", kind=ReplyKind.ANSWER, in_reply_to=inbound.id)
 
 
+async def apologise(store: Store, inbound: StoredInbound, reason: str, elapsed_ms: float) -> TurnOutcome:
+    """What the pipeline's fail_turn does, without texts: an apology stored in the message's place."""
+    reply = Reply(channel=inbound.channel, conversation=inbound.conversation, user_id=inbound.user_id,
+                  text="sorry, try again", language="en", kind=ReplyKind.ERROR, why=reason, in_reply_to=inbound.id)
+    stored, state = await store.answer_failed_turn(inbound.id, reply, latency_ms=elapsed_ms, deliver=False,
+                                                   meta={"error": reason})
+    return TurnOutcome(stored, state)
+
+
 def dispatcher_with(store: Store, turn, timeout: float = 5.0) -> TurnDispatcher:
     async def run_turn(inbound: StoredInbound) -> TurnOutcome:
         await turn(inbound)
         reply = await store.record_reply(inbound.id, echo_reply(inbound), latency_ms=1.0, deliver=False, meta={})
         return TurnOutcome(reply, HandoffState.BOT)
 
-    return TurnDispatcher(store=store, run_turn=run_turn, on_reply=lambda reply: None, turn_timeout=timeout)
+    async def fail_turn(inbound: StoredInbound, reason: str, elapsed_ms: float) -> TurnOutcome:
+        return await apologise(store, inbound, reason, elapsed_ms)
+
+    return TurnDispatcher(store=store, run_turn=run_turn, fail_turn=fail_turn, on_reply=lambda reply: None,
+                          turn_timeout=timeout)
 
 
 def message(text: str, external_id: str | None = None, conversation: str = "c") -> Message:
     return Message(channel="test", conversation=conversation, user_id="u", text=text, external_id=external_id)
 
 
-async def test_a_failing_turn_is_marked_failed_and_later_messages_still_get_answers(store):
-    broken = {"boom"}
-
+async def test_a_failing_turn_is_answered_with_an_apology_and_later_messages_still_get_answers(store):
     async def turn(inbound: StoredInbound) -> None:
-        if inbound.text in broken:
+        if inbound.text == "boom":
             raise ValueError("the FAQ index exploded")
 
     dispatcher = dispatcher_with(store, turn)
-    with pytest.raises(TurnFailedError, match="exploded"):
-        await dispatcher.submit(message("boom", "1"))
+    failed = await dispatcher.submit(message("boom", "1"))
+    assert (failed.reply.kind, failed.reply.text) == (ReplyKind.ERROR, "sorry, try again")
+    assert "exploded" in failed.reply.why
     result = await dispatcher.submit(message("fine", "2"))
     assert result.reply.text == "echo fine"
     status, reply, error, state = await store.inbound_outcome(1)
-    assert (status, reply, error, state) == ("failed", None, "ValueError: the FAQ index exploded", HandoffState.BOT)
-
-    broken.clear()  # the bug is fixed; the shopper's app redelivers the message
-    retried = await dispatcher.submit(message("boom", "1"))
-    assert retried.reply.text == "echo boom"
-    assert retried.inbound_id == 1
+    assert (status, reply.message_id, state) == ("answered", failed.reply.message_id, HandoffState.BOT)
+    again = await dispatcher.submit(message("boom", "1"))  # the app's retry finds the apology, asks nothing anew
+    assert again.duplicate and again.reply.message_id == failed.reply.message_id
 
 
-async def test_a_turn_over_the_timeout_fails_with_a_reason(store):
-    async def slow(inbound: StoredInbound) -> None:
-        await asyncio.sleep(5)
+async def test_a_timed_out_turn_keeps_its_place_before_later_messages(store):
+    """Finding 5: the timed-out message used to be answered after the client resent it, behind later ones."""
+    slow = asyncio.Event()
 
-    dispatcher = dispatcher_with(store, slow, timeout=0.05)
-    with pytest.raises(TurnFailedError, match="longer than 0.05s"):
-        await dispatcher.submit(message("slow", "1"))
+    async def turn(inbound: StoredInbound) -> None:
+        if inbound.text == "slow":
+            slow.set()
+            await asyncio.sleep(30)
+
+    dispatcher = dispatcher_with(store, turn, timeout=0.3)
+    first = asyncio.create_task(dispatcher.submit(message("slow", "1")))
+    await slow.wait()
+    later = asyncio.create_task(dispatcher.submit(message("next", "2")))  # arrives while the first is stuck
+    timed_out = await first
+    assert timed_out.reply.kind == ReplyKind.ERROR and "longer than 0.3s" in timed_out.reply.why
+    resent = await dispatcher.submit(message("slow", "1"))  # the client's resend after its own timeout
+    answered = await later
+    assert resent.duplicate and resent.reply.message_id == timed_out.reply.message_id
+    replies = rows(store.path, "SELECT reply_to, id FROM messages WHERE direction = 'out' ORDER BY id")
+    assert [reply_to for reply_to, _ in replies] == [1, 2]  # answered in the order they arrived, once each
+    assert answered.reply.text == "echo next"
+
+
+async def test_a_timed_out_turn_whose_own_reply_commits_late_is_not_answered_twice(store):
+    async def run_turn(inbound: StoredInbound) -> TurnOutcome:
+        # The turn's write is queued on the store's writer thread, then the turn is cancelled by the timeout.
+        writing = asyncio.ensure_future(store.record_reply(inbound.id, echo_reply(inbound), latency_ms=1.0,
+                                                           deliver=False, meta={}))
+        await asyncio.sleep(30)
+        return TurnOutcome(await writing, HandoffState.BOT)
+
+    async def fail_turn(inbound: StoredInbound, reason: str, elapsed_ms: float) -> TurnOutcome:
+        return await apologise(store, inbound, reason, elapsed_ms)
+
+    dispatcher = TurnDispatcher(store=store, run_turn=run_turn, fail_turn=fail_turn, on_reply=lambda reply: None,
+                                turn_timeout=0.2)
+    result = await dispatcher.submit(message("hello", "1"))
+    assert result.reply.text == "echo hello"  # the turn's own answer won; no apology was added
+    assert rows(store.path, "SELECT COUNT(*) FROM messages WHERE direction = 'out'") == [(1,)]
+
+
+async def test_failed_messages_are_tried_again_at_start_unless_later_ones_were_answered(store):
+    dispatcher = dispatcher_with(store, lambda inbound: asyncio.sleep(0))
+    for conversation, external in (("a", "1"), ("b", "1")):
+        await store.record_inbound(message("old", external, conversation=conversation))
+    await store.mark_failed(1, "crashed in an older kefu")  # a's only message
+    await store.mark_failed(2, "crashed in an older kefu")  # b's first message, overtaken below
+    later = await store.record_inbound(message("newer", "2", conversation="b"))
+    await store.record_reply(later.message.id, echo_reply(later.message), latency_ms=1.0, deliver=False, meta={})
+    assert await dispatcher.recover() == 1
+    await wait_for(lambda: rows(store.path, "SELECT status FROM messages WHERE id = 1") == [("answered",)])
+    assert rows(store.path, "SELECT status FROM messages WHERE id = 2") == [("failed",)]  # answering it now reorders
 
 
 async def test_redelivery_while_the_first_copy_is_in_flight_shares_its_answer(store):
@@ -162,7 +216,7 @@ class Receiver:
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
         stamp = request.headers[TIMESTAMP_HEADER]
-        if request.headers[SIGNATURE_HEADER] != sign(OUT_SECRET, stamp, body):
+        if request.headers[SIGNATURE_HEADER] != sign(OUT_SECRET, stamp, body, method=request.method, target=request.raw_path):
             self.bad_signatures += 1
             return web.Response(status=401)
         status = self.statuses.pop(0) if self.statuses else 200

@@ -74,7 +74,7 @@ async def test_a_shopper_is_answered_by_long_polling_with_a_typing_indicator(pol
     assert (name, hint) == ("Mia", "en")
     assert tg.webhook.url in ("", None)  # polling removed any webhook first
     [menu] = tg.calls("setMyCommands")
-    assert [c["command"] for c in menu["commands"]] == ["start", "help", "human", "lang", "reset"]
+    assert [c["command"] for c in menu["commands"]] == ["start", "help", "human", "lang", "reset", "bot"]
 
 
 async def test_start_shows_topics_as_buttons_and_a_button_asks_its_question(polling, tg):
@@ -255,14 +255,19 @@ async def test_webhook_mode_checks_the_secret_and_answers_once(tmp_path, tg):
             for headers in ({}, {"X-Telegram-Bot-Api-Secret-Token": "wrong"}):
                 async with http.post(url, json=update, headers=headers) as response:
                     assert response.status == 401
-                    assert "X-Telegram-Bot-Api-Secret-Token" in (await response.json())["reason"]
+                    assert "X-Telegram-Bot-Api-Secret-Token" in (await response.json())["detail"]
             assert stored(app, "SELECT COUNT(*) FROM messages") == [(0,)]
             good = {"X-Telegram-Bot-Api-Secret-Token": secret}
             for _ in range(2):  # Telegram redelivers when it did not see our 200
                 async with http.post(url, json=update, headers=good) as response:
                     assert response.status == 200
-            async with http.post(url, data=b"{not json", headers=good) as response:
-                assert response.status == 400
+            hostile = [b"{not json", b'{"update_id":7,"message":"x"}', b'{"update_id":8,"message":{"x":1}}',
+                       b'{"update_id":9,"callback_query":[1]}', b"[" * 1000 + b"]" * 1000,
+                       b'{"update_id":10,"message":{"text":"\\ud800"}}']
+            for body in hostile:
+                async with http.post(url, data=body, headers={**good, "Content-Type": "application/json"}) as response:
+                    assert response.status == 400, body[:40]
+                    assert (await response.json())["error"] in ("invalid_update", "invalid_json", "invalid_text")
         await tg.wait_for_messages(SHOPPER, 1)
         await asyncio.sleep(0.5)
         assert len(tg.messages_to(SHOPPER)) == 1

@@ -282,6 +282,31 @@ async def test_an_agent_works_a_handoff_from_queue_to_release(shop, browser, tmp
     await expect(page.locator("#transcript .msg.bot .text").last).to_have_text(again["reply"]["text"])
 
 
+async def test_a_sent_reply_scrolls_into_view_while_the_faq_results_are_open(shop, browser):
+    app, shopper = shop
+    page = await live_console(browser, app.http.base_url, "alice")
+    await shopper.say("c-9", "human please", name="Noor")
+    for number in range(12):  # a transcript longer than its pane
+        await shopper.say("c-9", f"Message {number}: " + "my order is late and nobody answers my emails. " * 5)
+    await app.claim("webhook", "c-9", "alice")
+    await queue_item(page, "c-9").click()
+    await expect(page.locator("#transcript .msg.shopper .text").last).to_contain_text("Message 11:")
+    await page.fill("#faq-query", "how long does shipping take")
+    await page.click("#faq-go")  # the results take room from the transcript, so its latest message slips down
+    await expect(page.locator("#faq-results li").first).to_have_attribute("data-faq-id", "shipping-time")
+    await page.fill("#reply-text", "Thanks Noor, I am checking your order now.")
+    await page.click("#send")
+    await expect(page.locator("#transcript .msg.agent .text")).to_have_text("Thanks Noor, I am checking your order now.")
+    scrolls, shown = await page.evaluate("""() => {
+        const list = document.getElementById("transcript");
+        const pane = list.getBoundingClientRect();
+        const sent = [...list.querySelectorAll(".msg.agent")].pop().getBoundingClientRect();
+        return [list.scrollHeight > list.clientHeight, sent.top >= pane.top - 1 && sent.bottom <= pane.bottom + 1];
+    }""")
+    assert scrolls and shown  # the agent sees the reply they just sent
+    await expect(page.locator("#faq-results li").first).to_be_visible()  # and the FAQ results stay open
+
+
 async def test_a_second_agent_cannot_claim_a_conversation_another_agent_holds(shop, browser):
     app, shopper = shop
     base = app.http.base_url

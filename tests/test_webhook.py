@@ -206,9 +206,11 @@ async def hmac_app(tmp_path):
         yield app
 
 
-def signed(body: bytes, timestamp: float | None = None, secret: str = TOKEN) -> dict[str, str]:
-    stamp = str(int(timestamp if timestamp is not None else time.time()))
-    return {"Content-Type": "application/json", TIMESTAMP_HEADER: stamp, SIGNATURE_HEADER: sign(secret, stamp, body)}
+def signed(body: bytes, timestamp: float | None = None, secret: str = TOKEN, *, method: str = "POST",
+           target: str = "/v1/messages", version: int = 2, stamp: str | None = None) -> dict[str, str]:
+    stamp = stamp or str(int(timestamp if timestamp is not None else time.time()))
+    return {"Content-Type": "application/json", TIMESTAMP_HEADER: stamp,
+            SIGNATURE_HEADER: sign(secret, stamp, body, method=method, target=target, version=version)}
 
 
 async def test_hmac_signed_request_is_accepted(hmac_app, http):
@@ -218,7 +220,9 @@ async def test_hmac_signed_request_is_accepted(hmac_app, http):
         assert (await response.json())["reply"]["faq_ids"] == ["shipping-cost"]
 
 
-@pytest.mark.parametrize("case", ["wrong secret", "stale timestamp", "body changed", "bearer instead"])
+@pytest.mark.parametrize("case", ["wrong secret", "stale timestamp", "body changed", "bearer instead",
+                                  "nan timestamp", "infinite timestamp", "signed for another path",
+                                  "signed for another method", "legacy body-only signature"])
 async def test_hmac_rejects_bad_signatures(hmac_app, http, case):
     body = json.dumps({"conversation_id": "h", "text": "hi"}).encode()
     headers = {
@@ -226,10 +230,41 @@ async def test_hmac_rejects_bad_signatures(hmac_app, http, case):
         "stale timestamp": signed(body, timestamp=time.time() - 3600),
         "body changed": signed(body.replace(b"hi", b"ho")),
         "bearer instead": {"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"},
+        "nan timestamp": signed(body, stamp="nan"),
+        "infinite timestamp": signed(body, stamp="inf"),
+        "signed for another path": signed(body, target="/v1/messages?x=1"),
+        "signed for another method": signed(body, method="PUT"),
+        "legacy body-only signature": signed(body, version=1),
     }[case]
     async with http.post(hmac_app.http.base_url + "/v1/messages", data=body, headers=headers) as response:
         assert response.status == 401
         assert (await response.json())["error"] == "unauthorized"
+
+
+async def test_a_captured_signature_does_not_read_another_conversation(hmac_app, http):
+    """The signature covers method and path: one for GET /v1/conversations/A is useless for B."""
+    base = hmac_app.http.base_url
+    for conversation in ("A", "B"):
+        body = json.dumps({"conversation_id": conversation, "text": "hi"}).encode()
+        async with http.post(base + "/v1/messages", data=body, headers=signed(body)) as response:
+            assert response.status == 200
+    captured = signed(b"", method="GET", target="/v1/conversations/A")
+    async with http.get(base + "/v1/conversations/A", headers=captured) as response:
+        assert response.status == 200
+        assert (await response.json())["conversation"] == "A"
+    async with http.get(base + "/v1/conversations/B", headers=captured) as response:
+        assert response.status == 401
+        assert "does not match" in (await response.json())["detail"]
+
+
+async def test_the_legacy_signature_is_accepted_only_when_configured(tmp_path, http):
+    config = load_config(write_config(tmp_path, webhook='auth = "hmac"\nsignature_version = 1'), environ={})
+    async with KefuApp(config, channels=["webhook"], serve_http=True) as app:
+        body = json.dumps({"conversation_id": "old", "text": "hi"}).encode()
+        for version in (1, 2):
+            async with http.post(app.http.base_url + "/v1/messages", data=body,
+                                 headers=signed(body, version=version)) as response:
+                assert response.status == 200
 
 
 async def test_client_disconnect_does_not_lose_the_answer(app, http, url, auth):

@@ -9,9 +9,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from bot.config import Config
-from bot.messages import ConsoleBackend, Gateway
+from bot.messages import ConsoleBackend, Gateway, PrivacyDesk
 
 from adapters.web_console.channel import WebConsole
+from adapters.web_console.privacy import PrivacyConsole
 
 
 def create_adapter(*, config: Config, gateway: Gateway, http_app: web.Application | None = None) -> WebConsole:
@@ -21,4 +22,6 @@ def create_adapter(*, config: Config, gateway: Gateway, http_app: web.Applicatio
         raise TypeError("the web console needs a core that offers the agent desk, FAQ search and insights")
     console = WebConsole(settings=config.console, backend=gateway, shop_name=config.shop.name)
     console.add_routes(http_app)
+    if isinstance(gateway, PrivacyDesk):  # merchants answer shoppers' data requests at /console/privacy
+        PrivacyConsole(console, gateway).add_routes(http_app)
     return console

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from importlib import resources
 from typing import Any
+from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -29,10 +30,12 @@ from yarl import URL
 
 from bot.config import ConsoleConfig
 from bot.errors import ConversationNotFoundError, HandoffConflictError
+from bot.json_input import InvalidJson, check_text, loads_json
 from bot.messages import ConsoleBackend, HandoffState
 from bot.passwords import verify_password
 
-from adapters.web_console.sessions import Session, SessionBook, SignInLimiter
+from adapters.web_console.sessions import Attempt, Session, SessionBook, SignInLimiter
+from adapters.web_console.snapshots import VersionedSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +49,8 @@ MAX_REPLY_CHARS = 4000
 MAX_QUERY_CHARS = 300
 DEFAULT_PERIOD_DAYS = 14
 MAX_PERIOD_DAYS = 366
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(9998, 12, 31)  # a shop's history fits; the calendar's edges overflow
+MAX_FORM_FIELDS = 10
 KEEPALIVE_SECONDS = 15.0
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -101,8 +106,10 @@ def _period(request: web.Request, zone: ZoneInfo) -> tuple[date, date]:
         end = date.fromisoformat(request.query["to"]) if request.query.get("to") else today
         start = (date.fromisoformat(request.query["from"]) if request.query.get("from")
                  else end - timedelta(days=DEFAULT_PERIOD_DAYS - 1))
-    except ValueError:
+    except (ValueError, OverflowError):
         raise ConsoleError(400, "invalid_period", "'from' and 'to' must be dates like 2026-11-28") from None
+    if not (FIRST_DAY <= start <= LAST_DAY and FIRST_DAY <= end <= LAST_DAY):
+        raise ConsoleError(400, "invalid_period", f"dates must lie between {FIRST_DAY} and {LAST_DAY}")
     if end < start:
         raise ConsoleError(400, "invalid_period", "'to' is before 'from'")
     if (end - start).days + 1 > MAX_PERIOD_DAYS:
@@ -133,6 +140,8 @@ class WebConsole:
         self._decoy_hash = self.settings.users[0].password_hash
         self._templates = {name: _static_text(name) for name in ("sign_in.html", "console.html", "insights.html")}
         self._static = {name: _static_text(name).encode() for name in STATIC_FILES}
+        # Every open event stream sends the same queue: read and serialize it once per change, not once per stream.
+        self._queue_text = VersionedSnapshot(self._read_queue_text, self.backend.changes_version)
 
     # -- lifecycle (Channel) ----------------------------------------------------
 
@@ -189,7 +198,12 @@ class WebConsole:
         if origin is None:  # not sent by old browsers or scripts; the CSRF token still guards the change
             return True
         host = request.headers.get("X-Forwarded-Host") or request.host  # behind a proxy that rewrites Host
-        return origin != "null" and URL(origin).authority == host
+        if origin == "null":
+            return False
+        try:
+            return URL(origin).authority == host
+        except ValueError:  # "http://[::1" and the like: no page of ours sends that
+            return False
 
     def _signed_in_page(self, request: web.Request, role: str, page: str) -> web.Response:
         session = self._session(request)
@@ -226,29 +240,31 @@ class WebConsole:
         return self._signed_in_page(request, "merchant", "insights")
 
     async def sign_in(self, request: web.Request) -> web.Response:
-        form = await request.post()
-        name = str(form.get("name", "")).strip()[:64]
-        password = str(form.get("password", ""))
+        try:
+            form = await _form(request)
+        except ConsoleError as refused:
+            return refused.response()
+        name = form.get("name", "").strip()[:64]
+        password = form.get("password", "")
         next_page = "insights" if form.get("next") == "insights" else "console"
-        sent = str(form.get("csrf", ""))
+        sent = form.get("csrf", "")
         expected = request.cookies.get(SIGN_IN_COOKIE, "")
         if not self._same_origin(request) or not sent or not secrets.compare_digest(sent, expected):
             return self._sign_in_page(request, next_page=next_page, name=name, status=403,
                                       error="The sign-in form expired. Please try again.")
         address = client_address(request.remote, request.headers.get("X-Forwarded-For"), self.settings.proxy_hops)
-        wait = self.limiter.retry_after(address, name)
-        if wait > 0:
-            log.warning("web_console.sign_in_limited address=%s name=%s retry_after=%.0f", address, name, wait)
+        attempt = self.limiter.begin(address, name)  # counted before the slow check: the limit holds under concurrency
+        if not isinstance(attempt, Attempt):
+            log.warning("web_console.sign_in_limited address=%s name=%s retry_after=%.0f", address, name, attempt)
             return self._sign_in_page(request, next_page=next_page, name=name, status=429,
-                                      error=f"Too many failed sign-ins. Try again in {int(wait) + 1} seconds.")
+                                      error=f"Too many failed sign-ins. Try again in {int(attempt) + 1} seconds.")
         user = self._users.get(name)
         ok = await asyncio.to_thread(verify_password, password, user.password_hash if user else self._decoy_hash)
         if user is None or not ok:
-            self.limiter.failed(address, name)
             log.warning("web_console.sign_in_failed address=%s name=%s", address, name)
             return self._sign_in_page(request, next_page=next_page, name=name, status=401,
                                       error="Wrong name or password.")
-        self.limiter.succeeded(name)
+        self.limiter.succeeded(attempt)
         token, _ = self.sessions.open(user)
         log.info("web_console.signed_in user=%s address=%s", user.name, address)
         target = f"{PREFIX}/insights" if next_page == "insights" and "merchant" in user.roles else PREFIX
@@ -259,10 +275,13 @@ class WebConsole:
         return response
 
     async def sign_out(self, request: web.Request) -> web.Response:
-        form = await request.post()
+        try:
+            form = await _form(request)
+        except ConsoleError as refused:
+            return refused.response()
         session = self._session(request)
         if session is not None:
-            if not self._same_origin(request) or not session.csrf_ok(str(form.get("csrf", ""))):
+            if not self._same_origin(request) or not session.csrf_ok(form.get("csrf", "")):
                 return ConsoleError(403, "csrf", "the sign-out form is missing its token").response()
             self.sessions.close(request.cookies.get(SESSION_COOKIE))
             log.info("web_console.signed_out user=%s", session.user.name)
@@ -305,6 +324,9 @@ class WebConsole:
 
     async def _queue_json(self) -> dict[str, Any]:
         return {"handoffs": [item.to_json() for item in await self.backend.handoffs(QUEUE_STATES)]}
+
+    async def _read_queue_text(self) -> str:
+        return json.dumps(await self._queue_json(), ensure_ascii=False)
 
     async def queue(self, request: web.Request, session: Session) -> Any:
         return await self._queue_json()
@@ -379,7 +401,7 @@ class WebConsole:
                 if self.sessions.get(token) is None:
                     await response.write(b"event: signed_out\ndata: {}\n\n")
                     break
-                queue = json.dumps(await self._queue_json(), ensure_ascii=False)
+                queue = await self._queue_text.get()
                 if queue != sent_queue:
                     await response.write(f"event: queue\ndata: {queue}\n\n".encode())
                     sent_queue = queue
@@ -426,10 +448,27 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
     if request.content_type != "application/json":
         raise ConsoleError(415, "unsupported_media_type", "send the body as application/json")
     try:
-        data = json.loads(await request.read())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConsoleError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+        data = loads_json(await request.read())
+    except InvalidJson as bad:
+        raise ConsoleError(400, bad.error, bad.detail) from None
     if not isinstance(data, dict):
         raise ConsoleError(400, "invalid_json", "the body must be a JSON object")
     return data
 
+
+async def _form(request: web.Request) -> dict[str, str]:
+    """The console's two HTML forms, as the browser posts them (urlencoded UTF-8); anything else is refused.
+
+    Parsed here rather than by aiohttp's `post()`, which answers a malformed multipart body with a 500.
+    """
+    if request.content_type not in ("application/x-www-form-urlencoded", ""):
+        raise ConsoleError(415, "unsupported_media_type", "send the form as application/x-www-form-urlencoded")
+    try:
+        body = (await request.read()).decode("utf-8")
+        fields = parse_qsl(body, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS, errors="strict")
+        for key, value in fields:
+            check_text(key, "a field name")
+            check_text(value, f"the field '{key[:20]}'")
+    except (UnicodeDecodeError, ValueError) as exc:  # InvalidJson is a ValueError too
+        raise ConsoleError(400, "invalid_form", f"the form is not valid: {exc}") from None
+    return dict(fields)

@@ -84,12 +84,24 @@ class SessionBook:
             del self._sessions[digest]
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """A sign-in attempt already counted against the limits, kept until its password check ends."""
+
+    address: str
+    name: str
+    at: float
+
+
 @dataclass
 class SignInLimiter:
-    """At most `attempts` failed sign-ins per client address and per user name within `window_seconds`.
+    """At most `attempts` sign-ins that are not successes per client address and per user name
+    within `window_seconds`.
 
-    Counting both stops one address guessing many names and many addresses
-    guessing one name; a success clears that name's failures.
+    An attempt is counted when it arrives, before the slow password check, and forgotten only
+    if it succeeds: otherwise 40 guesses sent at once would all be checked before the first
+    failure was recorded. Counting both keys stops one address guessing many names and many
+    addresses guessing one name; a success clears that name's failures.
     """
 
     attempts: int
@@ -97,24 +109,32 @@ class SignInLimiter:
     clock: Callable[[], float] = time.monotonic
     _failures: dict[str, deque[float]] = field(default_factory=dict)
 
+    def begin(self, address: str, name: str) -> Attempt | float:
+        """Count an attempt and return it, or the seconds to wait when either limit is reached."""
+        wait = self.retry_after(address, name)
+        if wait > 0:
+            return wait
+        attempt = Attempt(address=address, name=name, at=self.clock())
+        for key in _keys(address, name):
+            self._failures.setdefault(key, deque()).append(attempt.at)
+        return attempt
+
     def retry_after(self, address: str, name: str) -> float:
         """Seconds until another try is allowed; 0 when it is allowed now."""
         now = self.clock()
         waits = [0.0]
-        for key in (f"address:{address}", f"name:{name.casefold()}"):
+        for key in _keys(address, name):
             failures = self._recent(key, now)
             if len(failures) >= self.attempts:
                 waits.append(failures[0] + self.window_seconds - now)
         return max(waits)
 
-    def failed(self, address: str, name: str) -> None:
-        now = self.clock()
-        for key in (f"address:{address}", f"name:{name.casefold()}"):
-            self._recent(key, now)
-            self._failures.setdefault(key, deque()).append(now)
-
-    def succeeded(self, name: str) -> None:
-        self._failures.pop(f"name:{name.casefold()}", None)
+    def succeeded(self, attempt: Attempt) -> None:
+        """The password was right: the name's failures are cleared and this attempt uncounted."""
+        self._failures.pop(_keys(attempt.address, attempt.name)[1], None)
+        failures = self._failures.get(_keys(attempt.address, attempt.name)[0])
+        if failures is not None and attempt.at in failures:
+            failures.remove(attempt.at)
 
     def _recent(self, key: str, now: float) -> deque[float]:
         """The failures still inside the window; keys with none are dropped so the dict stays small."""
@@ -126,3 +146,7 @@ class SignInLimiter:
         if not failures:
             del self._failures[key]
         return failures
+
+
+def _keys(address: str, name: str) -> tuple[str, str]:
+    return f"address:{address}", f"name:{name.casefold()}"

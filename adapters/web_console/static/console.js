@@ -10,6 +10,7 @@ let open = null;        // {channel, conversation} shown on the right
 let view = null;        // the last view of it from the server
 let queue = [];         // the last queue from the event stream
 let refreshTimer = null;
+let reveal = null;      // the id of the reply the agent just sent: the render that first shows it scrolls to it
 
 function el(tag, className, text) {
   const node = document.createElement(tag);
@@ -76,7 +77,7 @@ function who(item) {
 const REASONS = {
   explicit_request: "asked for a person", upset: "upset", unconfident: "the bot was unsure",
   faq_flagged: "a topic for people", keyword: "a keyword", claimed: "claimed", released: "released to the bot",
-  closed: "closed", shopper_wrote: "the shopper wrote again",
+  closed: "closed", shopper_wrote: "the shopper wrote again", shopper_left: "the shopper went back to the bot",
 };
 
 function reasonText(reason) {
@@ -194,7 +195,11 @@ function renderConversation() {
 
   const list = $("transcript");
   const key = v.channel + "/" + v.conversation;
-  const stay = list.dataset.key === key && list.scrollHeight - list.scrollTop - list.clientHeight >= 80;
+  // Stay where the agent scrolled to, unless they sent a reply: then it must be in view, even when the open FAQ
+  // results made the transcript shorter (and so left the latest message below its fold).
+  const sent = reveal !== null && v.messages.some((message) => message.id === reveal);
+  if (sent) reveal = null;
+  const stay = list.dataset.key === key && !sent && list.scrollHeight - list.scrollTop - list.clientHeight >= 80;
   list.dataset.key = key;
   const items = [];
   for (const message of v.messages) items.push({ at: message.created_at, order: 0, node: messageNode(message) });
@@ -235,6 +240,7 @@ function eventNode(transition) {
   let text;
   if (transition.to === "waiting_agent") text = "Handed to a person: " + reasonText(transition.reason) + (transition.detail ? " (" + transition.detail + ")" : "");
   else if (transition.to === "agent") text = "Claimed by " + actor;
+  else if (transition.to === "bot" && transition.reason === "shopper_left") text = "The shopper went back to the bot (" + (transition.detail || "/bot") + ")";
   else if (transition.to === "bot") text = "Released to the bot by " + actor;
   else if (transition.to === "closed") text = "Closed by " + actor;
   else text = reasonText(transition.reason);
@@ -265,7 +271,8 @@ async function send(event) {
   if (!open || !text) return;
   $("send").disabled = true;
   try {
-    await api(path(open.channel, open.conversation) + "/messages", { method: "POST", body: { text } });
+    const sent = await api(path(open.channel, open.conversation) + "/messages", { method: "POST", body: { text } });
+    reveal = sent.message ? sent.message.message_id : null;
     box.value = "";
     notice("");
   } catch (error) {
