@@ -28,7 +28,7 @@ from bot.dispatcher import TurnDispatcher
 from bot.errors import AdapterError, ConfigError
 from bot.handoff_store import HandoffStore
 from bot.http import HttpServer
-from bot.language import LanguageDetector
+from bot.language import LanguageDetector, known_languages
 from bot.metrics import Metrics
 from bot.messages import (
     Channel,
@@ -143,7 +143,7 @@ class KefuApp:
         self.insights = InsightsService(self.store, timezone=ZoneInfo(config.console.timezone),
                                         encode=encoder.encode if encoder else None,
                                         similarity=config.console.cluster_similarity,
-                                        upset_below=config.sentiment.apology_below)
+                                        upset_below=config.sentiment.apology_below, languages=config.shop.languages)
         http_app = self.http.app if self.http else None
         for name, factory in factories.items():
             channel = factory(config=config, gateway=self, http_app=http_app, **self._adapter_options.get(name, {}))
@@ -304,7 +304,9 @@ class KefuApp:
         backend = build_backend(config.sentiment.backend, languages=config.shop.languages, encoders=encoders,
                                 transformers_model=config.sentiment.transformers_model,
                                 threads=config.search.threads, cache_dir=config.storage.index_dir / "sentiment")
-        return SentimentAnalyzer(backend, CueDetector(config.shop.languages))
+        # Requests for a person are heard in every language kefu knows, not only the enabled ones: a
+        # shopper writing German to an en+zh shop who asks for a person must reach one.
+        return SentimentAnalyzer(backend, CueDetector((*config.shop.languages, *known_languages())))
 
     def _pushes(self, channel: str) -> bool:
         return channel in self._workers or channel in DETACHED_PUSH_CHANNELS

@@ -21,6 +21,7 @@ from bot.language import LanguageDetector
 from bot.passwords import hash_password
 from bot.privacy.cli import add_privacy_parser, privacy_command
 from bot.privacy.masking import install_log_masking
+from bot.replay_cli import add_replay_parser, replay_command
 from bot.language_eval import evaluate_language, read_labelled
 from bot.cues import CueDetector
 from bot.responder import ExtractiveResponder
@@ -76,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     faq = commands.add_parser("faq", parents=[common], help="check FAQ files or see how a question is matched")
     faq_commands = faq.add_subparsers(dest="faq_command", metavar="ACTION", required=True)
     faq_commands.add_parser("check", parents=[common], help="validate the FAQ files and summarize them",
-                            description="Read every FAQ file; print errors with file and line, or a summary.")
+                            description="Read every FAQ file; print every error in all of them, each with file "
+                                        "and line, or a summary.")
     ask = faq_commands.add_parser("ask", parents=[common], help="rank FAQ entries for a question, with scores and why")
     ask.add_argument("question", help="the question, as a shopper would write it")
     ask.add_argument("--limit", type=int, default=5, help="how many entries to show (default 5)")
@@ -126,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     builder.add_argument("--per-label", type=int, default=10, help="example questions per entry (default 10)")
     builder.add_argument("--out", type=Path, required=True, help="FAQ folder to write (faq.yaml)")
     builder.add_argument("--rest", type=Path, help="write the rows not used as examples here, with a faq_id column")
+    add_replay_parser(eval_commands, common)
     hasher = commands.add_parser(
         "hash-password", help="make a password hash for a [[console.users]] entry",
         description="Asks for a password twice (or reads one line from standard input when it is not a terminal) "
@@ -167,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
             return eval_language(config, args)
         if args.command == "eval" and args.eval_command == "sentiment":
             return eval_sentiment(config, args)
+        if args.command == "eval" and args.eval_command == "replay":
+            return asyncio.run(replay_command(config, args))
         if args.command == "eval":
             return asyncio.run(eval_retrieval(config, args))
         if args.faq_command == "check":

@@ -40,6 +40,8 @@ class StorageConfig:
 @dataclass(frozen=True)
 class KnowledgeConfig:
     faq_dir: Path
+    faq_dir_line: int | None = None  # where knowledge.faq_dir (or [knowledge]) is written, for require_faq_dir
+    faq_dir_written: bool = True  # False: the default faq/ next to the config
 
 
 @dataclass(frozen=True)
@@ -332,7 +334,9 @@ def _build(root: _Table, path: Path, environ: Mapping[str, str]) -> Config:
 
     knowledge_t = root.table("knowledge")
     knowledge_t.allow_only("faq_dir")
-    knowledge = KnowledgeConfig(faq_dir=knowledge_t.path("faq_dir", base, "faq"))
+    knowledge = KnowledgeConfig(faq_dir=knowledge_t.path("faq_dir", base, "faq"),
+                                faq_dir_line=knowledge_t.line("faq_dir"),
+                                faq_dir_written=knowledge_t.raw("faq_dir", None) is not None)
 
     retrieval_t = root.table("retrieval")
     retrieval_t.allow_only("answer_threshold", "suggest_threshold", "max_suggestions", "ambiguity_ratio",
@@ -716,6 +720,25 @@ def _build_console(table: _Table) -> ConsoleConfig:
     )
 
 
+def require_faq_dir(config: Config) -> Path:
+    """The FAQ folder, or a ConfigError naming knowledge.faq_dir and its line.
+
+    Checked when the FAQ is read, not when the config is: `kefu privacy` and `kefu eval
+    language` need no FAQ and must work for a shop whose FAQ folder is gone.
+    """
+    folder = config.knowledge.faq_dir
+    if folder.is_dir():
+        return folder
+    if not config.knowledge.faq_dir_written:
+        problem = (f"is not set, and the default FAQ folder {folder} (faq/ next to the config) does not exist; "
+                   "create it or add faq_dir = \"…\" under [knowledge]")
+    elif folder.exists():
+        problem = f"{folder} is a file, not a folder of FAQ files"
+    else:
+        problem = f"the FAQ folder {folder} does not exist; create it or point faq_dir at your FAQ files"
+    raise ConfigError(config.path, "knowledge.faq_dir", problem, line=config.knowledge.faq_dir_line)
+
+
 Callback = TypeVar("Callback", "OutgoingWebhookConfig", "NotifyConfig")
 
 
@@ -795,6 +818,10 @@ class _Table:
 
     def keys(self) -> list[str]:
         return list(self._data)
+
+    def line(self, key: str) -> int | None:
+        """The line `key` is written on (else its table's), for errors raised after parsing."""
+        return self._lines.line_of(self._dotted(key))
 
     def raw(self, key: str, default: Any) -> Any:
         """The value as TOML gave it, for checks the typed getters do not cover."""

@@ -18,6 +18,9 @@ from bot.errors import HandoffConflictError
 from bot.messages import HandoffState
 
 
+UPSET_AFTER_NEGATIVE_MESSAGES = 2  # without anger cues, one negative message alone is a problem to answer
+
+
 class HandoffReason(StrEnum):
     EXPLICIT_REQUEST = "explicit_request"  # "human please", "转人工"
     COMMAND = "command"  # a channel command such as /human
@@ -116,6 +119,8 @@ class HandoffSignals:
     human_request: str | None  # the phrase that asked for a person, if any
     unconfident_streak: int  # turns in a row, this one included, the bot could not answer confidently
     flagged_faq: str | None  # id of the confidently matched entry that says handoff: true
+    anger: tuple[str, ...] = ()  # this message's anger cues: profanity, a threat, shouting, "???"
+    negative_messages: int = 1  # negative shopper messages in the mood window, this one included
 
 
 @dataclass(frozen=True)
@@ -140,8 +145,16 @@ def decide(signals: HandoffSignals, policy: HandoffPolicy) -> HandoffDecision | 
     if policy.faq_flags and signals.flagged_faq:
         return HandoffDecision(HandoffReason.FAQ_FLAGGED, f"FAQ '{signals.flagged_faq}' is marked handoff: true")
     if policy.mood_threshold is not None and signals.mood is not None and signals.mood <= policy.mood_threshold:
-        return HandoffDecision(HandoffReason.UPSET,
-                               f"the conversation's mood {signals.mood:+.2f} is at or below {policy.mood_threshold:+.2f}")
+        # A problem described calmly ("the zip broke, still under warranty?") scores negative too, but
+        # needs its answer, not a person: a low mood hands over with anger in the message, or when the
+        # shopper stays negative over several messages.
+        if signals.anger:
+            return HandoffDecision(HandoffReason.UPSET, f"the conversation's mood {signals.mood:+.2f} is at or "
+                                   f"below {policy.mood_threshold:+.2f}, with {', '.join(signals.anger)}")
+        if signals.negative_messages >= UPSET_AFTER_NEGATIVE_MESSAGES:
+            return HandoffDecision(HandoffReason.UPSET, f"the conversation's mood {signals.mood:+.2f} is at or "
+                                   f"below {policy.mood_threshold:+.2f} after {signals.negative_messages} negative "
+                                   "messages")
     if policy.unconfident_turns and signals.unconfident_streak >= policy.unconfident_turns:
         return HandoffDecision(HandoffReason.UNCONFIDENT,
                                f"{signals.unconfident_streak} turns in a row without a confident answer")

@@ -1,12 +1,20 @@
-"""Which language the shopper writes in, restricted to the languages the shop enabled.
+"""Which language the shopper writes in, also when the shop did not enable it.
 
 Short chat messages carry little evidence, so the text's guess is combined with
 priors: the writing system (Hangul, Kana, Thai… decide at once; Cyrillic or
 Arabic narrow the choice), the language the conversation used so far, and the
 channel's hint. A weak guess never flips a conversation's language.
 
-Two text models: `lingua` (built only for the enabled languages; the default: on
-short messages it beats langdetect) and `langdetect` (seeded, deterministic).
+A language outside the shop's enabled ones is recognised when the evidence is
+clear: its own script, or a text the wide model (every language kefu has texts
+for) gives at least FOREIGN_MIN_PROBABILITY. Short or unclear text stays among the
+enabled languages, where most shoppers write. What the reply is written in is a
+separate, later choice (`reply_language`): the shop's FAQ only exists in its
+enabled languages.
+
+Two text models: `lingua` (the default: on short messages it beats langdetect;
+high accuracy among the enabled languages, its small low-accuracy models for the
+wide set) and `langdetect` (seeded, deterministic).
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ import re
 import threading
 from collections import Counter
 from dataclasses import dataclass
+from importlib import resources
 from typing import Protocol
 
 from bot.config import Config
@@ -25,6 +34,15 @@ log = logging.getLogger(__name__)
 BACKENDS = ("lingua", "langdetect")
 MIN_ENABLED_MASS = 0.3  # below this the text looks like none of the enabled languages
 MIN_LETTERS = 3  # fewer letters than this carry no evidence ("ok" still has 2)
+# A language the shop did not enable needs this many letters, the small wide model's vote (at least
+# WIDE_MIN_PROBABILITY) and then at least FOREIGN_MIN_PROBABILITY of the full models' share against the
+# enabled languages. The wide model alone is not enough: it calls "How do I reset my password?" Italian
+# at 0.996. Measured with only en+zh enabled (dev data; .venv/bin/python bench/language_shops.py):
+# tatoeba_langid 0.938 of 2,500 sentences and bench/data/shoppers.csv 0.962, no English message taken
+# for another language; a 0.9 vote instead of 0.3 recognised fewer (shoppers 0.944), none more wrongly.
+WIDE_MIN_PROBABILITY = 0.3
+FOREIGN_MIN_PROBABILITY = 0.9
+FOREIGN_MIN_LETTERS = 6
 _LETTERS = re.compile(r"[^\W\d_]", re.UNICODE)
 
 # Writing systems and the languages written in them (among those a shop may enable).
@@ -57,12 +75,23 @@ class TextModel(Protocol):
         """Probability per candidate language (may leave some out)."""
 
 
+def known_languages() -> tuple[str, ...]:
+    """The languages kefu has built-in texts for (bot/locales): those it can recognise and greet."""
+    return tuple(sorted(item.name.removesuffix(".toml") for item in resources.files("bot.locales").iterdir()
+                        if item.name.endswith(".toml")))
+
+
+def reply_language(detected: str, enabled: tuple[str, ...], default: str) -> str:
+    """The language a reply from the FAQ is written in: the shopper's when the shop enabled it, else the default."""
+    return detected if detected in enabled else default
+
+
 class LinguaModel:
-    """lingua-language-detector, built only for the enabled languages it knows."""
+    """lingua-language-detector for the given languages it knows (low accuracy: trigram models only, small)."""
 
     name = "lingua"
 
-    def __init__(self, enabled: tuple[str, ...]):
+    def __init__(self, enabled: tuple[str, ...], *, low_accuracy: bool = False):
         from lingua import IsoCode639_1, Language, LanguageDetectorBuilder
 
         languages = []
@@ -74,6 +103,7 @@ class LinguaModel:
             languages.append(Language.from_iso_code_639_1(iso))
         self._detectors = {}
         self._builder = LanguageDetectorBuilder
+        self._low_accuracy = low_accuracy
         self._languages = {lang.iso_code_639_1.name.lower(): lang for lang in languages}
         self._lock = threading.Lock()
 
@@ -83,8 +113,8 @@ class LinguaModel:
             return known, None
         with self._lock:
             if known not in self._detectors:
-                self._detectors[known] = self._builder.from_languages(
-                    *(self._languages[c] for c in known)).build()
+                builder = self._builder.from_languages(*(self._languages[c] for c in known))
+                self._detectors[known] = (builder.with_low_accuracy_mode() if self._low_accuracy else builder).build()
             return known, self._detectors[known]
 
     def probabilities(self, text: str, candidates: tuple[str, ...]) -> dict[str, float]:
@@ -126,9 +156,9 @@ class LangdetectModel:
         return probabilities
 
 
-def build_text_model(backend: str, enabled: tuple[str, ...]) -> TextModel:
+def build_text_model(backend: str, enabled: tuple[str, ...], *, low_accuracy: bool = False) -> TextModel:
     if backend == "lingua":
-        return LinguaModel(enabled)
+        return LinguaModel(enabled, low_accuracy=low_accuracy)
     if backend == "langdetect":
         return LangdetectModel(enabled)
     raise ValueError(f"unknown language backend '{backend}'")
@@ -159,26 +189,40 @@ class LanguageDetector:
                    min_confidence=config.language.min_confidence, backend=config.language.backend)
 
     def __init__(self, *, enabled: tuple[str, ...], default: str, min_confidence: float,
-                 backend: str = "lingua", use_priors: bool = True):
+                 backend: str = "lingua", use_priors: bool = True, known: tuple[str, ...] | None = None):
         self.enabled = enabled
         self.default = default
         self.min_confidence = min_confidence
         self.use_priors = use_priors
+        self.known = tuple(dict.fromkeys((*enabled, *(known_languages() if known is None else known))))
         self.model = build_text_model(backend, enabled)
+        others = set(self.known) - set(enabled)
+        self.wide = build_text_model(backend, self.known, low_accuracy=True) if others else None
+        # The low-accuracy models alone call "How do I reset my password?" Italian (0.996): a foreign
+        # guess is confirmed by the full models of that language and the enabled ones, loaded on first use.
+        self.confirm = build_text_model(backend, self.known) if others else None
 
     def detect(self, text: str, *, conversation_language: str | None = None, hint: str | None = None) -> LanguageGuess:
-        """Blocking (fast); decide the reply language for one message."""
+        """Blocking (fast); the language the shopper wrote this message in."""
+        script = dominant_script(text) if self.use_priors else None
+        foreign = self._foreign(text, script)
+        if foreign is not None:
+            return foreign
+        if (conversation_language in self.known and conversation_language not in self.enabled
+                and not self._clearly_enabled(text, script)):
+            # A German conversation's "danke" stays German: the enabled-only model would call it English.
+            return LanguageGuess(conversation_language, 0.5, "not clearly another language; kept the "
+                                 "conversation's language")
         if len(self.enabled) == 1:
             return LanguageGuess(self.default, 1.0, "only one language is enabled")
         candidates = self.enabled
         reason = "detected from the text"
-        script = dominant_script(text) if self.use_priors else None
         if script is not None:
             name, languages = script
             candidates = tuple(code for code in languages if code in self.enabled)
             if len(candidates) == 1:
                 return LanguageGuess(candidates[0], 0.99, f"written in the {name} script")
-            if not candidates:  # e.g. Japanese when Japanese is not enabled: not a language we serve
+            if not candidates:  # a script no language kefu knows uses: nothing to tell
                 return self._fallback(f"written in the {name} script, which no enabled language uses",
                                       conversation_language, hint)
             reason = f"detected from the text among the {name}-script languages"
@@ -197,12 +241,62 @@ class LanguageDetector:
                     return LanguageGuess(best, share, f"{reason} (best guess; nothing known about the conversation)")
         return self._fallback("text too short or ambiguous", conversation_language, hint)
 
+    def _foreign(self, text: str, script: tuple[str, tuple[str, ...]] | None) -> LanguageGuess | None:
+        """A language outside the enabled ones, when the evidence for it is clear; else None."""
+        if not self.use_priors:
+            return None
+        if script is not None:
+            name, languages = script
+            if any(code in self.enabled for code in languages):
+                return None
+            own = tuple(code for code in languages if code in self.known)
+            if len(own) == 1 or (own and name == "han"):  # Han without kana is Chinese (kana decides Japanese)
+                return LanguageGuess(own[0], 0.99, f"written in the {name} script (a language the shop did not "
+                                     "enable)")
+            candidates = own
+        else:
+            candidates = self.known
+        best = self._wide_best(text, candidates, WIDE_MIN_PROBABILITY)
+        if best is None or best[0] in self.enabled:
+            return None
+        confirmed = self._confirmed(text, best[0])
+        if confirmed is None:
+            return None
+        return LanguageGuess(best[0], confirmed, "detected from the text (a language the shop did not enable)")
+
+    def _confirmed(self, text: str, language: str) -> float | None:
+        """The full model's share for `language` against the enabled ones, when it agrees; else None."""
+        assert self.confirm is not None
+        probabilities = self.confirm.probabilities(text, tuple(dict.fromkeys((*self.enabled, language))))
+        total = sum(probabilities.values())
+        share = probabilities.get(language, 0.0) / total if total else 0.0
+        return round(share, 3) if share >= FOREIGN_MIN_PROBABILITY else None
+
+    def _clearly_enabled(self, text: str, script: tuple[str, tuple[str, ...]] | None) -> bool:
+        """The text is clearly in an enabled language: its script says so, or the wide model does."""
+        if script is not None:
+            return any(code in self.enabled for code in script[1])
+        best = self._wide_best(text, self.known, FOREIGN_MIN_PROBABILITY)
+        return best is not None and best[0] in self.enabled
+
+    def _wide_best(self, text: str, candidates: tuple[str, ...], at_least: float) -> tuple[str, float] | None:
+        """The wide model's language for a text long enough, when it gives it `at_least`."""
+        if self.wide is None or not candidates or len(_LETTERS.findall(text)) < FOREIGN_MIN_LETTERS:
+            return None
+        probabilities = self.wide.probabilities(text, candidates)
+        if not probabilities:
+            return None
+        best = max(probabilities, key=probabilities.__getitem__)
+        if probabilities[best] < at_least:
+            return None
+        return best, round(probabilities[best], 3)
+
     def _has_prior(self, conversation_language: str | None, hint: str | None) -> bool:
         """A weak guess only gives way to something known: the conversation's language or the channel's hint."""
-        return conversation_language in self.enabled or _hinted(hint) in self.enabled
+        return conversation_language in self.known or _hinted(hint) in self.enabled
 
     def _fallback(self, why: str, conversation_language: str | None, hint: str | None) -> LanguageGuess:
-        if conversation_language in self.enabled:
+        if conversation_language in self.known:
             return LanguageGuess(conversation_language, 0.5, f"{why}; kept the conversation's language")
         if _hinted(hint) in self.enabled:
             return LanguageGuess(_hinted(hint), 0.5, f"{why}; used the channel's language hint")

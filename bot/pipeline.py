@@ -18,11 +18,11 @@ from bot.concurrency import run_blocking
 from bot.dispatcher import TurnOutcome
 from bot.handoff import Action, HandoffDecision, HandoffPolicy, HandoffReason, HandoffSignals, decide
 from bot.handoff_store import HandoffStore
-from bot.language import LanguageDetector, LanguageGuess
+from bot.language import LanguageDetector, LanguageGuess, reply_language
 from bot.messages import HandoffState, Reply, ReplyKind
 from bot.metrics import FORWARDED, Metrics
 from bot.responder import Draft, Responder, ResponseContext, is_confident
-from bot.sentiment import MOOD_WINDOW, Sentiment, SentimentAnalyzer, rolling_mood
+from bot.sentiment import MOOD_WINDOW, NEGATIVE_BELOW, Sentiment, SentimentAnalyzer, rolling_mood
 from bot.store import ConversationState, Store, StoredInbound
 from bot.texts import Texts
 from knowledge.faq import FaqBase
@@ -38,11 +38,13 @@ class Turn:
 
     inbound: StoredInbound
     conversation: ConversationState
-    language: LanguageGuess | None = None
+    language: LanguageGuess | None = None  # the shopper's language, enabled by the shop or not
+    reply_language: str | None = None  # what an answer from the FAQ is written in (an enabled language)
     faq: FaqBase | None = None
     hits: list[Hit] = field(default_factory=list)
     sentiment: Sentiment | None = None
     mood: float | None = None  # the conversation's rolling mood, this message included
+    negative_messages: int = 0  # negative shopper messages in the mood window, this one included
     handoff: HandoffDecision | None = None
     forward: bool = False  # a person handles the conversation: pass the message on, say nothing
     done: bool = False  # the draft is final (a command's answer): skip the remaining stages
@@ -57,6 +59,8 @@ class Stage(Protocol):
 
 
 class LanguageStage:
+    """The shopper's language (stored on the conversation, as detected) and the language to answer in."""
+
     name = "language"
 
     def __init__(self, detector: LanguageDetector, store: Store):
@@ -67,19 +71,20 @@ class LanguageStage:
         conversation = turn.conversation
         if conversation.language_locked and conversation.language:
             turn.language = LanguageGuess(conversation.language, 1.0, "chosen by the shopper")
-            turn.trace["language"] = {"language": conversation.language, "confidence": 1.0,
-                                      "reason": turn.language.reason}
-            return
-        guess = await run_blocking(
-            self._detector.detect,
-            turn.inbound.text,
-            conversation_language=turn.conversation.language,
-            hint=turn.inbound.language_hint,
-        )
-        turn.language = guess
-        turn.trace["language"] = {"language": guess.language, "confidence": guess.confidence, "reason": guess.reason}
-        if guess.language != turn.conversation.language:
-            await self._store.set_conversation_language(turn.conversation.key, guess.language)
+        else:
+            turn.language = await run_blocking(
+                self._detector.detect,
+                turn.inbound.text,
+                conversation_language=conversation.language,
+                hint=turn.inbound.language_hint,
+            )
+        detected = turn.language.language
+        turn.reply_language = reply_language(detected, self._detector.enabled, self._detector.default)
+        turn.trace["language"] = {"language": turn.reply_language, "detected": detected,
+                                  "enabled": detected in self._detector.enabled,
+                                  "confidence": turn.language.confidence, "reason": turn.language.reason}
+        if detected != conversation.language and not conversation.language_locked:
+            await self._store.set_conversation_language(conversation.key, detected)
 
 
 class RetrievalStage:
@@ -176,6 +181,7 @@ class SentimentStage:
                                                         MOOD_WINDOW - 1)
         turn.sentiment = sentiment
         turn.mood = rolling_mood([*earlier, sentiment.score])
+        turn.negative_messages = sum(1 for score in [*earlier, sentiment.score] if score <= NEGATIVE_BELOW)
         await self._records.record_sentiment(turn.inbound.id, turn.inbound.conversation_key, sentiment.score,
                                              turn.mood)
         turn.trace["sentiment"] = {**sentiment.to_json(), "mood": round(turn.mood, 3)}
@@ -215,14 +221,16 @@ class HandoffStage:
             human_request=turn.sentiment.human_request if turn.sentiment else None,
             unconfident_streak=streak,
             flagged_faq=best.entry.id if confident and best is not None and best.entry.handoff else None,
+            anger=tuple(cue for cue in (turn.sentiment.cues if turn.sentiment else ()) if cue in ANGER_CUES),
+            negative_messages=turn.negative_messages,
         )
         turn.handoff = decide(signals, self._policy)
         if turn.handoff is None:
             return
         language = turn.language.language if turn.language else conversation.language or ""
         if turn.handoff.reason == HandoffReason.FAQ_FLAGGED and best is not None:
-            turn.draft = self._notices.handoff_draft(language, turn.handoff, lead=best.entry.variant(language).answer,
-                                                     faq_ids=(best.entry.id,))
+            lead = best.entry.variant(turn.reply_language or language).answer
+            turn.draft = self._notices.handoff_draft(language, turn.handoff, lead=lead, faq_ids=(best.entry.id,))
         else:
             turn.draft = self._notices.handoff_draft(language, turn.handoff)
         turn.trace["handoff"] = {"reason": turn.handoff.reason.value, "detail": turn.handoff.detail}
@@ -242,7 +250,7 @@ class ResponderStage:
     async def run(self, turn: Turn) -> None:
         if turn.draft is not None:  # the handoff stage already said what to say
             return
-        language = turn.language.language if turn.language else self._default_language
+        language = turn.reply_language or self._default_language
         assert turn.faq is not None, "the retrieval stage runs before the responder"
         history = await self._store.recent_turns(turn.inbound.conversation_key, turn.inbound.id,
                                                  2 * self._history_turns) if self._history_turns else []
@@ -288,7 +296,7 @@ class Pipeline:
             return forwarded
         if turn.draft is None:
             raise RuntimeError("no stage produced a reply draft")
-        draft = self._with_apology(turn)
+        draft = self._with_language_note(turn, self._with_apology(turn.draft, turn))
         reply = Reply(
             channel=inbound.channel,
             conversation=inbound.conversation,
@@ -359,10 +367,20 @@ class Pipeline:
                  turn.inbound.id, conversation.handoff.value)
         return TurnOutcome(None, conversation.handoff)
 
-    def _with_apology(self, turn: Turn) -> Draft:
+    def _with_language_note(self, turn: Turn, draft: Draft) -> Draft:
+        """A reply from the FAQ in another language than the shopper's says so first, in theirs (when kefu
+        has texts for it): the shopper learns why, and is not answered as if they had written English."""
+        shopper = turn.language.language if turn.language else None
+        if not shopper or shopper == draft.language or draft.kind not in NOTED_KINDS:
+            return draft
+        note, written_in = self._texts.get("other_language", shopper)
+        if written_in != shopper:
+            return draft
+        return replace(draft, text=f"{note}\n\n{draft.text}",
+                       why=f"{draft.why}; the shop does not answer in {shopper}: said so in {shopper}")
+
+    def _with_apology(self, draft: Draft, turn: Turn) -> Draft:
         """An upset shopper hears an apology first, in the reply's language."""
-        draft = turn.draft
-        assert draft is not None
         if turn.mood is None or turn.mood > self._apology_below or draft.kind not in APOLOGETIC_KINDS:
             return draft
         if already_apologises(draft.text) or (draft.trace or {}).get("used") == "llm":
@@ -373,7 +391,9 @@ class Pipeline:
                        why=f"{draft.why}; began with an apology: mood {turn.mood:+.2f} <= {self._apology_below:+.2f}")
 
 
+ANGER_CUES = ("dispute_threat", "profanity", "shouting", "repeated_punctuation")
 APOLOGETIC_KINDS = (ReplyKind.ANSWER, ReplyKind.NOT_SURE, ReplyKind.NO_MATCH, ReplyKind.HANDOFF)
+NOTED_KINDS = (ReplyKind.ANSWER, ReplyKind.NOT_SURE, ReplyKind.NO_MATCH)
 APOLOGY_WORDS = ("sorry", "apolog", "抱歉", "对不起", "entschuldig", "désolé", "lo siento", "perdón", "申し訳", "すみません")
 
 

@@ -11,7 +11,8 @@ from bot.errors import ConfigError
 
 TEXT_KEYS = ("not_sure", "no_match", "apology", "handoff", "handoff_after_hours", "handoff_delayed", "agent_joined",
              "handoff_delayed_after_hours", "handoff_returned", "conversation_closed", "weekdays", "welcome", "help",
-             "language_set", "language_unknown", "reset_done", "unsupported_media", "left_queue", "turn_failed")
+             "language_set", "language_unknown", "reset_done", "unsupported_media", "left_queue", "turn_failed",
+             "other_language")
 
 
 class Texts:

@@ -3,6 +3,9 @@
 Files are read from one directory (recursively). Parts written in different files
 or languages under the same `id` merge into one entry with several language
 variants; the same id and language written twice is an error naming both places.
+
+Every mistake in every file is collected and raised once at the end (`FaqProblems`),
+so a merchant fixes the whole list in one round instead of one error per run.
 """
 
 from __future__ import annotations
@@ -12,26 +15,21 @@ import hashlib
 import io
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from bot.errors import FaqError
+from knowledge.faq_source import FaqPart, FaqProblem, FaqProblems, ProblemList, SourceLocation, did_you_mean
+from knowledge.faq_yaml import read_yaml
+
+__all__ = ["FAQ_SUFFIXES", "FaqBase", "FaqEntry", "FaqProblem", "FaqProblems", "LocalizedText", "SourceLocation",
+           "load_faq_dir", "slugify"]
 
 FAQ_SUFFIXES = (".yaml", ".yml", ".md", ".markdown", ".csv")
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,99}$")
-LANG_PATTERN = re.compile(r"^[a-z]{2,3}$")
-
-
-@dataclass(frozen=True)
-class SourceLocation:
-    path: str
-    line: int
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}"
+LANG_PATTERN = re.compile(r"^[a-z]{2,3}$")  # as shop.languages in the config
+_LANGUAGE_LIKE = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})?$")  # zh, ZH, zh-CN, pt_BR
 
 
 @dataclass(frozen=True)
@@ -80,38 +78,30 @@ class FaqBase:
         return len(self.entries)
 
 
-@dataclass
-class _Part:
-    """An entry's variant as read from one place, before merging."""
-
-    id: str
-    language: str
-    questions: list[str]
-    answer: str
-    tags: list[str]
-    source: SourceLocation
-    handoff: bool = False
-
-
 def load_faq_dir(directory: Path, *, default_language: str, languages: Iterable[str]) -> FaqBase:
-    """Read every FAQ file under `directory`; raise FaqError naming file and line."""
+    """Read every FAQ file under `directory`; raise FaqProblems listing every mistake with file and line."""
     if not directory.is_dir():
         raise FaqError(directory, None, "FAQ directory does not exist")
     enabled = tuple(languages)
     paths = sorted(p for p in directory.rglob("*") if p.is_file() and p.suffix.lower() in FAQ_SUFFIXES)
     digest = hashlib.sha256()
-    parts: list[_Part] = []
+    problems = ProblemList()
+    parts: list[FaqPart] = []
     for path in paths:
         raw = path.read_bytes()
         digest.update(str(path.relative_to(directory)).encode() + b"\0" + raw + b"\0")
         try:
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
-            raise FaqError(path, None, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
-        parts.extend(parse_faq_text(path, text, default_language))
+            problems.add(path, raw[:exc.start].count(b"\n") + 1,
+                         f"not UTF-8 text ({exc.reason} at byte {exc.start}); save the file as UTF-8")
+            continue
+        parts.extend(parse_faq_text(path, text, default_language, problems))
+    entries = _merge(parts, default_language, enabled, problems)
+    if problems.found:
+        raise FaqProblems(directory, problems.found)
     if not parts:
         raise FaqError(directory, None, f"no FAQ entries found (looked for {', '.join(FAQ_SUFFIXES)} files)")
-    entries = _merge(parts, default_language, enabled)
     return FaqBase(
         entries=entries,
         content_hash=digest.hexdigest(),
@@ -120,21 +110,34 @@ def load_faq_dir(directory: Path, *, default_language: str, languages: Iterable[
     )
 
 
-def parse_faq_text(path: Path, text: str, default_language: str) -> list[_Part]:
+def parse_faq_text(path: Path, text: str, default_language: str, problems: ProblemList) -> list[FaqPart]:
+    """The parts one file holds; its mistakes go to `problems`."""
     suffix = path.suffix.lower()
     if suffix in (".yaml", ".yml"):
-        return list(_parse_yaml(path, text, default_language))
+        return read_yaml(path, text, default_language, problems)
     if suffix in (".md", ".markdown"):
-        return list(_parse_markdown(path, text, _language_from_name(path) or default_language))
+        return _parse_markdown(path, text, _language_from_name(path, problems) or default_language, problems)
     if suffix == ".csv":
-        return list(_parse_csv(path, text, default_language))
-    raise FaqError(path, None, f"unsupported FAQ file type '{suffix}'")
+        return _parse_csv(path, text, default_language, problems)
+    problems.add(path, None, f"unsupported FAQ file type '{suffix}'")
+    return []
 
 
-def _language_from_name(path: Path) -> str | None:
-    """`faq.zh.md` is Chinese."""
+def _language_from_name(path: Path, problems: ProblemList) -> str | None:
+    """`faq.zh.md` is Chinese; `faq.zh-CN.md` is a mistake to name, not a file in the default language."""
     inner = Path(path.stem).suffix.lstrip(".")
-    return inner if LANG_PATTERN.match(inner) else None
+    if LANG_PATTERN.match(inner):
+        return inner
+    if _LANGUAGE_LIKE.match(inner):
+        code = re.split(r"[-_]", inner)[0].lower()
+        problems.add(path, None, f"the language '{inner}' in the file name is not an ISO 639-1 code; "
+                                 f"name the file {Path(path.stem).stem}.{code}{path.suffix}")
+    return None
+
+
+def _code_hint(language: str) -> str:
+    code = re.split(r"[-_]", language)[0].lower()
+    return f"; write '{code}'" if LANG_PATTERN.match(code) and code != language else ""
 
 
 def slugify(text: str) -> str:
@@ -145,111 +148,23 @@ def slugify(text: str) -> str:
     return "q-" + hashlib.sha1(text.encode()).hexdigest()[:10]
 
 
-def _clean(text: str) -> str:
-    return text.strip()
-
-
-# -- YAML -----------------------------------------------------------------------
-
-_YAML_KEYS = {"id", "question", "alternatives", "answer", "tags", "lang", "translations", "handoff"}
-_YAML_VARIANT_KEYS = {"question", "alternatives", "answer"}
-
-
-def _parse_yaml(path: Path, text: str, default_language: str) -> Iterator[_Part]:
-    try:
-        data = yaml.safe_load(text)
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise FaqError(path, mark.line + 1 if mark else None, f"invalid YAML: {exc}") from exc
-    if data is None:
-        return
-    if not isinstance(data, list):
-        raise FaqError(path, 1, "a YAML FAQ file must be a list of entries (each starting with '- id: ...')")
-    for item, node in zip(data, root.value):
-        line = node.start_mark.line + 1
-        if not isinstance(item, dict):
-            raise FaqError(path, line, f"an entry must be a mapping with id, question and answer, got {item!r}")
-        key_lines = {key.value: key.start_mark.line + 1 for key, _ in node.value}
-        unknown = set(item) - _YAML_KEYS
-        if unknown:
-            bad = sorted(unknown)[0]
-            raise FaqError(path, key_lines.get(bad, line),
-                           f"unknown key '{bad}'; allowed: {', '.join(sorted(_YAML_KEYS))}")
-        entry_id = _yaml_str(path, key_lines.get("id", line), item, "id", required=True)
-        language = _yaml_str(path, key_lines.get("lang", line), item, "lang") or default_language
-        tags = _yaml_str_list(path, key_lines.get("tags", line), item, "tags")
-        handoff = item.get("handoff", False)
-        if not isinstance(handoff, bool):
-            raise FaqError(path, key_lines.get("handoff", line), f"'handoff' must be true or false, got {handoff!r}")
-        first = _yaml_variant(path, line, key_lines, item, entry_id, language, tags)
-        first.handoff = handoff
-        yield first
-        translations = item.get("translations") or {}
-        if not isinstance(translations, dict):
-            raise FaqError(path, key_lines.get("translations", line),
-                           "'translations' must map a language code to question/alternatives/answer")
-        trans_node = dict((k.value, v) for k, v in node.value).get("translations")
-        trans_lines = {k.value: k.start_mark.line + 1 for k, _ in trans_node.value} if translations else {}
-        for lang, variant in translations.items():
-            vline = trans_lines.get(lang, line)
-            if not isinstance(variant, dict):
-                raise FaqError(path, vline, f"translation '{lang}' must be a mapping with question and answer")
-            unknown = set(variant) - _YAML_VARIANT_KEYS
-            if unknown:
-                raise FaqError(path, vline, f"unknown key '{sorted(unknown)[0]}' in translation '{lang}'")
-            vnode = dict((k.value, v) for k, v in trans_node.value)[lang]
-            vkey_lines = {k.value: k.start_mark.line + 1 for k, _ in vnode.value}
-            yield _yaml_variant(path, vline, vkey_lines, variant, entry_id, str(lang), tags)
-
-
-def _yaml_variant(
-    path: Path, line: int, key_lines: dict[str, int], item: dict, entry_id: str, language: str, tags: list[str]
-) -> _Part:
-    question = _yaml_str(path, key_lines.get("question", line), item, "question", required=True)
-    answer = _yaml_str(path, key_lines.get("answer", line), item, "answer", required=True)
-    alternatives = _yaml_str_list(path, key_lines.get("alternatives", line), item, "alternatives")
-    return _Part(entry_id, language, [question, *alternatives], answer, tags, SourceLocation(str(path), line))
-
-
-def _yaml_str(path: Path, line: int, item: dict, key: str, *, required: bool = False) -> str:
-    value = item.get(key)
-    if value is None or value == "":
-        if required:
-            raise FaqError(path, line, f"'{key}' is required")
-        return ""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and key == "id":
-        value = str(value)
-    if not isinstance(value, str):
-        raise FaqError(path, line, f"'{key}' must be text, got {value!r}")
-    return _clean(value)
-
-
-def _yaml_str_list(path: Path, line: int, item: dict, key: str) -> list[str]:
-    value = item.get(key) or []
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise FaqError(path, line, f"'{key}' must be a list of texts, got {value!r}")
-    return [_clean(v) for v in value if _clean(v)]
-
-
 # -- Markdown -------------------------------------------------------------------
 
 _MD_META = re.compile(r"^\s*<!--(.*?)-->\s*$")
 _MD_META_KEYS = {"id", "tags", "lang", "also", "handoff"}
 
 
-def _parse_markdown(path: Path, text: str, language: str) -> Iterator[_Part]:
+def _parse_markdown(path: Path, text: str, language: str, problems: ProblemList) -> list[FaqPart]:
     lines = text.splitlines()
     in_fence = False
     current: dict | None = None
+    found: list[FaqPart | None] = []
     for number, line in enumerate(lines, start=1):
         if line.lstrip().startswith(("```", "~~~")):
             in_fence = not in_fence
         if not in_fence and line.startswith("## "):
             if current:
-                yield _markdown_part(path, current, language)
+                found.append(_markdown_part(path, current, language, problems))
             current = {"question": line[3:].strip(), "line": number, "body": [], "meta": {}, "meta_allowed": True}
             continue
         if current is None:
@@ -257,43 +172,50 @@ def _parse_markdown(path: Path, text: str, language: str) -> Iterator[_Part]:
         meta = _MD_META.match(line) if current["meta_allowed"] else None
         current["meta_allowed"] = False
         if meta:
-            current["meta"] = _markdown_meta(path, number, meta.group(1))
+            current["meta"] = _markdown_meta(path, number, meta.group(1), problems)
             continue
         current["body"].append(line)
     if current:
-        yield _markdown_part(path, current, language)
+        found.append(_markdown_part(path, current, language, problems))
+    return [part for part in found if part is not None]
 
 
-def _markdown_meta(path: Path, line: int, raw: str) -> dict[str, str]:
+def _markdown_meta(path: Path, line: int, raw: str, problems: ProblemList) -> dict[str, str]:
     meta: dict[str, str] = {}
     for item in filter(None, (piece.strip() for piece in raw.split(";"))):
         key, sep, value = item.partition(":")
         key = key.strip().lower()
         if not sep or key not in _MD_META_KEYS:
-            raise FaqError(path, line, f"bad metadata '{item}'; write e.g. <!-- id: returns; tags: a, b; also: q1 | q2 -->")
-        meta[key] = value.strip()
+            problems.add(path, line, f"bad metadata '{item}'; write e.g. <!-- id: returns; tags: a, b; also: q1 | q2 -->")
+        elif key in meta:
+            problems.add(path, line, f"metadata '{key}' is written twice; keep one")
+        else:
+            meta[key] = value.strip()
     return meta
 
 
-def _markdown_part(path: Path, current: dict, language: str) -> _Part:
+def _markdown_part(path: Path, current: dict, language: str, problems: ProblemList) -> FaqPart | None:
     line = current["line"]
     question = current["question"]
-    if not question:
-        raise FaqError(path, line, "a '## ' heading must hold the question")
     answer = "\n".join(current["body"]).strip()
-    if not answer:
-        raise FaqError(path, line, f"question '{question}' has no answer below it")
     meta = current["meta"]
+    handoff = _flag(path, line, meta.get("handoff", ""), problems)
+    if not question:
+        problems.add(path, line, "a '## ' heading must hold the question")
+        return None
+    if not answer:
+        problems.add(path, line, f"question '{question}' has no answer below it")
+        return None
     alternatives = [q.strip() for q in meta.get("also", "").split("|") if q.strip()]
     tags = [t.strip() for t in meta.get("tags", "").split(",") if t.strip()]
-    return _Part(
+    return FaqPart(
         id=meta.get("id") or slugify(question),
         language=meta.get("lang") or language,
         questions=[question, *alternatives],
         answer=answer,
         tags=tags,
         source=SourceLocation(str(path), line),
-        handoff=_flag(path, line, meta.get("handoff", "")),
+        handoff=handoff,
     )
 
 
@@ -301,13 +223,13 @@ _TRUE = {"true", "yes", "1"}
 _FALSE = {"", "false", "no", "0"}
 
 
-def _flag(path: Path, line: int, value: str) -> bool:
+def _flag(path: Path, line: int, value: str, problems: ProblemList) -> bool:
     """A yes/no cell or metadata value; anything else is a mistake worth naming."""
     if value.strip().lower() in _TRUE:
         return True
-    if value.strip().lower() in _FALSE:
-        return False
-    raise FaqError(path, line, f"'handoff' must be true or false, got '{value}'")
+    if value.strip().lower() not in _FALSE:
+        problems.add(path, line, f"'handoff' must be true or false, got '{value}'")
+    return False
 
 
 # -- CSV ------------------------------------------------------------------------
@@ -315,72 +237,101 @@ def _flag(path: Path, line: int, value: str) -> bool:
 _CSV_COLUMNS = {"id", "question", "answer", "tags", "lang", "handoff"}
 
 
-def _parse_csv(path: Path, text: str, default_language: str) -> Iterator[_Part]:
+def _parse_csv(path: Path, text: str, default_language: str, problems: ProblemList) -> list[FaqPart]:
     reader = csv.reader(io.StringIO(text))
     try:
         header = [h.strip().lower() for h in next(reader)]
     except StopIteration:
-        return
+        return []
     except csv.Error as exc:
-        raise FaqError(path, 1, f"invalid CSV: {exc}") from exc
-    unknown = [h for h in header if h not in _CSV_COLUMNS]
-    if unknown:
-        raise FaqError(path, 1, f"unknown column '{unknown[0]}'; columns: question, answer and optional id, tags, lang, handoff")
-    if "question" not in header or "answer" not in header:
-        raise FaqError(path, 1, "the header must name at least 'question' and 'answer'")
-    grouped: dict[tuple[str, str], _Part] = {}
+        problems.add(path, 1, f"invalid CSV: {exc}")
+        return []
+    if not _csv_header_ok(path, header, problems):
+        return []  # rows cannot be read without knowing their columns
+    grouped: dict[tuple[str, str], FaqPart] = {}
     start_line = reader.line_num + 1
     try:
         for row in reader:
             line, start_line = start_line, reader.line_num + 1
-            if not any(cell.strip() for cell in row):
-                continue
-            if len(row) != len(header):
-                raise FaqError(path, line, f"expected {len(header)} fields, found {len(row)}")
-            record = {key: value.strip() for key, value in zip(header, row)}
-            question, answer = record["question"], record["answer"]
-            language = record.get("lang") or default_language
-            if not question:
-                raise FaqError(path, line, "'question' is empty")
-            entry_id = record.get("id") or ""
-            key = (entry_id or slugify(question), language)
-            part = grouped.get(key) if entry_id else None
-            tags = [t.strip() for t in re.split(r"[;|]", record.get("tags", "")) if t.strip()]
-            if part is None:
-                if key in grouped:
-                    raise FaqError(path, line, f"question '{question}' appears twice; give rows an 'id' to group them")
-                if not answer:
-                    raise FaqError(path, line, f"the first row of '{key[0]}' ({language}) needs an answer")
-                grouped[key] = _Part(key[0], language, [question], answer, tags, SourceLocation(str(path), line),
-                                     handoff=_flag(path, line, record.get("handoff", "")))
-                continue
-            if answer and answer != part.answer:
-                raise FaqError(path, line, f"'{entry_id}' ({language}) already has a different answer at line "
-                               f"{part.source.line}; leave 'answer' empty on alternative-phrasing rows")
-            part.questions.append(question)
-            part.tags.extend(t for t in tags if t not in part.tags)
-            part.handoff = part.handoff or _flag(path, line, record.get("handoff", ""))
-    except csv.Error as exc:
-        raise FaqError(path, reader.line_num, f"invalid CSV: {exc}") from exc
-    yield from grouped.values()
+            if any(cell.strip() for cell in row):
+                _csv_row(path, line, header, row, default_language, grouped, problems)
+    except csv.Error as exc:  # a broken quote: the rest of the file cannot be split into rows
+        problems.add(path, reader.line_num, f"invalid CSV: {exc}")
+    return list(grouped.values())
+
+
+def _csv_header_ok(path: Path, header: list[str], problems: ProblemList) -> bool:
+    before = len(problems.found)
+    for column in header:
+        if column not in _CSV_COLUMNS:
+            problems.add(path, 1, f"unknown column '{column}'{did_you_mean(column, _CSV_COLUMNS)}; columns: "
+                                  "question, answer and optional id, tags, lang, handoff")
+    for column in sorted({c for c in header if header.count(c) > 1}):
+        problems.add(path, 1, f"column '{column}' is named twice; keep one")
+    if "question" not in header or "answer" not in header:
+        problems.add(path, 1, "the header must name at least 'question' and 'answer'")
+    return len(problems.found) == before
+
+
+def _csv_row(path: Path, line: int, header: list[str], row: list[str], default_language: str,
+             grouped: dict[tuple[str, str], FaqPart], problems: ProblemList) -> None:
+    """One row: a new part, or another phrasing of the part whose id it shares."""
+    if len(row) != len(header):
+        problems.add(path, line, f"expected {len(header)} fields, found {len(row)}")
+        return
+    record = {key: value.strip() for key, value in zip(header, row)}
+    question, answer = record["question"], record["answer"]
+    language = record.get("lang") or default_language
+    handoff = _flag(path, line, record.get("handoff", ""), problems)
+    if not question:
+        problems.add(path, line, "'question' is empty")
+        return
+    entry_id = record.get("id") or ""
+    key = (entry_id or slugify(question), language)
+    part = grouped.get(key) if entry_id else None
+    tags = [t.strip() for t in re.split(r"[;|]", record.get("tags", "")) if t.strip()]
+    if part is None:
+        if key in grouped:
+            problems.add(path, line, f"question '{question}' appears twice; give rows an 'id' to group them")
+        elif not answer:
+            problems.add(path, line, f"the first row of '{key[0]}' ({language}) needs an answer")
+        else:
+            grouped[key] = FaqPart(key[0], language, [question], answer, tags, SourceLocation(str(path), line),
+                                 handoff=handoff)
+        return
+    if answer and answer != part.answer:
+        problems.add(path, line, f"'{entry_id}' ({language}) already has a different answer at line "
+                                 f"{part.source.line}; leave 'answer' empty on alternative-phrasing rows")
+        return
+    part.questions.append(question)
+    part.tags.extend(t for t in tags if t not in part.tags)
+    part.handoff = part.handoff or handoff
 
 
 # -- merging --------------------------------------------------------------------
 
 
-def _merge(parts: list[_Part], default_language: str, enabled: tuple[str, ...]) -> tuple[FaqEntry, ...]:
-    by_id: dict[str, dict[str, _Part]] = {}
+def _merge(parts: list[FaqPart], default_language: str, enabled: tuple[str, ...],
+           problems: ProblemList) -> tuple[FaqEntry, ...]:
+    by_id: dict[str, dict[str, FaqPart]] = {}
     for part in parts:
         where = part.source
         if not ID_PATTERN.match(part.id):
-            raise FaqError(where.path, where.line, f"id '{part.id}' must be letters, digits, '.', '_' or '-'")
+            problems.add(where.path, where.line, f"id '{part.id}' must be letters, digits, '.', '_' or '-'")
+            continue
+        if not LANG_PATTERN.match(part.language):
+            problems.add(where.path, where.line, f"language '{part.language}' of '{part.id}' is not an ISO 639-1 "
+                                                 f"code such as 'en' or 'zh'{_code_hint(part.language)}")
+            continue
         if part.language not in enabled:
-            raise FaqError(where.path, where.line, f"language '{part.language}' of '{part.id}' is not enabled in "
-                           f"shop.languages ({', '.join(enabled)})")
+            problems.add(where.path, where.line, f"language '{part.language}' of '{part.id}' is not enabled in "
+                                                 f"shop.languages ({', '.join(enabled)})")
+            continue
         variants = by_id.setdefault(part.id, {})
         if part.language in variants:
             first = variants[part.language].source
-            raise FaqError(where.path, where.line, f"id '{part.id}' ({part.language}) is already defined at {first}")
+            problems.add(where.path, where.line, f"id '{part.id}' ({part.language}) is already defined at {first}")
+            continue
         seen: set[str] = set()
         part.questions = [q for q in part.questions if not (q.casefold() in seen or seen.add(q.casefold()))]
         variants[part.language] = part

@@ -15,7 +15,7 @@ import logging
 from pathlib import Path
 
 from bot.concurrency import run_blocking
-from bot.config import Config
+from bot.config import Config, require_faq_dir
 from bot.errors import KefuError
 from knowledge.encoders import EncoderSpec, build_encoders
 from knowledge.faq import FAQ_SUFFIXES, FaqBase, load_faq_dir
@@ -48,8 +48,8 @@ def load_encoders(config: Config) -> EncoderSet | None:
 
 
 def load_faq(config: Config) -> FaqBase:
-    """Blocking: read and validate the FAQ folder."""
-    return load_faq_dir(config.knowledge.faq_dir, default_language=config.shop.default_language,
+    """Blocking: read and validate the FAQ folder (a missing folder is the config's mistake, named there)."""
+    return load_faq_dir(require_faq_dir(config), default_language=config.shop.default_language,
                         languages=config.shop.languages)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -117,3 +118,13 @@ async def loopback_server(routes: dict[str, Callable[[web.Request], Awaitable[we
         yield f"http://127.0.0.1:{runner.addresses[0][1]}"
     finally:
         await runner.cleanup()
+
+
+async def wait_for(condition: Callable[[], object], timeout: float = 60.0) -> None:
+    """Wait for an event (a stored row, a log line), polling; the generous timeout only bounds a hang."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)

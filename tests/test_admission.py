@@ -14,7 +14,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
-from conftest import TOKEN, loopback_server, write_config
+from conftest import TOKEN, loopback_server, wait_for, write_config
 
 from bot.admission import Admission
 from bot.app import KefuApp
@@ -26,15 +26,6 @@ from bot.store import Store, StoredInbound
 
 GROUNDED = ("Standard delivery takes 3-5 business days to the EU and UK. Orders placed before 14:00 CET on a "
             "business day are dispatched the same day.")
-
-
-async def wait_for(condition, timeout: float = 20.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 def rows(db: Path, sql: str, *params) -> list[tuple]:

@@ -58,6 +58,68 @@ def test_faq_check_names_file_and_line_of_a_bad_entry(tmp_path):
     assert f"{faq / 'shop.yaml'}:4: 'answer' is required" in result.stderr
 
 
+def config_with_faq_dir(tmp_path: Path, faq_dir: str) -> Path:
+    """The test config pointing at another FAQ folder (and without the sample shop's top topics)."""
+    config = write_config(tmp_path).read_text(encoding="utf-8")
+    config = re.sub(r'faq_dir = ".*"', f'faq_dir = "{faq_dir}"', config).replace(
+        'top_topics = ["order-tracking", "shipping-time", "returns-policy"]', "")
+    (tmp_path / "kefu.toml").write_text(config, encoding="utf-8")
+    return tmp_path / "kefu.toml"
+
+
+BROKEN_FAQ = {
+    "a.yaml": "- id: ok\n  question: Hi?\n  answer: Hello.\n- id: listless\n  question: Where?\n"
+              "  alternatives: a, b\n  answer: Here.\n- id: broken\n  question: When?\n",
+    "b.md": "## Do you gift wrap?\n\n",
+    "c.csv": "question,answer,lang\nHow much?,5 EUR.,zh-CN\n",
+}
+
+
+def write_broken_faq(tmp_path: Path) -> Path:
+    faq = tmp_path / "faq"
+    faq.mkdir()
+    for name, text in BROKEN_FAQ.items():
+        (faq / name).write_text(text, encoding="utf-8")
+    return faq
+
+
+def test_faq_check_reports_every_problem_of_every_file_in_one_run(tmp_path):
+    faq = write_broken_faq(tmp_path)
+    result = kefu("faq", "check", "-c", str(config_with_faq_dir(tmp_path, "faq")))
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"kefu: error: 4 problems in 3 FAQ file(s) under {faq}:",
+        f"  {faq / 'a.yaml'}:6: 'alternatives' must be a list, not the text 'a, b': write each phrasing on its own "
+        "line starting with '- ' under 'alternatives:', or alternatives: [a, b]",
+        f"  {faq / 'a.yaml'}:8: 'answer' is required",
+        f"  {faq / 'b.md'}:1: question 'Do you gift wrap?' has no answer below it",
+        f"  {faq / 'c.csv'}:2: language 'zh-CN' of 'how-much' is not an ISO 639-1 code such as 'en' or 'zh'; "
+        "write 'zh'",
+    ]
+    assert result.stdout == ""
+
+
+def test_faq_check_names_the_config_line_of_a_missing_faq_dir(tmp_path):
+    path = config_with_faq_dir(tmp_path, "no-such-folder")
+    line = path.read_text(encoding="utf-8").splitlines().index('faq_dir = "no-such-folder"') + 1
+    result = kefu("faq", "check", "-c", str(path))
+    assert result.returncode == 2
+    assert result.stderr.strip() == (f"kefu: error: {path}:{line}: key 'knowledge.faq_dir': the FAQ folder "
+                                     f"{tmp_path / 'no-such-folder'} does not exist; create it or point faq_dir at "
+                                     "your FAQ files")
+
+
+def test_serve_refuses_to_start_with_the_whole_list_of_faq_problems(tmp_path):
+    faq = write_broken_faq(tmp_path)
+    result = kefu("serve", "-c", str(config_with_faq_dir(tmp_path, "faq")))
+    assert result.returncode == 2
+    assert f"kefu: error: 4 problems in 3 FAQ file(s) under {faq}:" in result.stderr
+    for where in ("a.yaml:6: 'alternatives' must be a list", "a.yaml:8: 'answer' is required", "b.md:1: question",
+                  "c.csv:2: language 'zh-CN'"):
+        assert f"  {faq}/{where}" in result.stderr
+    assert "answering at" not in result.stderr
+
+
 def test_config_error_names_file_line_and_key(tmp_path):
     path = write_config(tmp_path, "[language]\nmin_confidence = 7\n")
     result = kefu("faq", "check", "-c", str(path))

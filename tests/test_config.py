@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import load_config
+from bot.config import load_config, require_faq_dir
 from bot.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -354,3 +354,46 @@ def test_error_agent_token_must_differ_from_the_shops(tmp_path):
     path, error = config_error(tmp_path, f'[webhook]\nenabled = true\ntoken = "{TOKEN}"\nagent_token = "{TOKEN}"\n')
     assert_points_at(error, path, 4, "webhook.agent_token")
     assert "must differ" in str(error)
+
+
+# -- the FAQ folder -----------------------------------------------------------------
+
+
+def test_missing_faq_folder_names_config_file_line_and_key(tmp_path):
+    path = write_config(tmp_path, '[shop]\nname = "S"\n\n[knowledge]\nfaq_dir = "no-such-folder"\n')
+    config = load_config(path, environ={})  # commands that need no FAQ (privacy, eval language) still load it
+    with pytest.raises(ConfigError) as info:
+        require_faq_dir(config)
+    assert_points_at(info.value, path, 5, "knowledge.faq_dir")
+    assert str(info.value).endswith(f"the FAQ folder {tmp_path / 'no-such-folder'} does not exist; create it or "
+                                    "point faq_dir at your FAQ files")
+
+
+def test_absent_faq_dir_key_with_no_default_folder_names_the_key_and_its_table(tmp_path):
+    path = write_config(tmp_path, '[shop]\nname = "S"\n[knowledge]\n')
+    with pytest.raises(ConfigError) as info:
+        require_faq_dir(load_config(path, environ={}))
+    assert_points_at(info.value, path, 3, "knowledge.faq_dir")
+    assert "is not set, and the default FAQ folder" in str(info.value)
+    assert 'add faq_dir = "…" under [knowledge]' in str(info.value)
+
+
+def test_absent_knowledge_table_with_no_default_folder_names_the_key_without_a_line(tmp_path):
+    path = write_config(tmp_path, '[shop]\nname = "S"\n')
+    with pytest.raises(ConfigError) as info:
+        require_faq_dir(load_config(path, environ={}))
+    assert (info.value.path, info.value.line, info.value.key) == (path, None, "knowledge.faq_dir")
+    assert str(info.value).startswith(f"{path}: key 'knowledge.faq_dir': is not set")
+
+
+def test_faq_dir_that_is_a_file_is_named(tmp_path):
+    (tmp_path / "faq.yaml").write_text("- id: a\n", encoding="utf-8")
+    path = write_config(tmp_path, '[knowledge]\nfaq_dir = "faq.yaml"\n')
+    with pytest.raises(ConfigError, match=r"faq\.yaml is a file, not a folder of FAQ files") as info:
+        require_faq_dir(load_config(path, environ={}))
+    assert_points_at(info.value, path, 2, "knowledge.faq_dir")
+
+
+def test_existing_faq_folder_is_returned(tmp_path):
+    (tmp_path / "faq").mkdir()
+    assert require_faq_dir(load_config(write_config(tmp_path, ""), environ={})) == tmp_path / "faq"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot.errors import FaqError
-from knowledge.faq import load_faq_dir
+from knowledge.faq import FaqProblems, load_faq_dir
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_FAQ = REPO / "examples" / "sample-shop" / "faq"
@@ -300,7 +300,8 @@ def test_error_invalid_yaml_names_file_and_line(tmp_path):
         load(tmp_path)
     assert info.value.path == path
     assert info.value.line == 4
-    assert str(info.value).startswith(f"{path}:4: invalid YAML")
+    assert str(info.value) == (f"{path}:4: invalid YAML: expected ',' or ']', but got ':' "
+                               "while parsing a flow sequence (column 5)")
 
 
 def test_error_yaml_entry_missing_answer_names_entry_line(tmp_path):
@@ -339,7 +340,11 @@ def test_error_yaml_unknown_key_names_key_line(tmp_path):
     ))
     with pytest.raises(FaqError, match=r"unknown key 'anwser'") as info:
         load(tmp_path)
-    assert str(info.value).startswith(f"{path}:3: unknown key 'anwser'")
+    assert [str(p) for p in info.value.problems] == [
+        f"{path}:1: 'answer' is required",
+        f"{path}:3: unknown key 'anwser' (did you mean 'answer'?); allowed: alternatives, answer, handoff, id, lang, "
+        "question, tags, translations",
+    ]
 
 
 def test_error_yaml_top_level_not_a_list(tmp_path):
@@ -351,9 +356,10 @@ def test_error_yaml_top_level_not_a_list(tmp_path):
 
 def test_error_csv_unknown_column(tmp_path):
     path = write(tmp_path, "faq.csv", "id,question,answr\na,Q?,A.\n")
-    with pytest.raises(FaqError, match=r"unknown column 'answr'") as info:
+    with pytest.raises(FaqError, match=r"unknown column 'answr' \(did you mean 'answer'\?\)") as info:
         load(tmp_path)
-    assert str(info.value).startswith(f"{path}:1: unknown column 'answr'")
+    assert [p.line for p in info.value.problems] == [1, 1]
+    assert f"{path}:1: the header must name at least 'question' and 'answer'" in str(info.value)
 
 
 def test_error_csv_different_answer_for_same_id_names_that_row(tmp_path):
@@ -461,7 +467,8 @@ def test_error_non_utf8_file(tmp_path):
     with pytest.raises(FaqError, match=r"not UTF-8 text") as info:
         load(tmp_path)
     assert info.value.path == path
-    assert str(info.value).startswith(f"{path}: not UTF-8 text")
+    assert str(info.value).startswith(f"{path}:2: not UTF-8 text")  # the line of the first bad byte
+    assert str(info.value).endswith("save the file as UTF-8")
 
 
 def test_error_missing_directory(tmp_path):
@@ -514,3 +521,134 @@ def test_handoff_flag_must_be_true_or_false(tmp_path, name, text, line):
 def test_sample_shop_sends_damage_claims_to_a_person():
     faq = load(SAMPLE_FAQ)
     assert [e.id for e in faq.entries if e.handoff] == ["damaged-or-wrong-item"]
+
+
+# -- every problem in one run ------------------------------------------------------
+
+
+def test_every_problem_in_every_file_is_reported_in_one_run_with_file_and_line(tmp_path):
+    yaml_path = write(tmp_path, "a.yaml", (
+        "- id: ok\n"                       # 1
+        "  question: Fine?\n"              # 2
+        "  answer: Yes.\n"                 # 3
+        "- id: no-answer\n"                # 4
+        "  question: Where?\n"             # 5
+        "- id: listless\n"                 # 6
+        "  question: Shipping?\n"          # 7
+        "  alternatives: a, b\n"           # 8
+        "  answer: Soon.\n"                # 9
+    ))
+    md_path = write(tmp_path, "b.md", "## Do you gift wrap?\n\n## Do you ship?\nYes.\n")
+    csv_path = write(tmp_path, "c.csv", "question,answer\n,No question.\nQ?,A.\n")
+    with pytest.raises(FaqProblems) as info:
+        load(tmp_path)
+    assert [(p.path, p.line) for p in info.value.problems] == [
+        (str(yaml_path), 4), (str(yaml_path), 8), (str(md_path), 1), (str(csv_path), 2)]
+    lines = str(info.value).splitlines()
+    assert lines[0] == f"4 problems in 3 FAQ file(s) under {tmp_path}:"
+    assert lines[1:] == [
+        f"  {yaml_path}:4: 'answer' is required",
+        f"  {yaml_path}:8: 'alternatives' must be a list, not the text 'a, b': write each phrasing on its own line "
+        "starting with '- ' under 'alternatives:', or alternatives: [a, b]",
+        f"  {md_path}:1: question 'Do you gift wrap?' has no answer below it",
+        f"  {csv_path}:2: 'question' is empty",
+    ]
+
+
+def test_a_single_problem_reads_like_one_faq_error(tmp_path):
+    path = write(tmp_path, "a.yaml", "- id: a\n  question: Q?\n")
+    with pytest.raises(FaqError) as info:
+        load(tmp_path)
+    assert isinstance(info.value, FaqProblems) and len(info.value.problems) == 1
+    assert (info.value.path, info.value.line, str(info.value)) == (path, 1, f"{path}:1: 'answer' is required")
+
+
+@pytest.mark.parametrize(("key", "noun"), [("alternatives", "phrasing"), ("tags", "tag")])
+def test_yaml_list_field_written_as_text_names_file_line_and_key(tmp_path, key, noun):
+    path = write(tmp_path, "faq.yaml", f"- id: a\n  question: Q?\n  answer: A.\n  {key}: one, two\n")
+    with pytest.raises(FaqProblems) as info:
+        load(tmp_path)
+    assert str(info.value) == (
+        f"{path}:4: '{key}' must be a list, not the text 'one, two': write each {noun} on its own line starting "
+        f"with '- ' under '{key}:', or {key}: [one, two]")
+
+
+@pytest.mark.parametrize(("body", "line", "message"), [
+    ("  question: 42\n  answer: A.\n", 2, "'question' must be text, got the number 42; put it in quotes to keep it as text"),
+    ("  question: Open today?\n  answer: yes\n", 3, "'answer' must be text, got true (YAML reads yes, no, on, off, "
+     "true and false as true or false); put it in quotes to keep it as text"),
+    ("  question: '   '\n  answer: A.\n", 2, "'question' is empty; write the question or remove the entry"),
+    ("  question: [Where, other]\n  answer: A.\n", 2, "'question' must be text, got a list ['Where', 'other']; put other "
+     "phrasings under 'alternatives'"),
+    ("  question: Q?\n  alternatives:\n    - fine\n    - 404\n  answer: A.\n", 5,
+     "phrasing 2 of 'alternatives' must be text, got the number 404; put it in quotes to keep it as text"),
+    ("  question: Q?\n  answer: A.\n  answer: B.\n", 4, "'answer' is written twice (also at line 3); keep one"),
+    ("  question: Q?\n  answer: A.\n  handoff: maybe\n", 4, "'handoff' must be true or false, got 'maybe'"),
+])
+def test_yaml_wrong_types_name_the_key_line(tmp_path, body, line, message):
+    path = write(tmp_path, "faq.yaml", "- id: a\n" + body)
+    with pytest.raises(FaqProblems) as info:
+        load(tmp_path)
+    assert [str(p) for p in info.value.problems] == [f"{path}:{line}: {message}"]
+
+
+@pytest.mark.parametrize(("code", "message"), [
+    ("zh-CN", "language 'zh-CN' of 'a' is not an ISO 639-1 code such as 'en' or 'zh'; write 'zh'"),
+    ("ZH", "language 'ZH' of 'a' is not an ISO 639-1 code such as 'en' or 'zh'; write 'zh'"),
+    ("chinese", "language 'chinese' of 'a' is not an ISO 639-1 code such as 'en' or 'zh'"),
+])
+def test_yaml_translation_with_a_code_that_is_not_iso_639_1(tmp_path, code, message):
+    path = write(tmp_path, "faq.yaml", f"- id: a\n  question: Q?\n  answer: A.\n  translations:\n    {code}:\n"
+                                       "      question: 问？\n      answer: 答。\n")
+    with pytest.raises(FaqProblems) as info:
+        load(tmp_path)
+    assert str(info.value) == f"{path}:5: {message}"
+
+
+def test_yaml_translation_key_yaml_reads_as_false_is_named(tmp_path):
+    path = write(tmp_path, "faq.yaml", "- id: a\n  question: Q?\n  answer: A.\n  translations:\n    no:\n"
+                                       "      question: Spørsmål?\n      answer: Svar.\n")
+    with pytest.raises(FaqProblems) as info:
+        load(tmp_path, languages=("en", "no"))
+    assert str(info.value) == (f"{path}:5: key 'no' is read by YAML as false (YAML reads yes, no, on, off, true and "
+                               "false as true or false), not as text; put it in quotes: \"no\":")
+
+
+def test_markdown_file_name_with_a_region_code_is_named_not_read_as_english(tmp_path):
+    path = write(tmp_path, "faq.zh-CN.md", "## 运费？\n5 欧元。\n")
+    with pytest.raises(FaqProblems) as info:
+        load(tmp_path)
+    assert str(info.value) == (f"{path}: the language 'zh-CN' in the file name is not an ISO 639-1 code; "
+                               "name the file faq.zh.md")
+
+
+def test_csv_language_and_markdown_metadata_problems_come_together(tmp_path):
+    csv_path = write(tmp_path, "a.csv", "id,lang,question,answer\nx,en,Q?,A.\nx,zh_TW,问？,答。\n")
+    md_path = write(tmp_path, "b.md", "## Q2?\n<!-- id: y; id: z; tagz: a -->\nA2.\n")
+    with pytest.raises(FaqProblems) as info:
+        load(tmp_path)
+    assert [str(p) for p in info.value.problems] == [
+        f"{csv_path}:3: language 'zh_TW' of 'x' is not an ISO 639-1 code such as 'en' or 'zh'; write 'zh'",
+        f"{md_path}:2: metadata 'id' is written twice; keep one",
+        f"{md_path}:2: bad metadata 'tagz: a'; write e.g. <!-- id: returns; tags: a, b; also: q1 | q2 -->",
+    ]
+
+
+def test_duplicate_ids_across_files_are_all_reported(tmp_path):
+    first = write(tmp_path, "a.yaml", "- id: hours\n  question: Hours?\n  answer: 9-5.\n"
+                                      "- id: ship\n  question: Ship?\n  answer: Yes.\n")
+    second = write(tmp_path, "b.csv", "id,question,answer\nhours,Open?,9-5.\nship,Do you ship?,Yes.\n")
+    with pytest.raises(FaqProblems) as info:
+        load(tmp_path)
+    assert [str(p) for p in info.value.problems] == [
+        f"{second}:2: id 'hours' (en) is already defined at {first}:1",
+        f"{second}:3: id 'ship' (en) is already defined at {first}:4",
+    ]
+
+
+def test_yaml_merge_keys_still_work_and_own_keys_override(tmp_path):
+    write(tmp_path, "faq.yaml", "- &base\n  id: a\n  question: Q?\n  answer: A.\n"
+                                "- <<: *base\n  id: b\n  answer: B.\n")
+    faq = load(tmp_path)
+    assert faq.by_id["b"].variant("en").answer == "B."
+    assert faq.by_id["b"].variant("en").questions == ("Q?",)

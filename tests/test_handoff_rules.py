@@ -36,7 +36,8 @@ def test_a_calm_answerable_message_stays_with_the_bot():
     ({"text": "/human"}, HandoffReason.COMMAND),
     ({"text": "/agent please"}, HandoffReason.COMMAND),
     ({"human_request": "real person"}, HandoffReason.EXPLICIT_REQUEST),
-    ({"mood": -0.7}, HandoffReason.UPSET),
+    ({"mood": -0.7, "anger": ("shouting",)}, HandoffReason.UPSET),
+    ({"mood": -0.7, "negative_messages": 2}, HandoffReason.UPSET),
     ({"unconfident_streak": 3}, HandoffReason.UNCONFIDENT),
     ({"flagged_faq": "damaged-item"}, HandoffReason.FAQ_FLAGGED),
 ])
@@ -56,6 +57,8 @@ def test_merchant_keywords_match_whole_words_only():
 
 @pytest.mark.parametrize("changes", [
     {"mood": -0.45}, {"unconfident_streak": 2}, {"text": "what does /human do"},
+    {"mood": -0.7},  # one calmly described problem ("the zip broke, still under warranty?"): answer it
+    {"mood": -0.45, "anger": ("profanity",)},
 ])
 def test_below_the_thresholds_the_bot_keeps_answering(changes):
     assert decide(signals(**changes), HandoffPolicy()) is None

@@ -327,6 +327,36 @@ def test_the_telegram_webhook_never_fails_with_a_server_error(live: LiveKefu, up
     assert_no_server_error(response)
 
 
+SUBJECT = st.one_of(TEXT, st.sampled_from(["webhook/hi", "webhook:hi", "telegram/", "/x", "nochannel", ":u",
+                                            "webhook/" + "x" * 500]))
+PRIVACY_FIELDS = ["agent", "conversation", "user", "force"]
+
+
+@given(body=bodies(PRIVACY_FIELDS), conversation=SUBJECT, user=SUBJECT, agent=TEXT,
+       limit=st.one_of(TEXT, st.integers().map(str)), before=st.one_of(TEXT, st.integers().map(str)))
+def test_the_privacy_routes_of_the_agent_api_never_fail(live: LiveKefu, body: bytes, conversation: str, user: str,
+                                                        agent: str, limit: str, before: str) -> None:
+    def query(**values: str) -> str:
+        return "&".join(f"{key}={quote(value.encode('utf-8', 'surrogatepass'))}" for key, value in values.items())
+
+    assert_no_server_error(live.request("POST", "/v1/agent/privacy/erase", body=body,
+                                        headers={**AGENT_AUTH, **JSON_TYPE}))
+    assert_no_server_error(live.request("GET", "/v1/agent/privacy/export?" + query(conversation=conversation,
+                                        agent=agent), headers=AGENT_AUTH))
+    assert_no_server_error(live.request("GET", "/v1/agent/privacy/export?" + query(user=user, agent=agent),
+                                        headers=AGENT_AUTH))
+    assert_no_server_error(live.request("GET", "/v1/agent/audit?" + query(limit=limit, before=before, user=user),
+                                        headers=AGENT_AUTH))
+
+
+@given(body=bodies(["conversation", "user", "force"]), limit=TEXT,
+       route=st.sampled_from(["/console/api/privacy/export", "/console/api/privacy/erase"]))
+def test_the_consoles_privacy_routes_never_fail(live: LiveKefu, body: bytes, limit: str, route: str) -> None:
+    assert_no_server_error(live.console("POST", route, body))
+    assert_no_server_error(live.console("GET", "/console/api/audit?limit=" +
+                                        quote(limit.encode("utf-8", "surrogatepass"))))
+
+
 def test_the_store_is_whole_after_the_hostile_requests(live: LiveKefu) -> None:
     """Runs after the properties above (file order): everything they stored is whole."""
     assert live.rows("SELECT COUNT(*) FROM messages WHERE direction = 'in'")[0][0] > 0

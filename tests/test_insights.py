@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
+from bot.handoff import Action
 from bot.handoff_store import HandoffStore, QueuedEvent
 from bot.insights import CSV_HEADER, InsightsService, QuestionCluster, clusters_csv, nearest_rank
 from bot.messages import Message, Reply, ReplyKind, Role
@@ -39,13 +40,18 @@ class Shop:
     async def turn(self, conversation: str, text: str, when: str, *, kind: ReplyKind | None = None,
                    language: str = "en", reply_language: str | None = None, latency: float = 100.0, sentiment: float | None = None,
                    reason: str = "upset", reason_in_meta: bool = True, forwarded: bool = False, traced: bool = True,
-                   channel: str = "webhook", role: Role = Role.SHOPPER) -> int:
+                   channel: str = "webhook", role: Role = Role.SHOPPER, detected: str | None = None,
+                   tried: Sequence[str] = ()) -> int:
         record = await self.store.record_inbound(Message(channel, conversation, f"u-{conversation}", text,
                                                          role=role, timestamp=at(when)))
         inbound = record.message
         if sentiment is not None:
             await self.records.record_sentiment(inbound.id, inbound.conversation_key, sentiment, sentiment)
-        trace = {"language": {"language": language, "confidence": 0.9, "reason": "test"}} if traced else {}
+        trace: dict = {"language": {"language": language, "confidence": 0.9, "reason": "test"}} if traced else {}
+        if traced and detected is not None:  # the shopper's language, which the shop may not have enabled
+            trace["language"].update(detected=detected, enabled=detected == language)
+        if tried:
+            trace["retrieval"] = [{"faq_id": faq_id, "score": 0.2, "why": "test"} for faq_id in tried]
         if forwarded:
             await self.records.forward(inbound.id, meta=trace, event=NO_EVENT)
             return inbound.id
@@ -53,7 +59,10 @@ class Shop:
             return inbound.id  # still pending
         reply = Reply(channel, conversation, f"u-{conversation}", f"reply to {text}", reply_language or language, kind,
                       in_reply_to=inbound.id, created_at=at(when) + timedelta(seconds=1))
-        if kind == ReplyKind.HANDOFF:
+        if kind == ReplyKind.ERROR:  # as the pipeline answers a failed turn
+            await self.store.answer_failed_turn(inbound.id, reply, latency_ms=latency, deliver=False,
+                                                meta={"error": "test"})
+        elif kind == ReplyKind.HANDOFF:
             meta = {**trace, "handoff": {"reason": reason, "detail": "test"}} if reason_in_meta else trace
             await self.records.start_handoff(inbound.id, reply, reason=reason, detail="test", latency_ms=latency,
                                              deliver=False, meta=meta, event=NO_EVENT)
@@ -126,10 +135,38 @@ async def test_totals_count_turns_by_what_became_of_them(shop):
     await fill_three_days(shop)
     report = await InsightsService(shop.store, timezone=UTC).report(date(2026, 11, 27), date(2026, 11, 30))
     totals = report.totals
-    assert (totals.day, totals.turns, totals.automated, totals.handoffs) == ("total", 10, 6, 2)
-    assert (totals.not_sure, totals.no_match, totals.with_agent, totals.no_reply) == (1, 1, 1, 1)
+    assert (totals.day, totals.turns, totals.commands, totals.questions) == ("total", 10, 1, 9)
+    assert (totals.automated, totals.handoffs, totals.not_sure, totals.no_match) == (3, 2, 1, 1)
+    assert (totals.with_agent, totals.errors, totals.no_reply) == (1, 0, 1)
+    # Rates are of the 9 questions: the /start command is no question the FAQ could have answered.
     assert (totals.automation_rate, totals.handoff_rate, totals.not_sure_rate, totals.no_match_rate) == (
-        0.6, 0.2, 0.1, 0.1)
+        pytest.approx(3 / 9), pytest.approx(2 / 9), pytest.approx(1 / 9), pytest.approx(1 / 9))
+
+
+async def test_only_a_confident_faq_answer_counts_as_automated(shop):
+    """The issue's 79.3 %: "not sure" and "no match" replies were counted as answered."""
+    for n in range(10):
+        await shop.turn(f"a{n}", f"answered {n}", f"2026-11-27T09:{n:02d}:00+00:00", kind=ReplyKind.ANSWER)
+    for n, kind in enumerate([ReplyKind.NOT_SURE] * 4 + [ReplyKind.NO_MATCH] * 2 + [ReplyKind.HANDOFF, ReplyKind.ERROR]):
+        await shop.turn(f"b{n}", f"unanswered {n}", f"2026-11-27T10:{n:02d}:00+00:00", kind=kind)
+    for n, command in enumerate(["/start", "/help"]):
+        await shop.turn(f"c{n}", command, f"2026-11-27T11:{n:02d}:00+00:00", kind=ReplyKind.INFO)
+    report = await InsightsService(shop.store, timezone=UTC).report(date(2026, 11, 27), date(2026, 11, 27))
+    totals = report.to_json()["totals"]
+    assert (totals["turns"], totals["commands"], totals["questions"], totals["automated"]) == (20, 2, 18, 10)
+    assert totals["automation_rate"] == round(10 / 18, 4)  # not (10 + 4 + 2 + 2) / 20
+    assert (totals["not_sure_rate"], totals["no_match_rate"]) == (round(4 / 18, 4), round(2 / 18, 4))
+    assert (totals["handoff_rate"], totals["errors"], totals["error_rate"]) == (round(1 / 18, 4), 1, round(1 / 18, 4))
+    assert "confidently from the FAQ" in report.to_json()["definitions"]["automation_rate"]
+
+
+async def test_an_answer_that_started_a_handoff_is_not_automated(shop):
+    answered = await shop.turn("a", "where is my parcel", "2026-11-27T09:00:00+00:00", kind=ReplyKind.ANSWER)
+    await shop.records.apply("webhook:a", Action.HANDOFF, actor="test", reason="keyword", detail="test",
+                             message_id=answered)
+    report = await InsightsService(shop.store, timezone=UTC).report(date(2026, 11, 27), date(2026, 11, 27))
+    assert (report.totals.automated, report.totals.handoffs) == (0, 1)
+    assert report.handoff_reasons == {"keyword": 1}
 
 
 async def test_each_day_has_its_own_figures_and_empty_days_are_zeros(shop):
@@ -137,7 +174,8 @@ async def test_each_day_has_its_own_figures_and_empty_days_are_zeros(shop):
     report = await InsightsService(shop.store, timezone=UTC).report(date(2026, 11, 27), date(2026, 11, 30))
     assert [day.day for day in report.days] == ["2026-11-27", "2026-11-28", "2026-11-29", "2026-11-30"]
     assert [day.turns for day in report.days] == [5, 0, 4, 1]
-    assert [day.automated for day in report.days] == [3, 0, 2, 1]
+    assert [day.automated for day in report.days] == [2, 0, 0, 1]
+    assert [day.commands for day in report.days] == [0, 0, 1, 0]
     assert [day.handoffs for day in report.days] == [1, 0, 1, 0]
     assert [day.with_agent for day in report.days] == [1, 0, 0, 0]
     assert [day.no_reply for day in report.days] == [0, 0, 1, 0]
@@ -160,6 +198,25 @@ async def test_language_mix_and_channels(shop):
     # was not traced: the language stored on the message (its reply's) counts; c7 has none at all.
     assert list(report.languages.items()) == [("en", 6), ("de", 1), ("fr", 1), ("unknown", 1), ("zh", 1)]
     assert list(report.channels.items()) == [("webhook", 8), ("telegram", 2)]
+
+
+async def test_the_shoppers_detected_language_counts_and_languages_not_enabled_are_named(shop):
+    # The shop answers in English and Chinese; German shoppers got English replies.
+    await shop.turn("a", "wo ist mein Paket", "2026-11-27T09:00:00+00:00", kind=ReplyKind.ANSWER, language="en",
+                    detected="de")
+    await shop.turn("b", "wie lange dauert der Versand", "2026-11-27T09:01:00+00:00", kind=ReplyKind.NO_MATCH,
+                    language="en", detected="de")
+    await shop.turn("c", "Où est mon colis", "2026-11-27T09:02:00+00:00", forwarded=True, language="en",
+                    detected="fr")
+    await shop.turn("d", "运费多少钱", "2026-11-27T09:03:00+00:00", kind=ReplyKind.ANSWER, language="zh", detected="zh")
+    await shop.turn("e", "where is my parcel", "2026-11-27T09:04:00+00:00", kind=ReplyKind.ANSWER)  # no `detected`
+    report = await InsightsService(shop.store, timezone=UTC, languages=["en", "zh"]).report(
+        date(2026, 11, 27), date(2026, 11, 27))
+    assert report.languages == {"de": 2, "en": 1, "fr": 1, "zh": 1}
+    assert report.to_json()["not_enabled"] == [{"language": "de", "name": "German", "turns": 2, "share": 0.4},
+                                               {"language": "fr", "name": "French", "turns": 1, "share": 0.2}]
+    unknown_shop = await InsightsService(shop.store, timezone=UTC).report(date(2026, 11, 27), date(2026, 11, 27))
+    assert unknown_shop.not_enabled == ()
 
 
 async def test_mood_is_averaged_per_day_and_upset_turns_counted(shop):
@@ -204,7 +261,7 @@ async def test_report_json_rounds_rates(shop):
     report = await InsightsService(shop.store, timezone=UTC).report(date(2026, 11, 27), date(2026, 11, 27))
     data = report.to_json()
     assert (data["start"], data["end"], data["timezone"]) == ("2026-11-27", "2026-11-27", "UTC")
-    assert data["totals"]["automation_rate"] == 1.0
+    assert data["totals"]["automation_rate"] == 0.3333
     assert data["totals"]["no_match_rate"] == 0.3333
     assert data["days"][0]["not_sure_rate"] == 0.3333 and data["days"][0]["handoff_rate"] == 0.0
 
@@ -299,6 +356,73 @@ async def test_the_default_similarity_keeps_paraphrases_that_0_6_would_split(sho
         date(2026, 11, 27), date(2026, 11, 27))
     assert len(at_06) > 1
     assert len(default) == 1
+
+
+# A labelled set for the grouping: 10 questions a shop's FAQ may lack, in English, German, Chinese and
+# Spanish, with pairs that share a frame but ask different things ("how long does shipping / a refund
+# take", "how much does shipping / a return cost", "can I cancel my order / change my address").
+LABELLED = {
+    "shipping_time": ["how long does shipping take", "when will my order arrive?", "wie lange dauert der Versand?",
+                      "发货要多久", "¿cuánto tarda el envío?"],
+    "refund_time": ["how long does a refund take", "when will I get my money back?",
+                    "wie lange dauert eine Rückerstattung?", "退款要多久", "¿cuánto tarda el reembolso?"],
+    "shipping_cost": ["how much does shipping cost", "is shipping free?", "Was kostet der Versand?", "运费多少钱"],
+    "return_cost": ["how much does a return cost", "do I have to pay for returns?", "Was kostet eine Rücksendung?",
+                    "退货要多少钱"],
+    "ship_canada": ["do you ship to Canada?", "can you deliver to Canada", "Liefert ihr nach Kanada?",
+                    "你们发货到加拿大吗"],
+    "paypal": ["can I pay with PayPal?", "do you accept PayPal", "Kann ich mit PayPal bezahlen?", "可以用PayPal付款吗"],
+    "gift_wrap": ["do you offer gift wrapping?", "can you wrap it as a gift", "Bietet ihr Geschenkverpackung an?",
+                  "可以礼品包装吗"],
+    "store_berlin": ["do you have a store in Berlin?", "Habt ihr einen Laden in Berlin?", "你们在柏林有实体店吗"],
+    "cancel_order": ["can I cancel my order?", "I want to cancel my order", "Kann ich meine Bestellung stornieren?",
+                     "我可以取消订单吗", "¿puedo cancelar mi pedido?"],
+    "change_address": ["can I change my delivery address?", "Kann ich meine Lieferadresse ändern?",
+                       "我可以修改收货地址吗", "¿puedo cambiar la dirección de entrega?"],
+}
+FRAME_PAIRS = [("how long does shipping take", "how long does a refund take"),
+               ("wie lange dauert der Versand?", "wie lange dauert eine Rückerstattung?"), ("发货要多久", "退款要多久")]
+
+
+def pairwise_scores(clusters: Sequence[QuestionCluster], intents: dict[str, list[str]]) -> tuple[float, float, float]:
+    """Pairwise precision, recall and F1 of the groups against the labelled intents."""
+    intent = {text: name for name, texts in intents.items() for text in texts}
+    group = {text: n for n, cluster in enumerate(clusters) for text in cluster.examples}
+    assert set(group) == set(intent), "every question is in exactly one group (and at most 5 per group)"
+    texts = sorted(intent)
+    pairs = [(a, b) for i, a in enumerate(texts) for b in texts[i + 1:]]
+    same_group = {(a, b) for a, b in pairs if group[a] == group[b]}
+    same_intent = {(a, b) for a, b in pairs if intent[a] == intent[b]}
+    precision = len(same_group & same_intent) / len(same_group) if same_group else 1.0
+    recall = len(same_group & same_intent) / len(same_intent)
+    return precision, recall, 2 * precision * recall / (precision + recall)
+
+
+async def test_questions_sharing_a_frame_stay_apart_while_paraphrases_group_across_languages(shop, encoder):
+    texts = [text for texts in LABELLED.values() for text in texts]
+    await ask_all(shop, texts)
+    service = InsightsService(shop.store, timezone=UTC, encode=encoder.encode)
+    clusters = await service.unanswered(date(2026, 11, 27), date(2026, 11, 27))
+    group = {text: n for n, cluster in enumerate(clusters) for text in cluster.examples}
+    for shipping, refund in FRAME_PAIRS:
+        assert group[shipping] != group[refund], (shipping, refund)
+    assert len({group[text] for text in LABELLED["refund_time"][::2]}) == 1  # en, de, es: one group
+    precision, recall, f1 = pairwise_scores(clusters, LABELLED)
+    print(f"pairwise precision {precision:.3f} recall {recall:.3f} F1 {f1:.3f}")
+    # Measured: 0.899 / 0.899 / 0.899; average linkage alone (as before) gave 0.716 / 0.841 / 0.773.
+    assert precision >= 0.85 and recall >= 0.8
+
+
+async def test_not_sure_questions_the_search_read_as_different_entries_never_group(shop, encoder):
+    """A lone frame-sharing pair is 0.64 alike; the FAQ entries the bot tried tell them apart."""
+    for n, (text, tried) in enumerate([("how long does shipping take", ["shipping-times", "delivery-areas"]),
+                                       ("how long does a refund take", ["refunds", "returns"]),
+                                       ("wie lange dauert eine Rückerstattung?", ["returns", "payment"])]):
+        await shop.turn(f"t{n}", text, f"2026-11-27T10:0{n}:00+00:00", kind=ReplyKind.NOT_SURE, tried=tried)
+    service = InsightsService(shop.store, timezone=UTC, encode=encoder.encode)
+    clusters = await service.unanswered(date(2026, 11, 27), date(2026, 11, 27))
+    assert sorted(map(sorted, groups(clusters))) == [
+        ["how long does a refund take", "wie lange dauert eine Rückerstattung?"], ["how long does shipping take"]]
 
 
 async def test_a_cluster_describes_its_questions(shop, encoder):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.language import LanguageDetector
+from bot.language import LanguageDetector, known_languages, reply_language
 
 
 @pytest.fixture(scope="module", params=["lingua", "langdetect"])
@@ -84,8 +84,12 @@ def test_weak_guess_gives_way_to_the_conversations_language():
     assert (guess.language, guess.reason) == ("de", "text too short or ambiguous; kept the conversation's language")
 
 
-def test_conversation_language_not_enabled_falls_through_to_hint(detector):
-    assert detector.detect("ok", conversation_language="fr", hint="zh-TW").language == "zh"
+def test_conversation_language_kefu_does_not_know_falls_through_to_hint(detector):
+    assert detector.detect("ok", conversation_language="sw", hint="zh-TW").language == "zh"
+
+
+def test_a_known_conversation_language_not_enabled_is_kept_for_short_text(detector):
+    assert detector.detect("ok", conversation_language="fr", hint="zh-TW").language == "fr"
 
 
 def test_hint_not_enabled_falls_back_to_default(detector):
@@ -97,9 +101,46 @@ def test_default_language_is_used_for_other_detectors():
     assert detector.detect("??").language == "de"
 
 
-def test_text_in_a_language_not_enabled_gets_an_enabled_language(detector):
-    # French is not served: the answer comes in one of the shop's languages.
-    assert detector.detect("Bonjour, je voudrais retourner ma commande.").language in ("en", "de")
+def test_text_in_a_language_not_enabled_is_recognised_and_answered_in_an_enabled_one(detector):
+    guess = detector.detect("Bonjour, je voudrais retourner ma commande.")
+    assert guess.language == "fr" and "did not enable" in guess.reason
+    assert reply_language(guess.language, detector.enabled, detector.default) == "en"
+    assert reply_language("de", detector.enabled, detector.default) == "de"
+
+
+@pytest.mark.parametrize("text, language", [
+    ("Wie lange dauert der Versand nach Deutschland?", "de"), ("¿Cuánto tarda el reembolso?", "es"),
+    ("quiero devolver unos zapatos", "es"), ("Comment suivre ma commande ?", "fr"), ("注文をキャンセルしたい", "ja"),
+    ("주문 취소하고 싶어요", "ko"), ("Где мой заказ?", "ru"), ("Ich möchte mit einem Mitarbeiter sprechen", "de"),
+])
+def test_an_en_zh_shop_recognises_languages_it_did_not_enable(text, language):
+    shop = LanguageDetector(enabled=("en", "zh"), default="en", min_confidence=0.8)
+    assert shop.detect(text).language == language
+
+
+@pytest.mark.parametrize("text", ["where is my order??", "refund pls", "ok", "hi", "thx", "wo ist mein paket??",
+                                  "help me track LL-123456"])
+def test_short_or_unclear_latin_text_stays_in_an_enabled_language(text):
+    """A foreign language needs clear evidence: "where is my order??" scores German 0.5 in the wide model."""
+    shop = LanguageDetector(enabled=("en", "zh"), default="en", min_confidence=0.8)
+    assert shop.detect(text).language == "en"
+
+
+def test_a_foreign_conversation_keeps_its_language_for_short_follow_ups():
+    shop = LanguageDetector(enabled=("en", "zh"), default="en", min_confidence=0.8)
+    assert shop.detect("danke", conversation_language="de").language == "de"
+    assert shop.detect("运费多少钱", conversation_language="de").language == "zh"  # the script is clear
+    assert shop.detect("Merci beaucoup pour votre aide", conversation_language="de").language == "fr"
+
+
+def test_a_one_language_shop_still_recognises_other_languages():
+    shop = LanguageDetector(enabled=("en",), default="en", min_confidence=0.8)
+    assert shop.detect("Wie lange dauert der Versand nach Deutschland?").language == "de"
+    assert shop.detect("where is my order").language == "en"
+
+
+def test_kefu_knows_the_languages_it_has_texts_for():
+    assert {"en", "zh", "de", "es", "fr", "ja", "ko", "ru", "ar", "th"} <= set(known_languages())
 
 
 @pytest.mark.parametrize(
@@ -122,25 +163,27 @@ def test_results_are_deterministic_across_calls_and_instances(detector, text):
     assert other.detect(text) == first
 
 
-@pytest.mark.parametrize("text", ["运费多少钱", "How long does shipping take?", "ok", ""])
-def test_single_enabled_language_is_always_that_language(text):
+@pytest.mark.parametrize("text, detected", [("运费多少钱", "zh"), ("How long does shipping take?", "en"),
+                                            ("ok", "de"), ("", "de")])
+def test_a_single_language_shop_answers_in_it_whatever_the_shopper_writes(text, detected):
     detector = LanguageDetector(enabled=("de",), default="de", min_confidence=0.8)
-    guess = detector.detect(text, conversation_language="en", hint="zh")
-    assert (guess.language, guess.confidence) == ("de", 1.0)
-    assert guess.reason == "only one language is enabled"
+    guess = detector.detect(text, hint="zh")
+    assert guess.language == detected
+    assert reply_language(guess.language, detector.enabled, detector.default) == "de"
 
 
-@pytest.mark.parametrize("text", ["こんにちは", "ありがとうございます", "안녕하세요", "สวัสดีครับ"])
-def test_script_of_language_not_enabled_does_not_produce_it(detector, text):
+@pytest.mark.parametrize("text, language", [("こんにちは", "ja"), ("ありがとうございます", "ja"), ("안녕하세요", "ko"),
+                                            ("สวัสดีครับ", "th")])
+def test_the_script_of_a_language_not_enabled_names_it_and_the_reply_is_in_an_enabled_one(detector, text, language):
     guess = detector.detect(text)
-    assert guess.language == "en"
-    assert guess.reason.endswith("script, which no enabled language uses; used the shop's default language")
+    assert (guess.language, guess.confidence) == (language, 0.99)
+    assert guess.reason.endswith("script (a language the shop did not enable)")
+    assert reply_language(guess.language, detector.enabled, detector.default) == "en"
 
 
 def test_japanese_with_kanji_is_not_chinese_when_japanese_is_not_enabled(detector):
     # Kana marks the text as Japanese even when it also contains Han characters.
-    guess = detector.detect("注文はいつ届きますか？")
-    assert guess.language == "en"
+    assert detector.detect("注文はいつ届きますか？").language == "ja"
 
 
 def test_japanese_kana_is_japanese_when_enabled():

@@ -11,7 +11,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
-from conftest import write_config
+from conftest import wait_for, write_config
 
 from adapters.webhook import DELIVERY_HEADER
 from bot.app import KefuApp
@@ -22,15 +22,6 @@ from bot.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from bot.store import Store, StoredInbound
 
 OUT_SECRET = "outgoing-secret-123456"
-
-
-async def wait_for(condition, timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 def rows(db: Path, sql: str) -> list[tuple]:

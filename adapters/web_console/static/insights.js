@@ -40,12 +40,31 @@ function card(label, value, id) {
   return box;
 }
 
+// The headline and its definition come from the server, which decides what counts (bot/insights.py).
+function renderHeadline(report) {
+  const totals = report.totals, definitions = report.definitions || {};
+  $("automated").textContent = percent(totals.automation_rate);
+  if (definitions.automation_rate) $("automated-definition").textContent = definitions.automation_rate;
+  const beside = [["Not sure", totals.not_sure_rate, "not_sure_rate"], ["No match", totals.no_match_rate, "no_match_rate"],
+                  ["Handed over", totals.handoff_rate, "handoff_rate"], ["Errors", totals.error_rate, "error_rate"]];
+  $("beside").replaceChildren(...beside.map(([label, rate, id]) => {
+    const span = el("span", "share", label + ": " + percent(rate));
+    span.dataset.figure = id;
+    if (definitions[id]) span.title = definitions[id];
+    return span;
+  }));
+  $("not-enabled").replaceChildren(...(report.not_enabled || []).map((language) => {
+    const line = el("div", null, "Shoppers wrote in " + language.name + " (not enabled): " + percent(language.share));
+    line.dataset.language = language.language;
+    return line;
+  }));
+}
+
 function renderCards(totals) {
   $("cards").replaceChildren(
     card("shopper messages", totals.turns, "turns"),
-    card("answered by the bot", percent(totals.automation_rate), "automation_rate"),
-    card("handed to a person", percent(totals.handoff_rate), "handoff_rate"),
-    card("bot was not sure", percent(totals.not_sure_rate), "not_sure_rate"),
+    card("questions (commands aside)", totals.questions, "questions"),
+    card("commands", totals.commands, "commands"),
     card("reply time p50", ms(totals.latency_p50_ms), "latency_p50_ms"),
     card("reply time p95", ms(totals.latency_p95_ms), "latency_p95_ms"),
   );
@@ -55,9 +74,9 @@ function renderDays(days) {
   const rows = days.map((day) => {
     const tr = el("tr");
     tr.dataset.day = day.day;
-    const automated = day.turns ? day.automated + " (" + percent(day.automation_rate) + ")" : "0";
+    const automated = day.questions ? day.automated + " (" + percent(day.automation_rate) + ")" : "0";
     for (const value of [day.day, day.turns, automated, day.handoffs, day.not_sure, day.no_match, day.with_agent,
-                         ms(day.latency_p50_ms), ms(day.latency_p95_ms), mood(day.mood_average), day.upset]) {
+                         day.errors, day.commands, ms(day.latency_p50_ms), ms(day.latency_p95_ms), mood(day.mood_average), day.upset]) {
       tr.append(el("td", null, value));
     }
     return tr;
@@ -150,6 +169,7 @@ async function load(from, to) {
     const report = await getJson("/console/api/insights" + query);
     $("from").value = report.start;
     $("to").value = report.end;
+    renderHeadline(report);
     renderCards(report.totals);
     renderDays(report.days);
     renderMood(report.days);
