@@ -356,19 +356,14 @@ class PrivacyApi:
     async def export(self, request: web.Request) -> web.Response:
         async def action() -> Any:
             query = request.query
-            agent = _optional_str(query, "agent", MAX_AGENT_NAME_CHARS)
-            if agent is None:
-                raise BadRequest(400, "missing_field", "'agent' is required: who asks, for the audit log", field="agent")
             return await _subject_call(self._desk.privacy_export, conversation=query.get("conversation"),
-                                       user=query.get("user"), actor=agent)
+                                       user=query.get("user"), actor=_actor(query))
         return await self._agents._run(request, action)
 
     async def erase(self, request: web.Request) -> web.Response:
         async def action() -> Any:
             data = json_object(await request.read(), request.content_type, ("agent", "conversation", "user", "force"))
-            agent = _optional_str(data, "agent", MAX_AGENT_NAME_CHARS)
-            if agent is None:
-                raise BadRequest(400, "missing_field", "'agent' is required: who asks, for the audit log", field="agent")
+            agent = _actor(data)
             force = data.get("force", False)
             if not isinstance(force, bool):
                 raise BadRequest(400, "invalid_field", "'force' must be true or false", field="force")
@@ -383,6 +378,14 @@ class PrivacyApi:
             return await _subject_call(self._desk.audit_log, limit=limit, conversation=query.get("conversation"),
                                        user=query.get("user"), before=before)
         return await self._agents._run(request, action)
+
+
+def _actor(values: Mapping[str, Any]) -> str:
+    """Who asks for a shopper's data: required, for the audit log."""
+    agent = _optional_str(values, "agent", MAX_AGENT_NAME_CHARS)
+    if agent is None:
+        raise BadRequest(400, "missing_field", "'agent' is required: who asks, for the audit log", field="agent")
+    return agent
 
 
 async def _subject_call(call: Callable[..., Awaitable[Any]], **arguments: Any) -> Any:

@@ -24,15 +24,8 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from bot.errors import OverloadedError
-from bot.messages import Message
-
-if TYPE_CHECKING:
-    import sqlite_utils
-
-    from bot.store import Store
 
 THROUGHPUT_WINDOW_SECONDS = 60.0
 MAX_RETRY_AFTER_SECONDS = 300
@@ -90,15 +83,3 @@ class Admission:
             seconds = self._fallback
         return max(1, min(MAX_RETRY_AFTER_SECONDS, math.ceil(seconds)))
 
-
-async def stored_already(store: Store, message: Message) -> bool:
-    """Whether this is a redelivery of a stored message (same conversation and external id)."""
-    if message.external_id is None:
-        return False
-    return await store.read(_stored_already, message.conversation_key, message.external_id)
-
-
-def _stored_already(db: sqlite_utils.Database, conversation_key: str, external_id: str) -> bool:
-    row = db.execute("SELECT 1 FROM messages WHERE direction = 'in' AND conversation_key = ? AND external_id = ?",
-                     [conversation_key, external_id]).fetchone()
-    return row is not None

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 
 from dataclasses import dataclass
 
-from bot.admission import Admission, stored_already
+from bot.admission import Admission
 from bot.errors import KefuError
 from bot.messages import HandleResult, HandoffState, Message, Reply
 from bot.metrics import Metrics
@@ -97,7 +97,7 @@ class TurnDispatcher:
         if not self._accepting:
             raise DispatcherClosedError("kefu is shutting down")
         admission = self._admission
-        if admission is None or (admission.full() and await stored_already(self._store, message)):
+        if admission is None or (admission.full() and await self._store.is_redelivery(message)):
             record = await self._store.record_inbound(message)  # a redelivery costs no new turn: never refused
             if admission is not None and not record.settled:
                 admission.track(record.message.id)

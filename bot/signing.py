@@ -53,18 +53,12 @@ def parse_timestamp(value: str) -> float | None:
     return seconds if math.isfinite(seconds) else None
 
 
-def request_target(url: str | URL) -> str:
-    """Path and query of a URL as they go on the request line."""
-    parsed = url if isinstance(url, URL) else URL(url)
-    return parsed.raw_path_qs
-
-
 async def post_signed(session: aiohttp.ClientSession, url: str, secret: str, body: bytes,
                       headers: Mapping[str, str], *, version: int = 2) -> None:
     """POST a signed JSON body; raise DeliveryError (permanent for a 4xx retrying cannot fix)."""
     timestamp = str(int(time.time()))
     target = URL(url)  # signed and sent as the same object, so the request line is what was signed
-    signature = sign(secret, timestamp, body, method="POST", target=request_target(target), version=version)
+    signature = sign(secret, timestamp, body, method="POST", target=target.raw_path_qs, version=version)
     signed = {"Content-Type": "application/json", TIMESTAMP_HEADER: timestamp, SIGNATURE_HEADER: signature,
               **headers}
     try:

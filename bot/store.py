@@ -193,6 +193,12 @@ class Store:
         """
         return await self._write(_record_inbound, message)
 
+    async def is_redelivery(self, message: Message) -> bool:
+        """Whether `message` (same conversation and external id) is stored already."""
+        if message.external_id is None:
+            return False
+        return await self._read(_has_inbound, message.conversation_key, message.external_id)
+
     async def pending_inbound(self, conversation_key: str) -> list[StoredInbound]:
         """Unanswered inbound messages of a conversation, oldest first."""
         return await self._read(_pending_inbound, conversation_key)
@@ -304,10 +310,7 @@ def _record_inbound(db: sqlite_utils.Database, message: Message) -> InboundRecor
         db.execute("UPDATE conversations SET language = ?, language_locked = 1 WHERE key = ?",
                    [message.language_choice, message.conversation_key])
     if message.external_id is not None:
-        existing = db.execute(
-            "SELECT * FROM messages WHERE direction = 'in' AND conversation_key = ? AND external_id = ?",
-            [message.conversation_key, message.external_id],
-        ).fetchone()
+        existing = _find_inbound(db, message.conversation_key, message.external_id)
         if existing is not None:
             stored = _inbound_from_row(existing)
             if existing["status"] == FAILED:
@@ -328,6 +331,18 @@ def _record_inbound(db: sqlite_utils.Database, message: Message) -> InboundRecor
     row = db.execute("SELECT * FROM messages WHERE id = ?", [cursor.lastrowid]).fetchone()
     return InboundRecord(message=_inbound_from_row(row), duplicate=False, reply=None,
                          state=_state_of(db, message.conversation_key))
+
+
+def _find_inbound(db: sqlite_utils.Database, conversation_key: str, external_id: str) -> sqlite3.Row | None:
+    """The stored inbound message a channel identified by its own id: what makes redelivery idempotent."""
+    return db.execute(
+        "SELECT * FROM messages WHERE direction = 'in' AND conversation_key = ? AND external_id = ?",
+        [conversation_key, external_id],
+    ).fetchone()
+
+
+def _has_inbound(db: sqlite_utils.Database, conversation_key: str, external_id: str) -> bool:
+    return _find_inbound(db, conversation_key, external_id) is not None
 
 
 def _inbound_from_row(row: sqlite3.Row) -> StoredInbound:

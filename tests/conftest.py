@@ -15,6 +15,7 @@ from aiohttp import web
 
 from bot.app import KefuApp
 from bot.config import Config, load_config
+from bot.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_FAQ = REPO / "examples" / "sample-shop" / "faq"
@@ -85,6 +86,15 @@ def config(config_path: Path) -> Config:
 async def app(config: Config) -> AsyncIterator[KefuApp]:
     async with KefuApp(config, channels=["webhook"], serve_http=True) as running:
         yield running
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    """A real, empty SQLite store in the test's folder (kefu.db), closed afterwards."""
+    opened = Store(tmp_path / "kefu.db")
+    await opened.open()
+    yield opened
+    await opened.close()
 
 
 @pytest.fixture

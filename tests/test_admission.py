@@ -89,14 +89,6 @@ def test_the_bound_is_validated_like_every_key(tmp_path):
 # -- the dispatcher --------------------------------------------------------------------
 
 
-@pytest.fixture
-async def store(tmp_path) -> AsyncIterator[Store]:
-    store = Store(tmp_path / "kefu.db")
-    await store.open()
-    yield store
-    await store.close()
-
-
 def held_dispatcher(store: Store, release: asyncio.Event, limit: int) -> TurnDispatcher:
     """Every turn waits for `release`, then answers with an echo."""
     async def run_turn(inbound: StoredInbound) -> TurnOutcome:

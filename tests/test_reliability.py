@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -44,14 +43,6 @@ async def test_restart_answers_messages_stored_before_a_crash(tmp_path):
         assert rows(db, "SELECT faq_ids, reply_to FROM messages WHERE direction = 'out'") == [
             ('["shipping-cost"]', record.message.id)
         ]
-
-
-@pytest.fixture
-async def store(tmp_path) -> AsyncIterator[Store]:
-    store = Store(tmp_path / "kefu.db")
-    await store.open()
-    yield store
-    await store.close()
 
 
 def echo_reply(inbound: StoredInbound) -> Reply:
