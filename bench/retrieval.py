@@ -1,6 +1,7 @@
 """Retrieval benchmark: accuracy on real data, latency, throughput, build time, memory.
 
-    .venv/bin/python bench/retrieval.py [--data ../shared/data] [--quick]
+    .venv/bin/python bench/retrieval.py [--data ../shared/data] [--quick] [--accuracy-only | --speed-only]
+                                        [--phrasings 10 3 1]
 
 Prints a table and writes bench/results/retrieval.json. Accuracy uses the public
 datasets described in ../shared/data/README.md (never copied into the project):
@@ -27,36 +28,55 @@ sys.path.insert(0, str(REPO))
 from bot.config import load_config  # noqa: E402
 from bot.language import LanguageDetector  # noqa: E402
 from knowledge.evaluation import build_faq, evaluate, read_questions  # noqa: E402
+from knowledge.search import MODES  # noqa: E402
 from knowledge.service import load_encoders, load_faq, open_search  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 CONFIGS = REPO / "bench" / "configs"
 
 
-def accuracy(data: Path) -> dict:
-    out = {}
-    bitext = RESULTS / "bitext"
-    build_faq(data / "bitext_customer_support" / "bitext_customer_support.csv", bitext / "faq",
-              text_col="instruction", label_col="intent", answer_col="response", per_label=10,
-              rest_path=bitext / "questions.csv")
-    xsid = RESULTS / "xsid"
-    build_faq(data / "xsid_multilingual_intents" / "xsid_intents.csv", xsid / "faq", text_col="text",
-              label_col="intent", lang_col="lang", faq_lang="en", group_col="uid", per_label=10,
-              rest_path=xsid / "questions.csv")
-    for name, lang_col, text_col in (("bitext", None, "instruction"), ("xsid", "lang", "text")):
+PHRASINGS = (10, 3, 1)  # question phrasings per FAQ entry: a curated FAQ, a quick one, what a merchant writes
+
+
+def accuracy(data: Path, phrasings: tuple[int, ...]) -> dict:
+    """Each dataset with FAQs of 10, 3 and 1 phrasings per entry, asked the same held-out questions.
+
+    The questions are the rows left over by the largest FAQ; the smaller FAQs take the first
+    phrasings of the same stable order, so none of them has seen a question it is asked.
+    """
+    out: dict = {}
+    sets = {
+        "bitext": dict(source=data / "bitext_customer_support" / "bitext_customer_support.csv",
+                       text_col="instruction", label_col="intent", answer_col="response"),
+        "xsid": dict(source=data / "xsid_multilingual_intents" / "xsid_intents.csv", text_col="text",
+                     label_col="intent", lang_col="lang", faq_lang="en", group_col="uid"),
+    }
+    for name, spec in sets.items():
+        folder = RESULTS / name
+        source = spec.pop("source")
+        build_faq(source, folder / "faq", per_label=max(phrasings), rest_path=folder / "questions.csv", **spec)
+        questions = read_questions(folder / "questions.csv", text_col=spec["text_col"], label_col="faq_id",
+                                   lang_col=spec.get("lang_col"))
         config = load_config(CONFIGS / f"{name}.toml", environ={})
-        search = open_search(config, load_faq(config), load_encoders(config))
         detector = LanguageDetector.from_config(config)
-        questions = read_questions(RESULTS / name / "questions.csv", text_col=text_col, label_col="faq_id",
-                                   lang_col=lang_col)
-        started = time.perf_counter()
-        out[name] = evaluate(search, questions, answer_threshold=config.retrieval.answer_threshold,
-                             detect_language=lambda text: detector.detect(text).language)
-        out[name]["seconds"] = round(time.perf_counter() - started, 1)
-        search.close()
-    per_language = out["xsid"]["per_language"]
-    others = [v["top1"] for lang, v in per_language.items() if lang != "en"]
-    out["xsid"]["others_top1_mean"] = round(sum(others) / len(others), 4)
+        for count in phrasings:
+            build_faq(source, folder / "faq", per_label=count, **spec)
+            started = time.perf_counter()
+            search = open_search(config, load_faq(config), load_encoders(config))
+            opened = time.perf_counter() - started
+            started = time.perf_counter()
+            result = evaluate(search, questions, answer_threshold=config.retrieval.answer_threshold,
+                              ambiguity_ratio=config.retrieval.ambiguity_ratio,
+                              detect_language=lambda text: detector.detect(text).language,
+                              modes=MODES if count == max(phrasings) else ("hybrid",))
+            result["seconds"] = round(time.perf_counter() - started, 1)
+            result["open_seconds"] = round(opened, 1)
+            search.close()
+            if "per_language" in result:
+                others = [v for lang, v in result["per_language"].items() if lang != "en"]
+                result["others"] = {key: round(sum(v[key] for v in others) / len(others), 4)
+                                    for key in ("top1", "answered_right", "answered_wrong", "not_sure")}
+            out[f"{name}_{count}"] = result
     return out
 
 
@@ -155,29 +175,39 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--quick", action="store_true", help="skip the 10,000-entry build")
+    parser.add_argument("--phrasings", type=int, nargs="+", default=list(PHRASINGS),
+                        help="question phrasings per FAQ entry to measure (default: 10 3 1)")
+    parser.add_argument("--accuracy-only", action="store_true", help="skip latency and build time")
+    parser.add_argument("--speed-only", action="store_true", help="skip the accuracy runs")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    results: dict = {"accuracy": accuracy(args.data)}
-    queries = synthetic_faq(args.data, RESULTS / "faq1000" / "faq", 1000, 4)
-    results["latency_1000"] = asyncio.run(latency(write_config("faq1000", ["en"]), queries))
-    if not args.quick:
+    out = RESULTS / "retrieval.json"
+    # A partial run keeps the other part's figures from the last run.
+    results: dict = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}
+    if not args.speed_only:
+        results["accuracy"] = accuracy(args.data, tuple(args.phrasings))
+    if not args.accuracy_only:
+        queries = synthetic_faq(args.data, RESULTS / "faq1000" / "faq", 1000, 4)
+        results["latency_1000"] = asyncio.run(latency(write_config("faq1000", ["en"]), queries))
+    if not args.quick and not args.accuracy_only:
         synthetic_faq(args.data, RESULTS / "faq10000" / "faq", 10_000, 1)
         results["build_10000"] = build_time(write_config("faq10000", ["en"]))
     results["max_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    (RESULTS / "retrieval.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    out.write_text(json.dumps(results, indent=2), encoding="utf-8")
 
-    acc = results["accuracy"]
-    print(f"{'dataset':28} {'hybrid':>7} {'keyword':>8} {'semantic':>9} {'not sure':>9} {'n':>6}")
-    rows = [("bitext (en)", acc["bitext"])]
-    xsid = acc["xsid"]
-    rows.append(("xsid all", xsid))
-    for name, values in rows:
-        print(f"{name:28} {values['hybrid']['top1']:7.3f} {values['keyword']['top1']:8.3f} "
-              f"{values['semantic']['top1']:9.3f} {values['hybrid']['not_sure']:9.3f} {values['hybrid']['n']:6d}")
-    print(f"{'xsid en':28} {xsid['per_language']['en']['top1']:7.3f}")
-    print(f"{'xsid 12 others (mean)':28} {xsid['others_top1_mean']:7.3f}")
-    for lang, values in xsid["per_language"].items():
-        print(f"  {lang:26} {values['top1']:7.3f}")
+    acc = results.get("accuracy", {})
+    print(f"{'dataset':26} {'top1':>6} {'right':>6} {'wrong':>6} {'unsure':>7} {'keyword':>8} {'semantic':>9} "
+          f"{'n':>6}  (right/wrong/unsure: answered at the default thresholds)")
+    for key, values in acc.items():
+        groups = [("", values["hybrid"])]
+        if "per_language" in values:
+            groups = [(" en", values["per_language"]["en"]), (" 12 others", values["others"])]
+        for suffix, figures in groups:
+            keyword = f"{values['keyword']['top1']:8.3f}" if "keyword" in values and not suffix.strip() else " " * 8
+            semantic = f"{values['semantic']['top1']:9.3f}" if "semantic" in values and not suffix.strip() else " " * 9
+            count = f"{figures['n']:6d}" if "n" in figures else " " * 6
+            print(f"{key + suffix:26} {figures['top1']:6.3f} {figures['answered_right']:6.3f} "
+                  f"{figures['answered_wrong']:6.3f} {figures['not_sure']:7.3f} {keyword} {semantic} {count}")
     print()
     for key, values in results.items():
         if key.startswith(("latency", "build")):

@@ -1,6 +1,7 @@
 """Shopper messages benchmark: what a real `kefu serve` answers to chat messages in 11 languages.
 
     .venv/bin/python bench/shoppers.py [--faq {shipped,one,both}] [--only-language xx] [--config PATH]
+                                       [--one-extended FILE] [--write-one DIR]
 
 `bench/data/shoppers.csv` holds chat-style messages written against the sample shop's FAQ
 (`id,language,text,expected,kind,note`): `expected` is the FAQ id that answers the message,
@@ -40,6 +41,7 @@ import io
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -180,7 +182,8 @@ def check_one_phrasing(shipped: FaqBase, copy: FaqBase) -> None:
 
 
 def phrasings(faq: FaqBase) -> int:
-    return sum(len(variant.questions) for entry in faq.entries for variant in entry.variants.values())
+    return sum(len(variant.questions) for entry in faq.entries for variant in entry.variants.values()) + sum(
+        len(entry.more_questions) for entry in faq.entries)
 
 
 # -- a real kefu serve -------------------------------------------------------------
@@ -471,6 +474,11 @@ def main() -> int:
                         help="the shop config to copy (default: the sample shop); paths other than the database, "
                              "index and FAQ folder must be absolute")
     parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--write-one", type=Path, metavar="DIR",
+                        help="only write the one-phrasing copy of the FAQ to DIR (to run kefu faq suggest on it)")
+    parser.add_argument("--one-extended", type=Path, metavar="FILE",
+                        help="with --faq one or both: also run the one-phrasing FAQ with this file of reviewed "
+                             "'extends' items added (e.g. kefu faq suggest's output on the --write-one copy)")
     args = parser.parse_args()
     config = load_config(args.config)
     if not config.webhook.enabled or config.webhook.auth != "bearer":
@@ -478,6 +486,10 @@ def main() -> int:
     enabled = tuple(config.shop.languages)
     shipped_dir = config.knowledge.faq_dir
     shipped = load_faq_dir(shipped_dir, default_language=config.shop.default_language, languages=enabled)
+    if args.write_one:
+        one_phrasing_copy(shipped_dir, args.write_one)
+        print(f"wrote the one-phrasing copy of {shipped_dir} to {args.write_one}")
+        return 0
     rows = read_rows(args.data, shipped)
     if args.only_language:
         rows = [row for row in rows if row.language == args.only_language]
@@ -497,6 +509,13 @@ def main() -> int:
             one = load_faq_dir(one_dir, default_language=config.shop.default_language, languages=enabled)
             check_one_phrasing(shipped, one)
             runs["one"] = run_one("one", one_dir, one, rows, args.config, config.webhook.secret, enabled)
+            if args.one_extended:
+                shutil.copy(args.one_extended, one_dir / args.one_extended.name)
+                extended = load_faq_dir(one_dir, default_language=config.shop.default_language, languages=enabled)
+                added = sum(len(entry.more_questions) for entry in extended.entries)
+                print(f"\n{args.one_extended}: {added} reviewed phrasings added, {extended.unreviewed} not reviewed")
+                runs["one+extended"] = run_one("one+extended", one_dir, extended, rows, args.config,
+                                               config.webhook.secret, enabled)
     out = RESULTS / "shoppers.json"
     out.write_text(json.dumps({
         "date": datetime.date.today().isoformat(), "commit": git_commit(), "config": str(args.config),

@@ -21,6 +21,7 @@ from bot.language import LanguageDetector
 from bot.passwords import hash_password
 from bot.privacy.cli import add_privacy_parser, privacy_command
 from bot.privacy.masking import install_log_masking
+from bot.faq_suggest import add_suggest_parser, suggest_command
 from bot.replay_cli import add_replay_parser, replay_command
 from bot.language_eval import evaluate_language, read_labelled
 from bot.cues import CueDetector
@@ -35,6 +36,7 @@ from bot.sentiment import (
 )
 from bot.sentiment_eval import evaluate_sentiment, read_sentiment_rows
 from bot.texts import Texts
+from knowledge.calibration import quiz_summary
 from knowledge.evaluation import build_faq, evaluate, read_questions
 from knowledge.service import load_encoders, load_faq, open_search
 
@@ -79,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     faq_commands.add_parser("check", parents=[common], help="validate the FAQ files and summarize them",
                             description="Read every FAQ file; print every error in all of them, each with file "
                                         "and line, or a summary.")
+    add_suggest_parser(faq_commands, common, RESPONDERS)
     ask = faq_commands.add_parser("ask", parents=[common], help="rank FAQ entries for a question, with scores and why")
     ask.add_argument("question", help="the question, as a shopper would write it")
     ask.add_argument("--limit", type=int, default=5, help="how many entries to show (default 5)")
@@ -156,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "eval" and args.eval_command == "build-faq":
             return eval_build_faq(args)
         config = load_config(_config_path(args))
-        if args.command in ("serve", "chat"):
+        if args.command in ("serve", "chat") or getattr(args, "faq_command", None) == "suggest":
             config = with_responder(config, args.responder, args.model)
         if args.command == "serve" and args.telegram and not config.telegram.enabled:
             config = dataclasses.replace(config, telegram=telegram_from_environment(config.path, os.environ))
@@ -176,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(eval_retrieval(config, args))
         if args.faq_command == "check":
             return asyncio.run(faq_check(config))
+        if args.faq_command == "suggest":
+            return asyncio.run(suggest_command(config, args))
         return asyncio.run(faq_ask(config, args.question, limit=args.limit, as_json=args.json))
     except KefuError as exc:
         print(f"kefu: error: {exc}", file=sys.stderr)
@@ -264,7 +269,19 @@ async def faq_check(config: Config) -> int:
             line += f" (missing: {', '.join(missing[:8])}{' …' if len(missing) > 8 else ''})"
         print(line)
     phrasings = sum(len(v.questions) for entry in faq.entries for v in entry.variants.values())
-    print(f"  {phrasings} question phrasings in all; OK")
+    added = sum(len(entry.more_questions) for entry in faq.entries)
+    print(f"  {phrasings} question phrasings in all" + (f", and {added} reviewed ones from 'extends' items" if added else "")
+          + "; OK")
+    if faq.unreviewed:
+        print(f"  {faq.unreviewed} suggested phrasings await review ('reviewed: false'): not used yet")
+    if config.search.encoders:
+        search = await run_blocking(open_search, config, faq, await run_blocking(load_encoders, config))
+        try:
+            retrieval = config.retrieval
+            for line in quiz_summary(search.calibration, retrieval.answer_threshold, retrieval.suggest_threshold):
+                print(line)
+        finally:
+            await run_blocking(search.close)
     return 0
 
 
@@ -318,17 +335,19 @@ async def eval_retrieval(config: Config, args: argparse.Namespace) -> int:
     try:
         figures = await run_blocking(
             evaluate, search, questions, answer_threshold=config.retrieval.answer_threshold,
+            ambiguity_ratio=config.retrieval.ambiguity_ratio,
             detect_language=lambda text: detector.detect(text).language,
         )
     finally:
         await run_blocking(search.close)
     print(f"{len(questions)} questions against {len(search.faq)} FAQ entries in {config.knowledge.faq_dir}")
-    print(f"{'':14} {'top1':>6} {'top3':>6} {'mrr':>6} {'not sure':>9} {'n':>6}")
+    print(f"{'':14} {'top1':>6} {'top3':>6} {'mrr':>6} {'right':>6} {'wrong':>6} {'not sure':>9} {'n':>6}")
     rows = [(mode, figures[mode]) for mode in ("hybrid", "keyword", "semantic") if mode in figures]
     rows += [(f"  {lang}", values) for lang, values in figures.get("per_language", {}).items()]
     for name, values in rows:
         print(f"{name:14} {values['top1']:6.3f} {values['top3']:6.3f} {values['mrr']:6.3f} "
-              f"{values['not_sure']:9.3f} {values['n']:6d}")
+              f"{values['answered_right']:6.3f} {values['answered_wrong']:6.3f} {values['not_sure']:9.3f} "
+              f"{values['n']:6d}")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2, ensure_ascii=False), encoding="utf-8")
     return 0

@@ -341,7 +341,7 @@ def _build(root: _Table, path: Path, environ: Mapping[str, str]) -> Config:
     retrieval_t = root.table("retrieval")
     retrieval_t.allow_only("answer_threshold", "suggest_threshold", "max_suggestions", "ambiguity_ratio",
                          "top_topics")
-    answer = retrieval_t.float("answer_threshold", 0.35, 0.0, 1.0)
+    answer = retrieval_t.float("answer_threshold", 0.5, 0.0, 1.0)
     suggest = retrieval_t.float("suggest_threshold", 0.15, 0.0, 1.0)
     if suggest > answer:
         retrieval_t.fail("suggest_threshold", f"{suggest} must not exceed answer_threshold {answer}")

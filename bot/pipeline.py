@@ -21,12 +21,12 @@ from bot.handoff_store import HandoffStore
 from bot.language import LanguageDetector, LanguageGuess, reply_language
 from bot.messages import HandoffState, Reply, ReplyKind
 from bot.metrics import FORWARDED, Metrics
-from bot.responder import Draft, Responder, ResponseContext, is_confident
+from bot.responder import Draft, Responder, ResponseContext
 from bot.sentiment import MOOD_WINDOW, NEGATIVE_BELOW, Sentiment, SentimentAnalyzer, rolling_mood
 from bot.store import ConversationState, Store, StoredInbound
 from bot.texts import Texts
 from knowledge.faq import FaqBase
-from knowledge.search import FaqSearch, Hit
+from knowledge.search import FaqSearch, Hit, is_confident
 from knowledge.service import KnowledgeBase
 
 log = logging.getLogger(__name__)

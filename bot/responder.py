@@ -45,13 +45,6 @@ class Responder(Protocol):
                       context: ResponseContext | None = None) -> Draft: ...
 
 
-def is_confident(hits: list[Hit], answer_threshold: float, ambiguity_ratio: float) -> bool:
-    """A clear best match: above the answer threshold and well ahead of the runner-up."""
-    if not hits or hits[0].score < answer_threshold:
-        return False
-    return len(hits) < 2 or hits[1].score < ambiguity_ratio * hits[0].score
-
-
 class ExtractiveResponder:
     """Answer with the matched entry's text; otherwise offer suggestions or topics."""
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 
 from bot.errors import KefuError
-from knowledge.search import MODES, FaqSearch, Query
+from knowledge.search import MODES, FaqSearch, Query, is_confident
 
 BATCH = 256  # questions encoded and scored together
 
@@ -50,14 +50,18 @@ def read_questions(path: Path, *, text_col: str, label_col: str, lang_col: str |
 
 
 def _metrics(ranks: Sequence[int | None], not_sure: Sequence[bool]) -> dict[str, float | int]:
+    """Ranking figures, and what a shopper would get: answered right, answered wrong, or "not sure"."""
     n = len(ranks)
     if n == 0:
-        return {"top1": 0.0, "top3": 0.0, "mrr": 0.0, "not_sure": 0.0, "n": 0}
+        return {"top1": 0.0, "top3": 0.0, "mrr": 0.0, "not_sure": 0.0, "answered_right": 0.0,
+                "answered_wrong": 0.0, "n": 0}
     return {
         "top1": round(sum(r == 1 for r in ranks) / n, 4),
         "top3": round(sum(r is not None and r <= 3 for r in ranks) / n, 4),
         "mrr": round(sum(1 / r for r in ranks if r) / n, 4),
         "not_sure": round(sum(not_sure) / n, 4),
+        "answered_right": round(sum(r == 1 and not u for r, u in zip(ranks, not_sure)) / n, 4),
+        "answered_wrong": round(sum(r != 1 and not u for r, u in zip(ranks, not_sure)) / n, 4),
         "n": n,
     }
 
@@ -67,11 +71,16 @@ def evaluate(
     questions: Sequence[LabelledQuestion],
     *,
     answer_threshold: float,
+    ambiguity_ratio: float = 1.0,
     detect_language: Callable[[str], str] | None = None,
     modes: Sequence[str] = MODES,
     limit: int = 10,
 ) -> dict:
-    """Rank every question in each mode; the label must be an FAQ id."""
+    """Rank every question in each mode; the label must be an FAQ id.
+
+    A question counts as answered as the responder decides: the best hit at or above the answer
+    threshold and no runner-up within `ambiguity_ratio` of it (1.0: the runner-up never matters).
+    """
     unknown = sorted({q.label for q in questions} - set(search.faq.by_id))
     if unknown:
         raise EvalDataError(f"labels that are not FAQ ids: {', '.join(unknown[:10])}")
@@ -88,7 +97,7 @@ def evaluate(
         for question, language, hits in zip(questions, languages, ranked):
             ids = [hit.entry.id for hit in hits]
             rank = ids.index(question.label) + 1 if question.label in ids else None
-            unsure = not hits or hits[0].score < answer_threshold
+            unsure = not is_confident(hits, answer_threshold, ambiguity_ratio)
             ranks.append(rank)
             not_sure.append(unsure)
             if mode == "hybrid" and question.language:

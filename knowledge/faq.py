@@ -16,7 +16,7 @@ import io
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bot.errors import FaqError
@@ -49,6 +49,9 @@ class FaqEntry:
     variants: Mapping[str, LocalizedText]
     tags: tuple[str, ...] = ()
     handoff: bool = False  # a confident match hands the shopper to a person (legal threats, damage claims)
+    # Reviewed phrasings from `extends` items, as (language, text): search learns from them, replies never
+    # show them, and the language need not be one the entry has an answer in.
+    more_questions: tuple[tuple[str, str], ...] = ()
 
     @property
     def question(self) -> str:
@@ -73,6 +76,7 @@ class FaqBase:
     content_hash: str
     files: tuple[str, ...] = ()
     by_id: Mapping[str, FaqEntry] = field(default_factory=dict)
+    unreviewed: int = 0  # phrasings in `extends` items not yet marked reviewed (not used)
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -97,16 +101,18 @@ def load_faq_dir(directory: Path, *, default_language: str, languages: Iterable[
                          f"not UTF-8 text ({exc.reason} at byte {exc.start}); save the file as UTF-8")
             continue
         parts.extend(parse_faq_text(path, text, default_language, problems))
-    entries = _merge(parts, default_language, enabled, problems)
+    entries = _merge([p for p in parts if not p.extends], default_language, enabled, problems)
+    entries, unreviewed = _extend(entries, [p for p in parts if p.extends], problems)
     if problems.found:
         raise FaqProblems(directory, problems.found)
-    if not parts:
+    if not entries:
         raise FaqError(directory, None, f"no FAQ entries found (looked for {', '.join(FAQ_SUFFIXES)} files)")
     return FaqBase(
         entries=entries,
         content_hash=digest.hexdigest(),
         files=tuple(str(p) for p in paths),
         by_id={entry.id: entry for entry in entries},
+        unreviewed=unreviewed,
     )
 
 
@@ -133,6 +139,14 @@ def _language_from_name(path: Path, problems: ProblemList) -> str | None:
         problems.add(path, None, f"the language '{inner}' in the file name is not an ISO 639-1 code; "
                                  f"name the file {Path(path.stem).stem}.{code}{path.suffix}")
     return None
+
+
+def _iso_language(part: FaqPart, problems: ProblemList) -> bool:
+    if LANG_PATTERN.match(part.language):
+        return True
+    problems.add(part.source.path, part.source.line, f"language '{part.language}' of '{part.id}' is not an ISO "
+                                                     f"639-1 code such as 'en' or 'zh'{_code_hint(part.language)}")
+    return False
 
 
 def _code_hint(language: str) -> str:
@@ -319,9 +333,7 @@ def _merge(parts: list[FaqPart], default_language: str, enabled: tuple[str, ...]
         if not ID_PATTERN.match(part.id):
             problems.add(where.path, where.line, f"id '{part.id}' must be letters, digits, '.', '_' or '-'")
             continue
-        if not LANG_PATTERN.match(part.language):
-            problems.add(where.path, where.line, f"language '{part.language}' of '{part.id}' is not an ISO 639-1 "
-                                                 f"code such as 'en' or 'zh'{_code_hint(part.language)}")
+        if not _iso_language(part, problems):
             continue
         if part.language not in enabled:
             problems.add(where.path, where.line, f"language '{part.language}' of '{part.id}' is not enabled in "
@@ -355,3 +367,32 @@ def _merge(parts: list[FaqPart], default_language: str, enabled: tuple[str, ...]
             )
         )
     return tuple(entries)
+
+
+def _extend(entries: tuple[FaqEntry, ...], extensions: list[FaqPart],
+            problems: ProblemList) -> tuple[tuple[FaqEntry, ...], int]:
+    """Add the reviewed `extends` phrasings to their entries; count the ones still awaiting review."""
+    by_id = {entry.id: entry for entry in entries}
+    more: dict[str, list[tuple[str, str]]] = {}
+    unreviewed = 0
+    for part in extensions:
+        where = part.source
+        if not _iso_language(part, problems):
+            continue
+        if part.id not in by_id:
+            problems.add(where.path, where.line, f"'extends: {part.id}' names no FAQ entry"
+                                                 f"{did_you_mean(part.id, by_id)}")
+            continue
+        if not part.reviewed:
+            unreviewed += len(part.questions)
+            continue
+        entry = by_id[part.id]
+        known = {q.casefold() for v in entry.variants.values() for q in v.questions}
+        known.update(text.casefold() for _, text in more.get(part.id, ()))
+        for question in part.questions:
+            if question.casefold() not in known:
+                known.add(question.casefold())
+                more.setdefault(part.id, []).append((part.language, question))
+    extended = tuple(replace(entry, more_questions=tuple(more[entry.id])) if entry.id in more else entry
+                     for entry in entries)
+    return extended, unreviewed

@@ -34,6 +34,8 @@ class FaqPart:
     tags: list[str]
     source: SourceLocation
     handoff: bool = False
+    extends: bool = False  # more phrasings for an entry defined elsewhere (`extends: id`), no answer of its own
+    reviewed: bool = True  # an extension counts only once the merchant marked it reviewed
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from knowledge.faq_source import FaqPart, ProblemList, SourceLocation, did_you_m
 
 _YAML_KEYS = {"id", "question", "alternatives", "answer", "tags", "lang", "translations", "handoff"}
 _YAML_VARIANT_KEYS = {"question", "alternatives", "answer"}
+_YAML_EXTENSION_KEYS = {"extends", "lang", "alternatives", "reviewed"}
 _YAML_NULL = "tag:yaml.org,2002:null"
 _YAML_MERGE = "tag:yaml.org,2002:merge"
 _LIST_NOUNS = {"alternatives": "phrasing", "tags": "tag"}
@@ -99,16 +100,13 @@ def _yaml_entry(loader: yaml.SafeLoader, path: Path, node: yaml.Node, default_la
     entry = _yaml_mapping(loader, path, node, problems, "an entry must be a mapping with id, question and answer")
     if entry is None:
         return []
-    for key in sorted(entry.values.keys() - _YAML_KEYS, key=entry.line_of):
-        problems.add(path, entry.line_of(key), f"unknown key '{key}'{did_you_mean(key, _YAML_KEYS)}; allowed: "
-                                                f"{', '.join(sorted(_YAML_KEYS))}")
+    if "extends" in entry.values:
+        return _yaml_extension(path, entry, default_language, problems)
+    _unknown_keys(path, entry, _YAML_KEYS, "", problems)
     entry_id = _yaml_text(path, entry, "id", problems, required=True)
     language = _yaml_text(path, entry, "lang", problems) or default_language
     tags = _yaml_text_list(path, entry, "tags", problems)
-    handoff = entry.values.get("handoff", False)
-    if not isinstance(handoff, bool):
-        problems.add(path, entry.line_of("handoff"), f"'handoff' must be true or false, got {_describe(handoff)}")
-        handoff = False
+    handoff = _yaml_flag(path, entry, "handoff", problems)
     parts: list[FaqPart] = []
     first = _yaml_variant(path, entry, entry_id, language, tags, problems)
     if first is not None:
@@ -124,14 +122,24 @@ def _yaml_entry(loader: yaml.SafeLoader, path: Path, node: yaml.Node, default_la
         if variant is None:
             continue
         variant.line = translations.line_of(lang)  # the translation starts at its language key
-        for key in sorted(variant.values.keys() - _YAML_VARIANT_KEYS, key=variant.line_of):
-            problems.add(path, variant.line_of(key), f"unknown key '{key}' in translation '{lang}'"
-                                                     f"{did_you_mean(key, _YAML_VARIANT_KEYS)}; allowed: "
-                                                     f"{', '.join(sorted(_YAML_VARIANT_KEYS))}")
+        _unknown_keys(path, variant, _YAML_VARIANT_KEYS, f" in translation '{lang}'", problems)
         part = _yaml_variant(path, variant, entry_id, lang, tags, problems)
         if part is not None:
             parts.append(part)
     return parts
+
+
+def _yaml_extension(path: Path, entry: _YamlMapping, default_language: str, problems: ProblemList) -> list[FaqPart]:
+    """More phrasings for an entry written elsewhere (what `kefu faq suggest` proposes): used once reviewed."""
+    _unknown_keys(path, entry, _YAML_EXTENSION_KEYS, " in an 'extends' item", problems)
+    entry_id = _yaml_text(path, entry, "extends", problems, required=True)
+    language = _yaml_text(path, entry, "lang", problems) or default_language
+    alternatives = _yaml_text_list(path, entry, "alternatives", problems)
+    reviewed = _yaml_flag(path, entry, "reviewed", problems)
+    if not entry_id or not alternatives:
+        return []
+    return [FaqPart(entry_id, language, alternatives, "", [], SourceLocation(str(path), entry.line),
+                    extends=True, reviewed=reviewed)]
 
 
 def _yaml_variant(path: Path, mapping: _YamlMapping, entry_id: str, language: str, tags: list[str],
@@ -142,6 +150,21 @@ def _yaml_variant(path: Path, mapping: _YamlMapping, entry_id: str, language: st
     if not (entry_id and question and answer):
         return None
     return FaqPart(entry_id, language, [question, *alternatives], answer, tags, SourceLocation(str(path), mapping.line))
+
+
+def _unknown_keys(path: Path, mapping: _YamlMapping, allowed: set[str], where: str, problems: ProblemList) -> None:
+    for key in sorted(mapping.values.keys() - allowed, key=mapping.line_of):
+        problems.add(path, mapping.line_of(key), f"unknown key '{key}'{where}{did_you_mean(key, allowed)}; "
+                                                  f"allowed: {', '.join(sorted(allowed))}")
+
+
+def _yaml_flag(path: Path, mapping: _YamlMapping, key: str, problems: ProblemList) -> bool:
+    """A true/false value (false when absent); anything else is named, never guessed."""
+    value = mapping.values.get(key, False)
+    if not isinstance(value, bool):
+        problems.add(path, mapping.line_of(key), f"'{key}' must be true or false, got {_describe(value)}")
+        return False
+    return value
 
 
 def _yaml_text(path: Path, mapping: _YamlMapping, key: str, problems: ProblemList, *, required: bool = False) -> str:

@@ -192,6 +192,10 @@ class KeywordIndex:
                                         **{field_name(lang): phrasing})
                 writer.add_document(entry_id=entry.id, language=lang, kind=ANSWER, original=variant.answer,
                                     **{field_name(lang): variant.answer})
+            for lang, phrasing in entry.more_questions:
+                if lang in self._analyzers:  # reviewed phrasings in a language the index analyses
+                    writer.add_document(entry_id=entry.id, language=lang, kind=QUESTION, original=phrasing,
+                                        **{field_name(lang): phrasing})
         writer.commit()
         ix.close()
         (folder / MARKER_FILE).write_text(marker, encoding="utf-8")  # last: its presence means complete

@@ -4,6 +4,11 @@ Every hit says why it ranked: the classifiers' votes, the closest phrasing and
 its similarity, and the keywords that matched. Lexical evidence (keywords,
 character n-grams) counts only for questions written in a language the FAQ's
 phrasings use; across languages the multilingual embeddings decide.
+
+The ranking is the raw evidence; the confidence the thresholds read is the best
+entry's calibrated probability of being right (knowledge/calibration.py), and
+every other hit's is scaled by its raw score relative to the best, so the
+runner-up ratio the ambiguity rule reads is the raw one.
 """
 
 from __future__ import annotations
@@ -17,12 +22,13 @@ from pathlib import Path
 import numpy as np
 
 from knowledge.batcher import MicroBatcher
-from knowledge.embeddings import EmbeddingCache, normalize_text
+from knowledge.calibration import Calibration, calibrate, semantic_mean, top_features
+from knowledge.embeddings import EmbeddingCache, normalize_text, text_key
 from knowledge.encoders import Encoder
 from knowledge.faq import FaqBase, FaqEntry
 from knowledge.index_folders import sweep
 from knowledge.keyword import QUESTION, KeywordHit, KeywordIndex
-from knowledge.semantic import CHARS, Phrasing, SemanticIndex, SemanticScores
+from knowledge.semantic import ANSWER_TRAIN_WEIGHT, CHARS, Phrasing, SemanticIndex, SemanticScores
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +45,13 @@ class Hit:
     semantic_score: float | None  # cosine of the closest phrasing, None without encoders
     matched_text: str
     why: str
+
+
+def is_confident(hits: Sequence[Hit], answer_threshold: float, ambiguity_ratio: float) -> bool:
+    """A clear best match: above the answer threshold and well ahead of the runner-up."""
+    if not hits or hits[0].score < answer_threshold:
+        return False
+    return len(hits) < 2 or hits[1].score < ambiguity_ratio * hits[0].score
 
 
 @dataclass(frozen=True)
@@ -95,6 +108,7 @@ class FaqSearch:
         self._keyword = KeywordIndex(index_dir / "keyword", languages)
         self._encoders = encoders
         self._semantic: SemanticIndex | None = None
+        self.calibration: Calibration | None = None
         self.encoded_at_open = 0  # texts that had to be encoded (0 when the cache had them all)
         self._keyword_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kefu-keyword")
         self.batcher: MicroBatcher[Query, list[Hit]] = MicroBatcher(
@@ -114,7 +128,15 @@ class FaqSearch:
         rebuilt = self._keyword.open_or_build(self.faq)
         if self._encoders is not None and self._encoders.encoders:
             self._semantic = self._build_semantic(self._encoders)
+            self.calibration = calibrate(self._semantic, self._index_dir / "calibration", self._calibration_key())
         return rebuilt
+
+    def _calibration_key(self) -> str:
+        """What the calibration depends on: the FAQ's content, the encoders and how the index is trained."""
+        assert self._semantic is not None and self._encoders is not None
+        parts = [self.faq.content_hash, *self._encoders.ids, f"answer{self.settings.answer_weight}",
+                 f"train{ANSWER_TRAIN_WEIGHT}", f"classifier{self._semantic.classifier}"]
+        return text_key("|".join(parts))
 
     def _build_semantic(self, encoders: EncoderSet) -> SemanticIndex:
         phrasings = [
@@ -122,7 +144,8 @@ class FaqSearch:
             for entry in self.faq.entries
             for lang, variant in entry.variants.items()
             for text, kind in [*((q, "question") for q in variant.questions), (variant.answer, "answer")]
-        ]
+        ] + [Phrasing(entry.id, lang, text, "question") for entry in self.faq.entries
+             for lang, text in entry.more_questions]
         normalized = [normalize_text(p.text) for p in phrasings]
         vectors = {}
         self.encoded_at_open = 0
@@ -221,21 +244,31 @@ class FaqSearch:
             weight = self.settings.keyword_weight if lexical else 0.0
             combined = (np.sum(parts, axis=0) + weight * keyword_scores) / (len(parts) + weight)
         order = np.argsort(-combined, kind="stable")[:limit]
+        confidence = self._confidence(scores, combined, int(order[0])) if len(order) else None
         hits = []
         for index in order:
             entry_id = semantic.entry_ids[index]
             nearest = semantic.phrasings[scores.nearest[index]]
             keyword_hit = keyword_hits.get(entry_id)
+            raw = float(combined[index])
+            score = raw if confidence is None else confidence * raw / max(float(combined[order[0]]), 1e-9)
             hits.append(Hit(
                 entry=self.faq.by_id[entry_id],
-                score=round(float(combined[index]), 4),
+                score=round(score, 4),
                 keyword_score=keyword_hit.confidence if keyword_hit else None,
                 semantic_score=round(float(scores.similarity[index]), 4),
                 matched_text=nearest.text,
                 why=_explain(scores.parts, index, nearest, float(scores.similarity[index]), keyword_hit,
-                             lexical),
+                             lexical, raw if confidence is not None else None),
             ))
         return hits
+
+    def _confidence(self, scores: SemanticScores, combined: np.ndarray, top: int) -> float | None:
+        """The best entry's calibrated probability of being right (None without a calibration)."""
+        if self.calibration is None or not scores.parts:
+            return None
+        features = top_features(semantic_mean(scores.parts), scores.similarity, top)
+        return float(self.calibration.probability(features[None, :])[0])
 
     def _keyword_only_hit(self, hit: KeywordHit) -> Hit:
         return Hit(
@@ -255,11 +288,13 @@ def _keyword_why(hit: KeywordHit) -> str:
 
 
 def _explain(parts: dict[str, np.ndarray], index: int, nearest: Phrasing, similarity: float,
-             keyword_hit: KeywordHit | None, lexical: bool) -> str:
+             keyword_hit: KeywordHit | None, lexical: bool, raw: float | None) -> str:
     votes = ", ".join(f"{_short_name(name)} {probs[index]:.2f}" for name, probs in parts.items())
     where = "phrasing" if nearest.kind == "question" else "answer"
     why = f"classifiers: {votes}; closest {nearest.language} {where} \u201c{_shorten(nearest.text)}\u201d " \
           f"(similarity {similarity:.2f})"
+    if raw is not None:
+        why = f"raw score {raw:.2f}, calibrated on the FAQ's own phrasings; {why}"
     if keyword_hit is not None and lexical:
         why += f"; {_keyword_why(keyword_hit)}"
     elif not lexical:

@@ -42,6 +42,11 @@ def test_faq_check_summarizes_the_sample_shop(config_path):
     assert result.returncode == 0, result.stderr
     assert re.search(r"^3\d FAQ entries in 10 file\(s\)", result.stdout, re.M)
     assert "zh: " in result.stdout and "OK" in result.stdout
+    # The calibration quiz: the FAQ's phrasings asked of an index trained without them.
+    quiz = re.search(r"^calibration: (\d+) question phrasings asked .* came first for (\d+)%", result.stdout, re.M)
+    assert quiz and int(quiz.group(1)) > 100 and 40 <= int(quiz.group(2)) <= 100, result.stdout
+    answered = re.search(r"at answer_threshold 0\.50: (\d+)% answered, (\d+)% of those right", result.stdout)
+    assert answered and int(answered.group(2)) >= 80, result.stdout
 
 
 def test_faq_check_names_file_and_line_of_a_bad_entry(tmp_path):

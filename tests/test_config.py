@@ -45,7 +45,7 @@ def test_sample_shop_config_values():
     assert config.shop.name == "Lantern Lane"
     assert config.shop.default_language == "en"
     assert config.shop.languages == ("en", "zh")
-    assert config.retrieval.answer_threshold == 0.35
+    assert config.retrieval.answer_threshold == 0.5
     assert config.retrieval.suggest_threshold == 0.15
     assert config.retrieval.max_suggestions == 3
     assert config.retrieval.ambiguity_ratio == 0.8
@@ -107,7 +107,7 @@ def test_empty_config_uses_defaults(tmp_path):
     assert config.storage.database == tmp_path / "var" / "kefu.db"
     assert config.webhook.enabled is False
     assert config.webhook.secret == ""
-    assert config.retrieval.answer_threshold == 0.35
+    assert config.retrieval.answer_threshold == 0.5
 
 
 def test_absolute_path_is_kept(tmp_path):

@@ -187,12 +187,16 @@ def test_eval_retrieval_prints_table_and_writes_json(tmp_path, retrieval_setup):
     assert result.returncode == 0, result.stderr
     assert f"5 questions against 3 FAQ entries in {faq}" in result.stdout
     for row in ("hybrid", "keyword", "semantic", "  en", "  zh"):
-        assert re.search(rf"^{row} +\d\.\d{{3}} +\d\.\d{{3}} +\d\.\d{{3}} +\d\.\d{{3}} +\d+$", result.stdout, re.M), row
+        assert re.search(rf"^{row}( +\d\.\d{{3}}){{6}} +\d+$", result.stdout, re.M), row
     figures = json.loads(out.read_text(encoding="utf-8"))
     assert set(figures) == {"hybrid", "keyword", "semantic", "per_language"}
     for mode in ("hybrid", "keyword", "semantic"):
-        assert set(figures[mode]) == {"top1", "top3", "mrr", "not_sure", "n"}
+        assert set(figures[mode]) == {"top1", "top3", "mrr", "not_sure", "answered_right", "answered_wrong", "n"}
         assert figures[mode]["n"] == len(QUESTIONS)
+        # Every question is answered right, answered wrong, or not sure.
+        shares = figures[mode]["answered_right"] + figures[mode]["answered_wrong"] + figures[mode]["not_sure"]
+        assert shares == pytest.approx(1.0, abs=1e-3)
+        assert figures[mode]["answered_right"] <= figures[mode]["top1"]
     assert {lang: values["n"] for lang, values in figures["per_language"].items()} == {"en": 3, "zh": 2}
     assert figures["hybrid"]["top1"] >= figures["keyword"]["top1"]
     assert figures["hybrid"]["top1"] >= 0.8

