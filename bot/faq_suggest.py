@@ -2,12 +2,12 @@
 
 A merchant writes one question per entry; shoppers ask it twenty ways, in several
 languages. The model writes candidate phrasings for every entry and enabled language
-(from the entry's own question and answer, translated when the entry has no text in
-that language); kefu drops the ones it can tell are bad — not in the target language,
-a copy of an existing phrasing, or a question another entry already answers
-confidently — and writes the rest to a YAML file of `extends` items with
-`reviewed: false`. Nothing in it is used until the merchant has read it, edited what
-needs editing, set `reviewed: true` and put the file in the FAQ folder.
+(from the entry's question, translated when the entry has no text in that language);
+kefu drops the ones it can tell are bad — not in the target language, a copy or
+near-copy of an existing phrasing, a restatement of the answer, or a question another
+entry already answers confidently — and writes the rest to a YAML file of `extends`
+items with `reviewed: false`. Nothing in it is used until the merchant has read it,
+edited what needs editing, set `reviewed: true` and put the file in the FAQ folder.
 """
 
 from __future__ import annotations
@@ -40,10 +40,9 @@ log = logging.getLogger(__name__)
 MAX_PHRASING_CHARS = 160
 NEAR_COPY = 0.85  # difflib ratio above which a proposal only repeats a phrasing with a word changed
 SUGGEST_TEMPERATURE = 0.7  # variety is the point here, and the merchant reviews every line
-ANSWER_COPY = 0.6  # difflib ratio to a sentence of the answer above which a proposal restates the answer
+ANSWER_COPY = 0.75  # share of a proposal copied from the answer above which it restates the answer
 _LIST_MARK = re.compile(r"^\s*(?:[-*•·]+|\d+[.)、:]|[（(]?\d+[)）])\s*")
 _QUOTES = "\"'“”‘’「」«»"
-_SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s*")
 
 
 @dataclass(frozen=True)
@@ -147,9 +146,7 @@ class Suggester:
                      None)
         if close is not None:
             return f"nearly the same as \u201c{close}\u201d"
-        sentences = [part for variant in entry.variants.values() for part in _SENTENCE_END.split(variant.answer)]
-        if any(SequenceMatcher(None, text.casefold(), part.strip().casefold()).ratio() >= ANSWER_COPY
-               for part in sentences if part.strip()):
+        if any(_covered(text, variant.answer) >= ANSWER_COPY for variant in entry.variants.values()):
             return "restates the answer instead of asking"
         if len(text) > MAX_PHRASING_CHARS:
             return f"longer than {MAX_PHRASING_CHARS} characters"
@@ -190,6 +187,12 @@ def suggestions_yaml(suggestions: Sequence[Suggestion], *, model: str, faq_dir: 
         lines.append(yaml.safe_dump(item, allow_unicode=True, sort_keys=False, width=1000).rstrip())
         lines.append("")
     return "\n".join(lines) + "\n"
+
+
+def _covered(text: str, source: str) -> float:
+    """Share of `text` found in `source` in runs of at least 4 characters (a copied clause, not a shared word)."""
+    matcher = SequenceMatcher(None, text.casefold(), source.casefold(), autojunk=False)
+    return sum(block.size for block in matcher.get_matching_blocks() if block.size >= 4) / max(len(text), 1)
 
 
 def _one_line(text: str) -> str:
@@ -265,8 +268,8 @@ async def suggest_command(config: Config, args: argparse.Namespace) -> int:
     kept = sum(len(s.phrasings) for s in suggestions)
     dropped = sum(len(s.dropped) for s in suggestions)
     entries = len({s.entry_id for s in suggestions if s.phrasings})
-    print(f"{kept} phrasings proposed for {entries} entries in {', '.join(languages)} ({dropped} dropped: "
-          f"other language, copies, or another entry's question) -> {output}")
+    print(f"{kept} phrasings proposed for {entries} entries in {', '.join(languages)} ({dropped} dropped, "
+          f"each with why in the file) -> {output}")
     print("Review them, set 'reviewed: true', and put the file in the FAQ folder; until then nothing is used.")
     return 0
 

@@ -94,7 +94,8 @@ def test_extends_mistakes_are_named_with_file_and_line(tmp_path):
 PROPOSALS = {
     "German": "1. wie lange dauert der versand nach deutschland\n2. wann kommt mein paket an\n"
               "3. how long is shipping to germany\n4. wie kann ich bezahlen? nehmt ihr paypal und karte",
-    "English": "- when will my parcel arrive\n- how many days is delivery\n- How long does shipping take?",
+    "English": "- when will my parcel arrive\n- how quick is your delivery\n- How long does shipping take?\n"
+               "- Standard delivery then takes 3-5 business days to the EU and UK\n- parcel coming when??",
 }
 
 
@@ -143,13 +144,16 @@ model = "fake-model"
         {"extends": "shipping-time", "lang": "de", "reviewed": False,
          "alternatives": ["wie lange dauert der versand nach deutschland", "wann kommt mein paket an"]},
         {"extends": "shipping-time", "lang": "en", "reviewed": False,
-         "alternatives": ["when will my parcel arrive", "how many days is delivery"]},
+         "alternatives": ["how quick is your delivery", "parcel coming when??"]},
     ]
     # What kefu dropped is in the file, with why, for the merchant to see.
     assert "dropped: how long is shipping to germany (written in en, not de)" in written
     assert re.search(r"dropped: wie kann ich bezahlen\? nehmt ihr paypal und karte "
                      r"\(FAQ 'payment-methods' already answers it \(confidence \d\.\d\d\)\)", written)
-    assert "dropped: How long does shipping take? (already a phrasing of this entry)" in written
+    assert "dropped: How long does shipping take? (already a phrasing of this entry, or proposed twice)" in written
+    assert "dropped: when will my parcel arrive (nearly the same as \u201cwhen will my order arrive\u201d)" in written
+    assert ("dropped: Standard delivery then takes 3-5 business days to the EU and UK "
+            "(restates the answer instead of asking)") in written
 
     shutil.copy(output, faq / "proposals.yaml")
     code, out, err = await kefu("faq", "check", "-c", str(config))
