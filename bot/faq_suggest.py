@@ -41,6 +41,7 @@ MAX_PHRASING_CHARS = 160
 NEAR_COPY = 0.85  # difflib ratio above which a proposal only repeats a phrasing with a word changed
 SUGGEST_TEMPERATURE = 0.7  # variety is the point here, and the merchant reviews every line
 ANSWER_COPY = 0.75  # share of a proposal copied from the answer above which it restates the answer
+MIN_COPIED = 24  # characters (CJK count twice) copied before a proposal can be a restatement
 _LIST_MARK = re.compile(r"^\s*(?:[-*•·]+|\d+[.)、:]|[（(]?\d+[)）])\s*")
 _QUOTES = "\"'“”‘’「」«»"
 
@@ -146,7 +147,7 @@ class Suggester:
                      None)
         if close is not None:
             return f"nearly the same as \u201c{close}\u201d"
-        if any(_covered(text, variant.answer) >= ANSWER_COPY for variant in entry.variants.values()):
+        if any(_restates(text, variant.answer) for variant in entry.variants.values()):
             return "restates the answer instead of asking"
         if len(text) > MAX_PHRASING_CHARS:
             return f"longer than {MAX_PHRASING_CHARS} characters"
@@ -189,10 +190,13 @@ def suggestions_yaml(suggestions: Sequence[Suggestion], *, model: str, faq_dir: 
     return "\n".join(lines) + "\n"
 
 
-def _covered(text: str, source: str) -> float:
-    """Share of `text` found in `source` in runs of at least 4 characters (a copied clause, not a shared word)."""
-    matcher = SequenceMatcher(None, text.casefold(), source.casefold(), autojunk=False)
-    return sum(block.size for block in matcher.get_matching_blocks() if block.size >= 4) / max(len(text), 1)
+def _restates(text: str, answer: str) -> bool:
+    """Most of `text` copied from the answer in runs of 4+ characters, and a clause's worth of it: "delete my
+    account" shares its words with the deletion entry's answer and is still a fine question."""
+    matcher = SequenceMatcher(None, text.casefold(), answer.casefold(), autojunk=False)
+    copied = [text[b.a:b.a + b.size] for b in matcher.get_matching_blocks() if b.size >= 4]
+    weight = sum(2 if "\u3040" <= ch <= "\u9fff" or "\uac00" <= ch <= "\ud7af" else 1 for ch in "".join(copied))
+    return weight >= MIN_COPIED and sum(map(len, copied)) >= ANSWER_COPY * len(text)
 
 
 def _one_line(text: str) -> str:

@@ -36,6 +36,7 @@ SEED = 20261201
 RIDGE = 0.01
 # Without a calibration (keyword-only search, or too few phrasings to quiz) the raw score is used.
 MIN_EXAMPLES = 8
+QUIZ_BATCH = 256  # questions scored at once
 
 
 @dataclass(frozen=True)
@@ -92,15 +93,23 @@ def quiz(index: SemanticIndex, *, folds: int = FOLDS, removed_share: float = REM
         keep = [not (fold_of[i] == fold and p.kind == "question") and p.entry_id not in removed
                 for i, p in enumerate(index.phrasings)]
         trained = index.restricted(keep)
-        scores = trained.scores_many([index.phrasings[i].text for i in asked], index.vectors_of(asked),
-                                     [True] * len(asked))
-        for i, score in zip(asked, scores):
-            mean = semantic_mean(score.parts)
-            top = int(np.argmax(mean))
-            rows.append(top_features(mean, score.similarity, top))
-            entry_id = index.phrasings[i].entry_id
-            labels.append(entry_id not in removed and index.entry_ids[top] == entry_id)
+        for start in range(0, len(asked), QUIZ_BATCH):  # bounded memory on a 10,000-entry FAQ
+            batch = asked[start:start + QUIZ_BATCH]
+            scores = trained.scores_many([index.phrasings[i].text for i in batch], index.vectors_of(batch),
+                                         [True] * len(batch))
+            _grade(index, batch, scores, removed, rows, labels)
     return np.array(rows).reshape(-1, len(FEATURES)), np.array(labels, dtype=bool)
+
+
+def _grade(index: SemanticIndex, asked: Sequence[int], scores, removed: set[str], rows: list[np.ndarray],
+           labels: list[bool]) -> None:
+    """The FEATURES of each asked question's top entry, and whether that entry is the question's own."""
+    for i, score in zip(asked, scores):
+        mean = semantic_mean(score.parts)
+        top = int(np.argmax(mean))
+        rows.append(top_features(mean, score.similarity, top))
+        entry_id = index.phrasings[i].entry_id
+        labels.append(entry_id not in removed and index.entry_ids[top] == entry_id)
 
 
 def fit(features: np.ndarray, rights: np.ndarray) -> Calibration | None:
