@@ -125,8 +125,7 @@ class Suggester:
         except GenerationError as exc:
             log.warning("faq_suggest.no_answer entry=%s language=%s reason=%s", entry.id, language, exc.reason)
             proposed = []
-        known = {q.casefold() for v in entry.variants.values() for q in v.questions}
-        known.update(text.casefold() for _, text in entry.more_questions)
+        known = {text.casefold() for _, text in entry.all_questions()}
         kept: list[str] = []
         dropped: list[Dropped] = []
         for text in proposed:
@@ -213,7 +212,8 @@ def add_suggest_parser(faq_commands: Any, common: argparse.ArgumentParser, respo
         "suggest", parents=[common], help="propose more phrasings of each question with the LLM, for review",
         description="The configured LLM (or --responder/--model) proposes other ways shoppers ask each FAQ "
                     "question, in every enabled language; kefu drops those in another language, copies and "
-                    "questions another entry already answers, and writes the rest to a YAML file marked "
+                    "near-copies, restatements of the answer and questions another entry already answers, and "
+                    "writes the rest to a YAML file marked "
                     "'reviewed: false'. Review it, set 'reviewed: true' and put it in the FAQ folder.")
     command.add_argument("--output", "-o", type=Path, metavar="FILE",
                          help="where to write the proposals (default: faq-suggestions.yaml next to the config)")

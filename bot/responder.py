@@ -14,7 +14,7 @@ from bot.config import RetrievalConfig
 from bot.messages import ReplyKind
 from bot.texts import Texts
 from knowledge.faq import FaqBase
-from knowledge.search import Hit
+from knowledge.search import Hit, is_confident
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,8 @@ class ExtractiveResponder:
             best is not None and runner_up is not None
             and runner_up.score >= self._retrieval.ambiguity_ratio * best.score
         )
-        if best is not None and best.score >= answer_at and not ambiguous:
+        if is_confident(hits, answer_at, self._retrieval.ambiguity_ratio):
+            assert best is not None
             variant = best.entry.variant(language)
             return Draft(
                 text=variant.answer,

@@ -131,11 +131,11 @@ def fit(features: np.ndarray, rights: np.ndarray) -> Calibration | None:
 
     bounds = [(0.0, None)] * features.shape[1] + [(None, None)]
     beta = minimize(loss, np.zeros(design.shape[1]), jac=True, bounds=bounds, method="L-BFGS-B").x
-    calibration = Calibration(weights=tuple(float(b) for b in beta[:-1]), intercept=float(beta[-1]),
-                              examples=len(rights), right_share=float(rights.mean()), probabilities=(), rights=())
-    probabilities = calibration.probability(features)
-    return Calibration(**{**asdict(calibration), "probabilities": tuple(round(float(p), 4) for p in probabilities),
-                          "rights": tuple(bool(r) for r in rights)})
+    probabilities = 1.0 / (1.0 + np.exp(-(design @ beta)))
+    return Calibration(weights=tuple(float(b) for b in beta[:-1]), intercept=float(beta[-1]),
+                       examples=len(rights), right_share=float(rights.mean()),
+                       probabilities=tuple(round(float(p), 4) for p in probabilities),
+                       rights=tuple(bool(r) for r in rights))
 
 
 def calibrate(index: SemanticIndex, cache_dir: Path, key: str) -> Calibration | None:

@@ -79,7 +79,7 @@ def evaluate(
     """Rank every question in each mode; the label must be an FAQ id.
 
     A question counts as answered as the responder decides: the best hit at or above the answer
-    threshold and no runner-up within `ambiguity_ratio` of it (1.0: the runner-up never matters).
+    threshold and no runner-up within `ambiguity_ratio` of it (1.0: only a runner-up tied with it).
     """
     unknown = sorted({q.label for q in questions} - set(search.faq.by_id))
     if unknown:

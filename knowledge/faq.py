@@ -15,7 +15,7 @@ import hashlib
 import io
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -66,6 +66,13 @@ class FaqEntry:
         if language and language in self.variants:
             return self.variants[language]
         return self.variants[self.default_language]
+
+    def all_questions(self) -> Iterator[tuple[str, str]]:
+        """(language, text) of every question phrasing: the merchant's own, then the reviewed extensions."""
+        for language, variant in self.variants.items():
+            for question in variant.questions:
+                yield language, question
+        yield from self.more_questions
 
 
 @dataclass(frozen=True)
@@ -386,9 +393,7 @@ def _extend(entries: tuple[FaqEntry, ...], extensions: list[FaqPart],
         if not part.reviewed:
             unreviewed += len(part.questions)
             continue
-        entry = by_id[part.id]
-        known = {q.casefold() for v in entry.variants.values() for q in v.questions}
-        known.update(text.casefold() for _, text in more.get(part.id, ()))
+        known = {text.casefold() for _, text in (*by_id[part.id].all_questions(), *more.get(part.id, ()))}
         for question in part.questions:
             if question.casefold() not in known:
                 known.add(question.casefold())

@@ -244,14 +244,15 @@ class FaqSearch:
             weight = self.settings.keyword_weight if lexical else 0.0
             combined = (np.sum(parts, axis=0) + weight * keyword_scores) / (len(parts) + weight)
         order = np.argsort(-combined, kind="stable")[:limit]
-        confidence = self._confidence(scores, combined, int(order[0])) if len(order) else None
+        confidence = self._confidence(scores, int(order[0])) if len(order) else None
+        best_raw = max(float(combined[order[0]]), 1e-9) if len(order) else 1.0
         hits = []
         for index in order:
             entry_id = semantic.entry_ids[index]
             nearest = semantic.phrasings[scores.nearest[index]]
             keyword_hit = keyword_hits.get(entry_id)
             raw = float(combined[index])
-            score = raw if confidence is None else confidence * raw / max(float(combined[order[0]]), 1e-9)
+            score = raw if confidence is None else confidence * raw / best_raw
             hits.append(Hit(
                 entry=self.faq.by_id[entry_id],
                 score=round(score, 4),
@@ -263,7 +264,7 @@ class FaqSearch:
             ))
         return hits
 
-    def _confidence(self, scores: SemanticScores, combined: np.ndarray, top: int) -> float | None:
+    def _confidence(self, scores: SemanticScores, top: int) -> float | None:
         """The best entry's calibrated probability of being right (None without a calibration)."""
         if self.calibration is None or not scores.parts:
             return None
