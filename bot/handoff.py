@@ -8,6 +8,7 @@ agent desk call these to know what to apply.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from enum import StrEnum
@@ -15,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from bot.cues import PhraseMatcher
 from bot.errors import HandoffConflictError
+from knowledge.faq import FaqEntry
 from bot.messages import HandoffState
 
 
@@ -159,6 +161,21 @@ def decide(signals: HandoffSignals, policy: HandoffPolicy) -> HandoffDecision | 
         return HandoffDecision(HandoffReason.UNCONFIDENT,
                                f"{signals.unconfident_streak} turns in a row without a confident answer")
     return None
+
+
+def faq_answers_the_wording(cue: str, entry: FaqEntry, asks_for_person: Callable[[str], str | None]) -> bool:
+    """The confidently matched entry lists the shopper's cue among its own questions ("are you a bot?",
+    "人工客服什么时候在？") and is not the shop's way of reaching a person.
+
+    Such a message is a question about the service that the merchant wrote an answer for, not a request
+    to hand over. An entry most of whose phrasings ask for a person ("talk to a human", "agent please")
+    is how the shop says "we'll connect you": that shopper is better served by the handoff itself.
+    """
+    questions = [question.casefold() for _, question in entry.all_questions()]
+    if not any(cue.casefold() in question for question in questions):
+        return False
+    asking = sum(1 for question in questions if asks_for_person(question))
+    return 2 * asking < len(questions)
 
 
 def matched_keyword(text: str, keywords: tuple[str, ...]) -> str | None:

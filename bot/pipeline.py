@@ -16,7 +16,8 @@ from typing import Any, Protocol
 from bot.agents import HandoffNotices
 from bot.concurrency import run_blocking
 from bot.dispatcher import TurnOutcome
-from bot.handoff import Action, HandoffDecision, HandoffPolicy, HandoffReason, HandoffSignals, decide
+from bot.handoff import (Action, HandoffDecision, HandoffPolicy, HandoffReason, HandoffSignals, decide,
+                         faq_answers_the_wording)
 from bot.handoff_store import HandoffStore
 from bot.language import LanguageDetector, LanguageGuess, reply_language
 from bot.messages import HandoffState, Reply, ReplyKind
@@ -193,8 +194,9 @@ class HandoffStage:
     name = "handoff"
 
     def __init__(self, policy: HandoffPolicy, records: HandoffStore, notices: HandoffNotices, *,
-                 answer_threshold: float, ambiguity_ratio: float):
+                 answer_threshold: float, ambiguity_ratio: float, asks_for_person: Callable[[str], str | None]):
         self._policy = policy
+        self._asks_for_person = asks_for_person
         self._records = records
         self._notices = notices
         self._answer_threshold = answer_threshold
@@ -215,10 +217,16 @@ class HandoffStage:
         confident = is_confident(turn.hits, self._answer_threshold, self._ambiguity_ratio)
         streak = 0 if confident else 1 + await self._records.unconfident_streak(conversation.key)
         best = turn.hits[0] if turn.hits else None
+        human_request = turn.sentiment.human_request if turn.sentiment else None
+        if (human_request and confident and best is not None and not best.entry.handoff
+                and faq_answers_the_wording(human_request, best.entry, self._asks_for_person)):
+            turn.trace["handoff"] = {"action": f"'{human_request}' is answered: FAQ '{best.entry.id}' lists it "
+                                               "among its own questions"}
+            human_request = None
         signals = HandoffSignals(
             text=turn.inbound.text,
             mood=turn.mood,
-            human_request=turn.sentiment.human_request if turn.sentiment else None,
+            human_request=human_request,
             unconfident_streak=streak,
             flagged_faq=best.entry.id if confident and best is not None and best.entry.handoff else None,
             anger=tuple(cue for cue in (turn.sentiment.cues if turn.sentiment else ()) if cue in ANGER_CUES),

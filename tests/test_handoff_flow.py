@@ -252,6 +252,26 @@ async def test_each_trigger_is_recorded_as_the_reason(shop, client, texts, reaso
         assert "人工客服" in result["reply"]["text"]
 
 
+@pytest.mark.parametrize(("text", "faq_id"), [
+    ("are you a bot?", "bot-capabilities"),
+    ("你是机器人吗", "bot-capabilities"),
+    ("人工客服几点上班", "service-hours"),
+])
+async def test_a_question_the_faq_lists_is_answered_although_it_mentions_a_person(shop, client, text, faq_id):
+    result = await client.say("asks-about", text)
+    assert result["state"] == "bot" and result["reply"]["kind"] == "answer", result
+    assert result["reply"]["faq_ids"][:1] == [faq_id]
+
+
+@pytest.mark.parametrize("text", ["talk to a human", "i want to speak to someone", "我要人工客服",
+                                  "担当者につないでください", "Ich möchte mit einem Mitarbeiter sprechen"])
+async def test_asking_for_a_person_hands_over_even_where_the_faq_lists_the_words(shop, client, text):
+    # "talk to a human" is a phrasing of contact-human, whose questions mostly ask for a person:
+    # the handoff itself answers it better than the entry's "type agent in this chat".
+    result = await client.say("asks-for", text)
+    assert result["state"] == "waiting_agent" and result["reply"]["kind"] == "handoff", result
+
+
 async def test_a_shopper_who_gets_angrier_is_handed_over_with_an_apology_first(shop, client):
     replies = []
     for n, text in enumerate(["where is my order", "it's been three weeks and my order is still not here!!",
