@@ -13,7 +13,7 @@ from conftest import write_config
 
 from bot.config import Config, load_config
 from knowledge import calibration as calibration_module
-from knowledge.calibration import FEATURES, VERSION, calibrate, fit, quiz
+from knowledge.calibration import FEATURES, VERSION, calibrate, fit, quiz, spread_folds
 from knowledge.search import EncoderSet, FaqSearch
 from knowledge.semantic import Phrasing, SemanticIndex
 from knowledge.service import load_encoders, load_faq, open_search
@@ -188,3 +188,15 @@ def test_confidence_means_the_same_in_a_faq_five_times_larger(sample, large):
 def test_an_unanswerable_question_stays_unsure_in_both(sample, large):
     for search in (sample, large):
         assert search.search_blocking("what's the weather in Paris tomorrow", language="en")[0].score < 0.5
+
+
+def test_an_entry_never_loses_all_its_questions_to_one_fold():
+    # a one-phrasing FAQ in two languages: each entry has its question and the question's translation
+    entry_of = [f"entry-{e}" for e in range(200) for _ in range(2)] + [f"wide-{e}" for e in range(20) for _ in range(5)]
+    folds = spread_folds(entry_of, 4, np.random.default_rng(7))
+    by_entry: dict[str, list[int]] = {}
+    for entry_id, fold in zip(entry_of, folds):
+        by_entry.setdefault(entry_id, []).append(int(fold))
+    assert all(len(set(f)) == 2 for e, f in by_entry.items() if e.startswith("entry-"))
+    assert all(set(f) == {0, 1, 2, 3} for e, f in by_entry.items() if e.startswith("wide-"))  # 5 over 4 folds
+    assert {int(f) for f in folds} == {0, 1, 2, 3} and max(np.bincount(folds)) < 0.3 * len(folds)
