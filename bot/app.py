@@ -54,6 +54,7 @@ from bot.responder import ExtractiveResponder, Responder
 from bot.sentiment import SentimentAnalyzer, build_backend
 from bot.store import Store
 from bot.texts import Texts
+from bot.translation import AnswerTranslator
 from knowledge.encoders import Encoder
 from knowledge.service import KnowledgeBase
 
@@ -138,7 +139,7 @@ class KefuApp:
                                   f"item {index + 1} '{topic}' is not an FAQ id in {config.knowledge.faq_dir}")
         detector = await run_blocking(LanguageDetector.from_config, config)
         analyzer = await run_blocking(self._sentiment_analyzer)
-        responder = await self._responder(texts, detector)
+        responder, translator = await self._responder(texts, detector)
         encoder = self._sentence_encoder()
         self.insights = InsightsService(self.store, timezone=ZoneInfo(config.console.timezone),
                                         encode=encoder.encode if encoder else None,
@@ -182,7 +183,7 @@ class KefuApp:
                              asks_for_person=analyzer.cues.human_request),
                 ResponderStage(responder, self.store, default_language=config.shop.default_language,
                                history_turns=config.responder.history_turns,
-                               upset_below=config.sentiment.apology_below),
+                               upset_below=config.sentiment.apology_below, translator=translator),
             ],
             pushes=pushes,
             texts=texts,
@@ -270,13 +271,14 @@ class KefuApp:
                 task.cancel()
             await asyncio.gather(*waits, return_exceptions=True)
 
-    async def _responder(self, texts: Texts, detector: LanguageDetector) -> Responder:
-        """The extractive responder, or a generating one that falls back to it."""
+    async def _responder(self, texts: Texts, detector: LanguageDetector) -> tuple[Responder, AnswerTranslator | None]:
+        """The extractive responder, or a generating one that falls back to it; with reply_in = "translate",
+        the translator of answers for shoppers in languages the shop did not enable."""
         config = self.config
         extractive = ExtractiveResponder(texts=texts, retrieval=config.retrieval)
         generator = build_generator(config.responder)
         if generator is None:
-            return extractive
+            return extractive, None
         await generator.start()
         self._generator = generator
         encoder = self._sentence_encoder()
@@ -289,9 +291,16 @@ class KefuApp:
             guess = detector.detect(text)
             return guess.language, guess.confidence
 
+        translator = None
+        if config.shop.reply_in == "translate":
+            if grounder is None:
+                log.warning("app.translation_off reason=no sentence encoder to check translations against the FAQ")
+            else:
+                translator = AnswerTranslator(generator=generator, grounder=grounder, detect_language=detect,
+                                              shop=config.shop.name, deadline_seconds=config.responder.deadline_seconds)
         return GroundedResponder(generator=generator, fallback=extractive, config=config.responder,
                                  retrieval=config.retrieval, shop=config.shop.name, detect_language=detect,
-                                 grounder=grounder)
+                                 grounder=grounder), translator
 
     def _sentence_encoder(self) -> Encoder | None:
         """The search's multilingual sentence encoder when it has one (grounding and the dashboard share it)."""

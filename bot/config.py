@@ -29,6 +29,9 @@ class ShopConfig:
     name: str
     default_language: str
     languages: tuple[str, ...]
+    # A shopper writing a language not in `languages`: "default" answers in default_language with a line
+    # saying so; "translate" has the configured LLM translate the FAQ answer, checked against it.
+    reply_in: str = "default"
 
 
 @dataclass(frozen=True)
@@ -308,6 +311,9 @@ def load_config(path: Path | str, environ: Mapping[str, str] | None = None) -> C
     return _build(root, path, environ)
 
 
+REPLY_IN = ("default", "translate")
+
+
 def _build(root: _Table, path: Path, environ: Mapping[str, str]) -> Config:
     base = path.parent
     root.allow_only("shop", "storage", "knowledge", "retrieval", "search", "language", "pipeline", "http", "webhook",
@@ -315,7 +321,7 @@ def _build(root: _Table, path: Path, environ: Mapping[str, str]) -> Config:
                     "privacy")
 
     shop_t = root.table("shop")
-    shop_t.allow_only("name", "default_language", "languages")
+    shop_t.allow_only("name", "default_language", "languages", "reply_in")
     default_language = shop_t.language("default_language", "en")
     languages = tuple(shop_t.str_list("languages", [default_language]))
     for index, code in enumerate(languages):
@@ -323,7 +329,8 @@ def _build(root: _Table, path: Path, environ: Mapping[str, str]) -> Config:
             shop_t.fail("languages", f"'{code}' (item {index + 1}) is not an ISO 639-1 code such as 'en'")
     if default_language not in languages:
         shop_t.fail("languages", f"must include shop.default_language '{default_language}'")
-    shop = ShopConfig(name=shop_t.str("name", "our shop"), default_language=default_language, languages=languages)
+    shop = ShopConfig(name=shop_t.str("name", "our shop"), default_language=default_language, languages=languages,
+                      reply_in=shop_t.choice("reply_in", "default", REPLY_IN))
 
     storage_t = root.table("storage")
     storage_t.allow_only("database", "index_dir")
@@ -430,6 +437,10 @@ def _build(root: _Table, path: Path, environ: Mapping[str, str]) -> Config:
         lang_t = texts_t.table(code)
         texts[code] = {key: lang_t.str(key, "") for key in lang_t.keys()}
 
+    responder = _build_responder(root.table("responder"), environ, base)
+    if shop.reply_in == "translate" and responder.backend == "extractive":
+        shop_t.fail("reply_in", "\"translate\" needs a model: set [responder] backend to openai, llama-cpp or "
+                                "transformers")
     return Config(
         path=path,
         shop=shop,
@@ -444,7 +455,7 @@ def _build(root: _Table, path: Path, environ: Mapping[str, str]) -> Config:
         texts=texts,
         sentiment=sentiment,
         handoff=handoff,
-        responder=_build_responder(root.table("responder"), environ, base),
+        responder=responder,
         telegram=_build_telegram(root.table("telegram"), environ),
         console=_build_console(root.table("console")),
         metrics=_build_metrics(root.table("metrics"), environ),

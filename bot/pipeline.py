@@ -20,12 +20,14 @@ from bot.handoff import (Action, HandoffDecision, HandoffPolicy, HandoffReason, 
                          faq_answers_the_wording)
 from bot.handoff_store import HandoffStore
 from bot.language import LanguageDetector, LanguageGuess, reply_language
+from bot.llm import GenerationError
 from bot.messages import HandoffState, Reply, ReplyKind
 from bot.metrics import FORWARDED, Metrics
 from bot.responder import Draft, Responder, ResponseContext
 from bot.sentiment import MOOD_WINDOW, NEGATIVE_BELOW, Sentiment, SentimentAnalyzer, rolling_mood
 from bot.store import ConversationState, Store, StoredInbound
 from bot.texts import Texts
+from bot.translation import AnswerTranslator
 from knowledge.faq import FaqBase
 from knowledge.search import FaqSearch, Hit, is_confident
 from knowledge.service import KnowledgeBase
@@ -248,8 +250,9 @@ class ResponderStage:
     name = "responder"
 
     def __init__(self, responder: Responder, store: Store, *, default_language: str, history_turns: int,
-                 upset_below: float):
+                 upset_below: float, translator: AnswerTranslator | None = None):
         self._responder = responder
+        self._translator = translator
         self._store = store
         self._default_language = default_language
         self._history_turns = history_turns
@@ -268,6 +271,24 @@ class ResponderStage:
                                                    faq=turn.faq, context=context)
         if turn.draft.trace:
             turn.trace["responder"] = dict(turn.draft.trace)
+        shopper = turn.language.language if turn.language else None
+        if self._translator is not None and shopper and shopper != turn.draft.language \
+                and turn.draft.kind == ReplyKind.ANSWER:
+            turn.draft = await self._translated(turn.draft, shopper, turn.trace)
+
+    async def _translated(self, draft: Draft, shopper: str, trace: dict[str, Any]) -> Draft:
+        """The answer in the shopper's language when the model's translation passes its checks, else as it was."""
+        assert self._translator is not None
+        try:
+            translation = await self._translator.translate(draft.text, draft.language, shopper)
+        except GenerationError as exc:
+            log.info("responder.translation_refused language=%s reason=%s", shopper, exc)
+            trace["translation"] = {"used": False, "reason": str(exc)}
+            return draft
+        trace["translation"] = {"used": True, "from": draft.language, "latency_ms": translation.latency_ms}
+        return replace(draft, text=translation.text, language=shopper,
+                       why=f"{draft.why}; translated from {draft.language} into {shopper} by the model, every "
+                           "number, link and sentence checked against the FAQ's answer")
 
 
 class Pipeline:

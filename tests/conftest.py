@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import sqlite3
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -138,3 +140,19 @@ async def wait_for(condition: Callable[[], object], timeout: float = 60.0) -> No
         if loop.time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.02)
+
+
+async def ask(app: KefuApp, text: str, conversation: str = "c1") -> dict:
+    """The reply to one webhook message, as the shop's site gets it."""
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{app.http.base_url}/v1/messages", json={"conversation_id": conversation,
+                                                                          "text": text},
+                                headers={"Authorization": f"Bearer {TOKEN}"}) as response:
+            assert response.status == 200, await response.text()
+            return (await response.json())["reply"]
+
+
+def stored_meta(app: KefuApp, reply: dict) -> dict:
+    """The trace kefu stored with a reply."""
+    with sqlite3.connect(app.config.storage.database) as db:
+        return json.loads(db.execute("SELECT meta FROM messages WHERE id = ?", [reply["message_id"]]).fetchone()[0])

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from aiohttp import web
+from conftest import loopback_server
 
 GROUNDED = ("Standard delivery takes 3-5 business days to the EU and UK. Orders placed before 14:00 CET on a "
             "business day are dispatched the same day.")
@@ -38,3 +40,27 @@ class FakeModelServer:
             "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": 321, "completion_tokens": 42, "total_tokens": 363},
         })
+
+
+@asynccontextmanager
+async def serving(server: FakeModelServer) -> AsyncIterator[FakeModelServer]:
+    """The server listening on 127.0.0.1, its `base_url` set (…/v1, as OpenAI clients expect)."""
+    async with loopback_server({"/v1/chat/completions": server.completions}) as base_url:
+        server.base_url = f"{base_url}/v1"
+        yield server
+
+
+def openai_responder_toml(base_url: str, deadline_seconds: float) -> str:
+    """The [responder] tables of a kefu.toml that generate with the fake server at `base_url`."""
+    return f"""
+[responder]
+backend = "openai"
+deadline_seconds = {deadline_seconds}
+
+[responder.openai]
+base_url = "{base_url}"
+model = "qwen2.5:1.5b-instruct"
+api_key_env = "TEST_LLM_KEY"
+backoff_seconds = 0.05
+max_retries = 2
+"""

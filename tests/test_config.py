@@ -197,6 +197,16 @@ def test_error_suggest_threshold_above_answer_threshold(tmp_path):
     assert str(error).endswith("0.7 must not exceed answer_threshold 0.5")
 
 
+@pytest.mark.parametrize(("text", "problem"), [
+    ('[shop]\nname = "x"\nreply_in = "translate"\n', '"translate" needs a model: set [responder] backend'),
+    ('[shop]\nname = "x"\nreply_in = "english"\n', "'english' is not one of: default, translate"),
+])
+def test_error_reply_in(tmp_path, text, problem):
+    path, error = config_error(tmp_path, text)
+    assert_points_at(error, path, 3, "shop.reply_in")
+    assert problem in str(error)
+
+
 def test_error_default_language_not_in_languages(tmp_path):
     path, error = config_error(tmp_path, '[shop]\ndefault_language = "de"\nlanguages = ["en", "zh"]\n')
     assert_points_at(error, path, 3, "shop.languages")

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, loopback_server, write_config
-from fake_llm import FakeModelServer
+from conftest import REPO, write_config
+from fake_llm import FakeModelServer, serving
 
 from bot.errors import FaqError
 from bot.faq_suggest import parse_phrasings
@@ -107,9 +107,7 @@ def answer_by_language(body: dict) -> str:
 
 @pytest.fixture
 async def model_server() -> AsyncIterator[FakeModelServer]:
-    server = FakeModelServer(answer=answer_by_language)
-    async with loopback_server({"/v1/chat/completions": server.completions}) as base_url:
-        server.base_url = f"{base_url}/v1"
+    async with serving(FakeModelServer(answer=answer_by_language)) as server:
         yield server
 
 

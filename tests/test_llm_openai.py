@@ -7,10 +7,9 @@ import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
 import pytest
-from conftest import TOKEN, loopback_server, write_config
-from fake_llm import GROUNDED, FakeModelServer
+from conftest import ask, stored_meta, write_config
+from fake_llm import GROUNDED, FakeModelServer, openai_responder_toml, serving
 
 from bot.app import KefuApp
 from bot.config import load_config
@@ -18,45 +17,16 @@ from bot.config import load_config
 
 @pytest.fixture
 async def model_server() -> AsyncIterator[FakeModelServer]:
-    server = FakeModelServer()
-    async with loopback_server({"/v1/chat/completions": server.completions}) as base_url:
-        server.base_url = f"{base_url}/v1"
+    async with serving(FakeModelServer()) as server:
         yield server
 
 
 @pytest.fixture
 async def shop(tmp_path: Path, model_server: FakeModelServer) -> AsyncIterator[KefuApp]:
-    path = write_config(tmp_path, extra=f"""
-[responder]
-backend = "openai"
-deadline_seconds = 2.0
-
-[responder.openai]
-base_url = "{model_server.base_url}"
-model = "qwen2.5:1.5b-instruct"
-api_key_env = "TEST_LLM_KEY"
-backoff_seconds = 0.05
-max_retries = 2
-""")
+    path = write_config(tmp_path, extra=openai_responder_toml(model_server.base_url, 2.0))
     async with KefuApp(load_config(path, environ={"TEST_LLM_KEY": "sk-test-123"}), channels=["webhook"],
                        serve_http=True) as running:
         yield running
-
-
-async def ask(app: KefuApp, text: str, conversation: str = "c1") -> dict:
-    async with aiohttp.ClientSession() as session:
-        async with session.post(f"{app.http.base_url}/v1/messages", json={"conversation_id": conversation,
-                                                                          "text": text},
-                                headers={"Authorization": f"Bearer {TOKEN}"}) as response:
-            assert response.status == 200, await response.text()
-            return (await response.json())["reply"]
-
-
-def stored_meta(app: KefuApp, reply: dict) -> dict:
-    import sqlite3
-
-    with sqlite3.connect(app.config.storage.database) as db:
-        return json.loads(db.execute("SELECT meta FROM messages WHERE id = ?", [reply["message_id"]]).fetchone()[0])
 
 
 async def test_a_grounded_generation_is_sent_with_its_sources(shop, model_server):

@@ -1,0 +1,94 @@
+"""FAQ answers translated for shoppers who write a language the shop did not enable.
+
+With `[shop] reply_in = "translate"` and a model configured, a confident FAQ answer in the
+shop's default language is translated into the shopper's language, and the translation is
+used only if it provably says what the answer says: it is in the shopper's language, keeps
+every number, link, email and code of the answer and adds none, every one of its sentences
+is close to a sentence of the answer and every sentence of the answer to one of it (a
+multilingual encoder measures both, with the same negation). Otherwise the shopper gets the
+original with the line saying so, and the trace says why.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bot.concurrency import run_blocking
+from bot.grounding import SemanticGrounder, unsupported_facts
+from bot.llm import GenerationBackend, GenerationError, Sampling
+from bot.llm_responder import degenerate
+from bot.prompt import LANGUAGE_NAMES, ChatMessage
+
+log = logging.getLogger(__name__)
+
+TOKENS_PER_CHARACTER = 0.6  # room for the translation: generous for CJK, which takes more tokens per character
+MIN_NEW_TOKENS = 64
+
+
+class TranslationRefused(GenerationError):
+    """A translation the checks refused."""
+
+
+@dataclass(frozen=True)
+class Translation:
+    text: str
+    language: str
+    latency_ms: float
+
+
+def translation_messages(shop: str, text: str, source: str, target: str) -> list[ChatMessage]:
+    source_name, target_name = LANGUAGE_NAMES.get(source, source), LANGUAGE_NAMES.get(target, target)
+    system = (f"You translate {shop}'s customer service answers from {source_name} into {target_name}. "
+              f"Translate the whole answer and nothing else: add nothing, leave nothing out. Keep every number, "
+              f"time, price, email address, link, order number and product name exactly as written. "
+              f"Reply with the {target_name} translation only.")
+    return [ChatMessage("system", system), ChatMessage("user", text)]
+
+
+class AnswerTranslator:
+    """Translates an FAQ answer with the configured model and checks the result against it."""
+
+    def __init__(self, *, generator: GenerationBackend, grounder: SemanticGrounder,
+                 detect_language: Callable[[str], tuple[str, float]], shop: str, deadline_seconds: float):
+        self._generator = generator
+        self._grounder = grounder
+        self._detect = detect_language
+        self._shop = shop
+        self._deadline_seconds = deadline_seconds
+
+    async def translate(self, text: str, source: str, target: str) -> Translation:
+        """The checked translation; GenerationError (TranslationRefused for a refused one) says why not."""
+        started = time.perf_counter()
+        sampling = Sampling(max_new_tokens=max(MIN_NEW_TOKENS, int(TOKENS_PER_CHARACTER * len(text))),
+                            temperature=0.0, top_p=1.0)
+        generation = await self._generator.generate(translation_messages(self._shop, text, source, target), sampling,
+                                                    time.monotonic() + self._deadline_seconds)
+        translated = generation.text.strip()
+        await self._check(translated, text, target)
+        return Translation(translated, target, round((time.perf_counter() - started) * 1000, 1))
+
+    async def _check(self, translated: str, original: str, target: str) -> None:
+        if not translated:
+            raise TranslationRefused("the model returned nothing")
+        problem = degenerate(translated)
+        if problem:
+            raise TranslationRefused(problem)
+        found, _ = await run_blocking(self._detect, translated)
+        if found != target:
+            raise TranslationRefused(f"the translation is in '{found}', not '{target}'")
+        added = unsupported_facts(translated, [original])
+        if added:
+            raise TranslationRefused(f"the translation adds {', '.join(added[:3])}")
+        lost = unsupported_facts(original, [translated])
+        if lost:
+            raise TranslationRefused(f"the translation leaves out {', '.join(lost[:3])}")
+        for direction, claims in (("says", await run_blocking(self._grounder.check, translated, [original])),
+                                  ("drops", await run_blocking(self._grounder.check, original, [translated]))):
+            failed = [claim for claim in claims if not claim.ok]
+            if failed:
+                what = "something the answer does not say" if direction == "says" else "a sentence of the answer"
+                raise TranslationRefused(f"the translation {direction} {what}: '{failed[0].sentence[:80]}' "
+                                         f"({failed[0].reason})")
