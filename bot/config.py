@@ -441,6 +441,10 @@ def _build(root: _Table, path: Path, environ: Mapping[str, str]) -> Config:
     if shop.reply_in == "translate" and responder.backend == "extractive":
         shop_t.fail("reply_in", "\"translate\" needs a model: set [responder] backend to openai, llama-cpp or "
                                 "transformers")
+    if shop.reply_in == "translate" and 2 * responder.deadline_seconds >= pipeline.turn_timeout_seconds:
+        shop_t.fail("reply_in", f"\"translate\" may add a second generation to a turn: pipeline.turn_timeout_seconds "
+                                f"({pipeline.turn_timeout_seconds:g}) must exceed twice responder.deadline_seconds "
+                                f"({responder.deadline_seconds:g})")
     return Config(
         path=path,
         shop=shop,

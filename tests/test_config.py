@@ -200,6 +200,8 @@ def test_error_suggest_threshold_above_answer_threshold(tmp_path):
 @pytest.mark.parametrize(("text", "problem"), [
     ('[shop]\nname = "x"\nreply_in = "translate"\n', '"translate" needs a model: set [responder] backend'),
     ('[shop]\nname = "x"\nreply_in = "english"\n', "'english' is not one of: default, translate"),
+    ('[shop]\nname = "x"\nreply_in = "translate"\n[responder]\nbackend = "openai"\ndeadline_seconds = 20\n'
+     '[responder.openai]\nmodel = "m"\n', "pipeline.turn_timeout_seconds (30) must exceed twice"),
 ])
 def test_error_reply_in(tmp_path, text, problem):
     path, error = config_error(tmp_path, text)
