@@ -14,8 +14,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 
+from bot.scripts import SPACELESS
+
 SHORT_REQUEST_MAX_WORDS = 4  # "human!" is a request; "human hair wig in stock?" is not
-_SPACELESS = re.compile(r"[\u0e00-\u0e7f\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]")
 _LETTER = re.compile(r"[^\W\d_]")
 _REPEATED_PUNCTUATION = re.compile(r"[!?！？]{3,}|[!?！？]{2,}.*[!?！？]{2,}|[?？][!！]|[!！][?？]")
 
@@ -25,8 +26,8 @@ class PhraseMatcher:
 
     def __init__(self, phrases: Iterable[str]):
         self._phrases = tuple(dict.fromkeys(p.strip().casefold() for p in phrases if p.strip()))
-        worded = [p for p in self._phrases if not _SPACELESS.search(p)]
-        self._substrings = tuple(p for p in self._phrases if _SPACELESS.search(p))
+        worded = [p for p in self._phrases if not SPACELESS.search(p)]
+        self._substrings = tuple(p for p in self._phrases if SPACELESS.search(p))
         parts = [re.escape(p[:-1]) + r"\w*" if p.endswith("*") else re.escape(p) for p in worded]
         self._pattern = re.compile(r"(?<!\w)(?:" + "|".join(parts) + r")(?!\w)") if parts else None
 
@@ -125,7 +126,7 @@ class CueDetector:
 
 
 def word_count(text: str) -> int:
-    spaceless = len(_SPACELESS.findall(text))
+    spaceless = len(SPACELESS.findall(text))
     return len(text.split()) + spaceless // 2
 
 

@@ -31,6 +31,7 @@ from bot.errors import KefuError
 from bot.language import LanguageDetector
 from bot.llm import GenerationBackend, GenerationError, Sampling, build_generator
 from bot.prompt import LANGUAGE_NAMES, ChatMessage
+from bot.scripts import dense_characters
 from knowledge.faq import FaqBase, FaqEntry
 from knowledge.search import Hit
 from knowledge.service import load_encoders, load_faq, open_search
@@ -194,7 +195,8 @@ def _restates(text: str, answer: str) -> bool:
     account" shares its words with the deletion entry's answer and is still a fine question."""
     matcher = SequenceMatcher(None, text.casefold(), answer.casefold(), autojunk=False)
     copied = [text[b.a:b.a + b.size] for b in matcher.get_matching_blocks() if b.size >= 4]
-    weight = sum(2 if "\u3040" <= ch <= "\u9fff" or "\uac00" <= ch <= "\ud7af" else 1 for ch in "".join(copied))
+    joined = "".join(copied)
+    weight = len(joined) + dense_characters(joined)  # a Chinese character counts as two letters
     return weight >= MIN_COPIED and sum(map(len, copied)) >= ANSWER_COPY * len(text)
 
 

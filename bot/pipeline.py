@@ -24,6 +24,7 @@ from bot.llm import GenerationError
 from bot.messages import HandoffState, Reply, ReplyKind
 from bot.metrics import FORWARDED, Metrics
 from bot.responder import Draft, Responder, ResponseContext
+from bot.scripts import dense_characters
 from bot.sentiment import MOOD_WINDOW, NEGATIVE_BELOW, Sentiment, SentimentAnalyzer, rolling_mood
 from bot.store import ConversationState, Store, StoredInbound
 from bot.texts import Texts
@@ -161,10 +162,10 @@ def _confident(hits: list[Hit], answer_threshold: float) -> bool:
 
 
 def is_short(text: str, max_words: int) -> bool:
-    """Too short to stand alone: few words, or few characters in scripts written without spaces."""
-    spaceless = sum(1 for ch in text if "\u3040" <= ch <= "\u9fff" or "\uac00" <= ch <= "\ud7af")
-    if spaceless:
-        return spaceless <= 2 * max_words + 1
+    """Too short to stand alone: few words, or few Chinese, Japanese or Korean characters."""
+    dense = dense_characters(text)
+    if dense:
+        return dense <= 2 * max_words + 1
     return len(text.split()) <= max_words
 
 
