@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from bot.concurrency import run_blocking
 from bot.grounding import SemanticGrounder, unsupported_facts
 from bot.llm import GenerationBackend, GenerationError, Sampling
-from bot.llm_responder import degenerate
+from bot.llm_responder import PLACEHOLDER, degenerate
+from bot.pii import mask_pii, restore
 from bot.prompt import LANGUAGE_NAMES, ChatMessage
 
 log = logging.getLogger(__name__)
@@ -43,8 +44,8 @@ def translation_messages(shop: str, text: str, source: str, target: str) -> list
     source_name, target_name = LANGUAGE_NAMES.get(source, source), LANGUAGE_NAMES.get(target, target)
     system = (f"You translate {shop}'s customer service answers from {source_name} into {target_name}. "
               f"Translate the whole answer and nothing else: add nothing, leave nothing out. Keep every number, "
-              f"time, price, email address, link, order number and product name exactly as written. "
-              f"Reply with the {target_name} translation only.")
+              f"time, price, email address, link, order number, product name and placeholder such as "
+              f"[EMAIL_1] exactly as written. Reply with the {target_name} translation only.")
     return [ChatMessage("system", system), ChatMessage("user", text)]
 
 
@@ -62,13 +63,14 @@ class AnswerTranslator:
     async def translate(self, text: str, source: str, target: str) -> Translation:
         """The checked translation; GenerationError (TranslationRefused for a refused one) says why not."""
         started = time.perf_counter()
+        masked = mask_pii(text)  # as in the responder's prompt: contact details travel as placeholders
         sampling = Sampling(max_new_tokens=max(MIN_NEW_TOKENS, int(TOKENS_PER_CHARACTER * len(text))),
                             temperature=0.0, top_p=1.0)
-        generation = await self._generator.generate(translation_messages(self._shop, text, source, target), sampling,
-                                                    time.monotonic() + self._deadline_seconds)
+        generation = await self._generator.generate(translation_messages(self._shop, masked.text, source, target),
+                                                    sampling, time.monotonic() + self._deadline_seconds)
         translated = generation.text.strip()
-        await self._check(translated, text, target)
-        return Translation(translated, target, round((time.perf_counter() - started) * 1000, 1))
+        await self._check(translated, masked.text, target)
+        return Translation(restore(translated, masked.values), target, round((time.perf_counter() - started) * 1000, 1))
 
     async def _check(self, translated: str, original: str, target: str) -> None:
         if not translated:
@@ -79,6 +81,8 @@ class AnswerTranslator:
         found, _ = await run_blocking(self._detect, translated)
         if found != target:
             raise TranslationRefused(f"the translation is in '{found}', not '{target}'")
+        if sorted(PLACEHOLDER.findall(translated)) != sorted(PLACEHOLDER.findall(original)):
+            raise TranslationRefused("the translation changes the answer's contact details")
         added = unsupported_facts(translated, [original])
         if added:
             raise TranslationRefused(f"the translation adds {', '.join(added[:3])}")

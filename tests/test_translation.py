@@ -78,3 +78,13 @@ async def test_shoppers_in_enabled_languages_are_not_translated(shop, model_serv
     assert (reply["kind"], reply["language"]) == ("answer", "en")
     assert not any(is_translation(r["body"]) for r in model_server.requests)
     assert translation_trace(shop, reply) is None
+
+
+async def test_contact_details_reach_the_model_as_placeholders_and_come_back(shop, model_server):
+    # the service-hours answer names the shop's email; the fake model keeps the placeholder it is given
+    model_server.answer = lambda body: body["messages"][1]["content"] if is_translation(body) else GROUNDED
+    reply = await ask(shop, "Wann ist euer Kundenservice erreichbar?", "de-3")
+    [request] = [r["body"] for r in model_server.requests if is_translation(r["body"])]
+    sent = request["messages"][1]["content"]
+    assert "[EMAIL_1]" in sent and "@" not in sent
+    assert "help@lanternlane.example" in reply["text"] and "[EMAIL_1]" not in reply["text"]
