@@ -438,13 +438,8 @@ def _build(root: _Table, path: Path, environ: Mapping[str, str]) -> Config:
         texts[code] = {key: lang_t.str(key, "") for key in lang_t.keys()}
 
     responder = _build_responder(root.table("responder"), environ, base)
-    if shop.reply_in == "translate" and responder.backend == "extractive":
-        shop_t.fail("reply_in", "\"translate\" needs a model: set [responder] backend to openai, llama-cpp or "
-                                "transformers")
-    if shop.reply_in == "translate" and 2 * responder.deadline_seconds >= pipeline.turn_timeout_seconds:
-        shop_t.fail("reply_in", f"\"translate\" may add a second generation to a turn: pipeline.turn_timeout_seconds "
-                                f"({pipeline.turn_timeout_seconds:g}) must exceed twice responder.deadline_seconds "
-                                f"({responder.deadline_seconds:g})")
+    if shop.reply_in == "translate":
+        _check_translation_fits(shop_t, responder, pipeline)
     return Config(
         path=path,
         shop=shop,
@@ -481,6 +476,17 @@ def _local_or_hub(value: str, base: Path) -> str:
     if value.startswith(("./", "../", "~")):
         return str((base / Path(value).expanduser()).resolve())
     return value
+
+
+def _check_translation_fits(shop_t: _Table, responder: ResponderConfig, pipeline: PipelineConfig) -> None:
+    """reply_in = "translate" needs a model, and a turn long enough for a reply and its translation."""
+    if responder.backend == "extractive":
+        shop_t.fail("reply_in", "\"translate\" needs a model: set [responder] backend to openai, llama-cpp or "
+                                "transformers")
+    if 2 * responder.deadline_seconds >= pipeline.turn_timeout_seconds:
+        shop_t.fail("reply_in", f"\"translate\" may add a second generation to a turn: pipeline.turn_timeout_seconds "
+                                f"({pipeline.turn_timeout_seconds:g}) must exceed twice responder.deadline_seconds "
+                                f"({responder.deadline_seconds:g})")
 
 
 def _build_responder(table: _Table, environ: Mapping[str, str], base: Path) -> ResponderConfig:

@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo
 
 from bot.cues import PhraseMatcher
 from bot.errors import HandoffConflictError
-from knowledge.faq import FaqEntry
 from bot.messages import HandoffState
+from knowledge.faq import FaqEntry
 
 
 UPSET_AFTER_NEGATIVE_MESSAGES = 2  # without anger cues, one negative message alone is a problem to answer

@@ -89,10 +89,11 @@ class AnswerTranslator:
         lost = unsupported_facts(original, [translated])
         if lost:
             raise TranslationRefused(f"the translation leaves out {', '.join(lost[:3])}")
-        for direction, claims in (("says", await run_blocking(self._grounder.check, translated, [original])),
-                                  ("drops", await run_blocking(self._grounder.check, original, [translated]))):
-            failed = [claim for claim in claims if not claim.ok]
-            if failed:
-                what = "something the answer does not say" if direction == "says" else "a sentence of the answer"
-                raise TranslationRefused(f"the translation {direction} {what}: '{failed[0].sentence[:80]}' "
-                                         f"({failed[0].reason})")
+        unsaid = [claim for claim in await run_blocking(self._grounder.check, translated, [original]) if not claim.ok]
+        if unsaid:
+            raise TranslationRefused(f"the translation says something the answer does not say: "
+                                     f"'{unsaid[0].sentence[:80]}' ({unsaid[0].reason})")
+        dropped = [claim for claim in await run_blocking(self._grounder.check, original, [translated]) if not claim.ok]
+        if dropped:
+            raise TranslationRefused(f"the translation drops a sentence of the answer: '{dropped[0].sentence[:80]}' "
+                                     f"({dropped[0].reason})")
