@@ -30,7 +30,7 @@ from bot.store import ConversationState, Store, StoredInbound
 from bot.texts import Texts
 from bot.translation import AnswerTranslator
 from knowledge.faq import FaqBase
-from knowledge.search import FaqSearch, Hit, is_confident
+from knowledge.search import FaqSearch, Hit, QueryVectors, is_confident
 from knowledge.service import KnowledgeBase
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,7 @@ class Turn:
     language: LanguageGuess | None = None  # the shopper's language, enabled by the shop or not
     reply_language: str | None = None  # what an answer from the FAQ is written in (an enabled language)
     faq: FaqBase | None = None
+    vectors: QueryVectors | None = None  # the message encoded once (per encoder), reused by every stage
     hits: list[Hit] = field(default_factory=list)
     sentiment: Sentiment | None = None
     mood: float | None = None  # the conversation's rolling mood, this message included
@@ -109,6 +110,9 @@ class RetrievalStage:
         assert search is not None, "knowledge is started before turns run"
         turn.faq = search.faq  # one FAQ version for the whole turn, even if a reload swaps it meanwhile
         language = turn.language.language if turn.language else None
+        encoders = self._knowledge.encoders
+        if turn.vectors is None and encoders is not None and search.semantic:
+            turn.vectors = await encoders.encode(turn.inbound.text)
 
         async def previous() -> str | None:
             return await self._store.previous_shopper_text(turn.inbound.conversation_key, turn.inbound.id)
@@ -116,6 +120,7 @@ class RetrievalStage:
         turn.hits, context = await retrieve_with_context(
             search, turn.inbound.text, previous, language=language, limit=self._limit,
             answer_threshold=self._answer_threshold, followup_max_words=self._followup_max_words,
+            vectors=turn.vectors,
         )
         if context:
             turn.trace["context"] = {"previous": context,
@@ -136,6 +141,7 @@ async def retrieve_with_context(
     limit: int,
     answer_threshold: float,
     followup_max_words: int,
+    vectors: QueryVectors | None = None,
 ) -> tuple[list[Hit], str | None]:
     """Search the message; a short one that matches nothing confidently is tried with the previous question.
 
@@ -145,7 +151,7 @@ async def retrieve_with_context(
     trying the combined text only when the message alone is not confident is right more
     often than always preferring the combined text, which the previous question dominates.)
     """
-    hits = await search.search(text, language=language, limit=limit)
+    hits = await search.search(text, language=language, limit=limit, vectors=vectors)
     if _confident(hits, answer_threshold) or not is_short(text, followup_max_words):
         return hits, None
     earlier = await previous()
@@ -180,7 +186,7 @@ class SentimentStage:
 
     async def run(self, turn: Turn) -> None:
         language = turn.language.language if turn.language else None
-        sentiment = await run_blocking(self._analyzer.analyze, turn.inbound.text, language)
+        sentiment = await run_blocking(self._analyzer.analyze, turn.inbound.text, language, turn.vectors)
         earlier = await self._records.recent_sentiments(turn.inbound.conversation_key, turn.inbound.id,
                                                         MOOD_WINDOW - 1)
         turn.sentiment = sentiment

@@ -29,8 +29,9 @@ import numpy as np
 
 from bot.cues import CueDetector, CueReport
 from bot.errors import KefuError
-from knowledge.embeddings import EmbeddingCache
+from knowledge.embeddings import EmbeddingCache, normalize_text
 from knowledge.encoders import Encoder
+from knowledge.search import QueryVectors
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +103,10 @@ def rolling_mood(scores: Sequence[float]) -> float:
 class PolarityBackend(Protocol):
     name: str
 
-    def polarity(self, texts: Sequence[str], languages: Sequence[str | None]) -> list[float]:
-        """Blocking: one score in -1 .. +1 per text."""
+    def polarity(self, texts: Sequence[str], languages: Sequence[str | None],
+                 vectors: Sequence[QueryVectors] | None = None) -> list[float]:
+        """Blocking: one score in -1 .. +1 per text; `vectors` are the texts' own encodings when the
+        turn has them (a backend that needs vectors then encodes nothing)."""
 
 
 class VaderBackend:
@@ -118,7 +121,8 @@ class VaderBackend:
             raise SentimentError("the English sentiment lexicon needs vaderSentiment (pip install vaderSentiment)") from exc
         self._analyzer = SentimentIntensityAnalyzer()
 
-    def polarity(self, texts: Sequence[str], languages: Sequence[str | None]) -> list[float]:
+    def polarity(self, texts: Sequence[str], languages: Sequence[str | None],
+                 vectors: Sequence[QueryVectors] | None = None) -> list[float]:
         return [self._analyzer.polarity_scores(text)["compound"] for text in texts]
 
 
@@ -141,7 +145,8 @@ class SnowNlpBackend:
                 self._snownlp = SnowNLP
             return self._snownlp
 
-    def polarity(self, texts: Sequence[str], languages: Sequence[str | None]) -> list[float]:
+    def polarity(self, texts: Sequence[str], languages: Sequence[str | None],
+                 vectors: Sequence[QueryVectors] | None = None) -> list[float]:
         snow = self._load()
         return [2.0 * snow(text).sentiments - 1.0 if text.strip() else 0.0 for text in texts]
 
@@ -163,7 +168,9 @@ class ExampleBackend:
         if not encoders:
             raise SentimentError("the example classifier needs at least one sentence encoder")
         examples = load_examples()
-        texts = [text for table in examples.values() for label in LABELS for text in table.get(label, [])]
+        # Normalized as a turn's message is before it is encoded (knowledge.search.EncoderSet.encode).
+        texts = [normalize_text(text) for table in examples.values() for label in LABELS
+                 for text in table.get(label, [])]
         labels = [label for table in examples.values() for label in LABELS for _ in table.get(label, [])]
         self._models = []
         for encoder in encoders:
@@ -184,17 +191,22 @@ class ExampleBackend:
             shares = np.ones(len(self._models))
         return shares / shares.sum()
 
-    def polarity(self, texts: Sequence[str], languages: Sequence[str | None]) -> list[float]:
-        return [polarity for polarity, _ in self.polarity_and_neutral(texts, languages)]
+    def polarity(self, texts: Sequence[str], languages: Sequence[str | None],
+                 vectors: Sequence[QueryVectors] | None = None) -> list[float]:
+        return [polarity for polarity, _ in self.polarity_and_neutral(texts, languages, vectors)]
 
-    def polarity_and_neutral(self, texts: Sequence[str], languages: Sequence[str | None]
-                             ) -> list[tuple[float, float]]:
+    def polarity_and_neutral(self, texts: Sequence[str], languages: Sequence[str | None],
+                             vectors: Sequence[QueryVectors] | None = None) -> list[tuple[float, float]]:
         """(P(positive) − P(negative), P(neutral)) per text, mixed over the encoders for its language."""
         if not texts:
             return []
         per_model = []
         for encoder, model, (pos, neg, neutral) in self._models:
-            probs = model.predict_proba(encoder.encode(list(texts)))
+            if vectors is not None and all(encoder.id in v for v in vectors):
+                features = np.stack([v[encoder.id] for v in vectors])
+            else:
+                features = encoder.encode([normalize_text(text) for text in texts])
+            probs = model.predict_proba(features)
             per_model.append(np.stack([probs[:, pos] - probs[:, neg], probs[:, neutral]], axis=1))
         stacked = np.stack(per_model)  # (models, texts, 2)
         results = []
@@ -236,7 +248,8 @@ class TransformersBackend:
         self._values = np.array([label_value(id2label[i]) for i in range(len(id2label))], dtype=np.float32)
         self._lock = threading.Lock()
 
-    def polarity(self, texts: Sequence[str], languages: Sequence[str | None]) -> list[float]:
+    def polarity(self, texts: Sequence[str], languages: Sequence[str | None],
+                 vectors: Sequence[QueryVectors] | None = None) -> list[float]:
         if not texts:
             return []
         with self._lock, self._torch.inference_mode():
@@ -275,8 +288,9 @@ class CombinedBackend:
         self.examples = examples
         self._specialists = specialists  # language → (backend, its weight)
 
-    def polarity(self, texts: Sequence[str], languages: Sequence[str | None]) -> list[float]:
-        judged = self.examples.polarity_and_neutral(texts, languages)
+    def polarity(self, texts: Sequence[str], languages: Sequence[str | None],
+                 vectors: Sequence[QueryVectors] | None = None) -> list[float]:
+        judged = self.examples.polarity_and_neutral(texts, languages, vectors)
         scores = [polarity for polarity, _ in judged]
         for language, (backend, weight) in self._specialists.items():
             picked = [i for i, lang in enumerate(languages) if lang == language]
@@ -295,11 +309,12 @@ class SentimentAnalyzer:
         self.backend = backend
         self.cues = cues
 
-    def analyze(self, text: str, language: str | None) -> Sentiment:
-        return self.analyze_many([text], [language])[0]
+    def analyze(self, text: str, language: str | None, vectors: QueryVectors | None = None) -> Sentiment:
+        return self.analyze_many([text], [language], None if vectors is None else [vectors])[0]
 
-    def analyze_many(self, texts: Sequence[str], languages: Sequence[str | None]) -> list[Sentiment]:
-        polarities = self.backend.polarity(texts, languages)
+    def analyze_many(self, texts: Sequence[str], languages: Sequence[str | None],
+                     vectors: Sequence[QueryVectors] | None = None) -> list[Sentiment]:
+        polarities = self.backend.polarity(texts, languages, vectors)
         results = []
         for text, language, polarity in zip(texts, languages, polarities):
             report = self.cues.detect(text, language)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,7 @@ from knowledge.semantic import ANSWER_TRAIN_WEIGHT, CHARS, Phrasing, SemanticInd
 log = logging.getLogger(__name__)
 
 MODES = ("hybrid", "keyword", "semantic")
+QueryVectors = dict[str, np.ndarray]  # encoder id → that encoder's vector of one (normalized) text
 
 
 @dataclass(frozen=True)
@@ -69,13 +70,29 @@ class Query:
     language: str | None
     limit: int
     mode: str
+    vectors: QueryVectors | None = field(default=None, compare=False)  # the text's, when encoded already
 
 
 class EncoderSet:
-    """The loaded encoders; built once, shared across FAQ reloads."""
+    """The loaded encoders; built once, shared across FAQ reloads.
 
-    def __init__(self, encoders: Sequence[Encoder]):
+    A turn encodes its message once, through `encode`: one queue for every caller, so
+    concurrent turns share a batch (encoding 32 texts costs little more than one) and
+    retrieval, sentiment and the follow-up search reuse the same vectors.
+    """
+
+    def __init__(self, encoders: Sequence[Encoder], *, window_ms: float = 3.0, max_batch: int = 64):
         self.encoders = list(encoders)
+        self.queue: MicroBatcher[str, QueryVectors] = MicroBatcher(self._encode_batch, window_ms=window_ms,
+                                                                   max_batch=max_batch)
+
+    async def encode(self, text: str) -> QueryVectors:
+        """Off the event loop, batched with the messages of concurrent turns."""
+        return await self.queue.submit(normalize_text(text))
+
+    def _encode_batch(self, texts: Sequence[str]) -> list[QueryVectors]:
+        matrices = self.encode_many(texts)
+        return [{name: matrix[i] for name, matrix in matrices.items()} for i in range(len(texts))]
 
     @property
     def ids(self) -> list[str]:
@@ -186,14 +203,20 @@ class FaqSearch:
     # -- querying ------------------------------------------------------------------
 
     async def search(self, query: str, *, language: str | None = None, limit: int = 5,
-                     mode: str = "hybrid") -> list[Hit]:
-        """Off the event loop, micro-batched with other questions arriving at the same time."""
+                     mode: str = "hybrid", vectors: QueryVectors | None = None) -> list[Hit]:
+        """Off the event loop, micro-batched with other questions arriving at the same time.
+
+        `vectors` are the query's own from `EncoderSet.encode` when the caller has them already;
+        without them the query is encoded through that same queue.
+        """
         if mode not in MODES:
             raise ValueError(f"unknown search mode '{mode}'")
-        return await self.batcher.submit(Query(query, language, limit, mode))
+        if vectors is None and mode != "keyword" and self._semantic is not None and self._encoders is not None:
+            vectors = await self._encoders.encode(query)
+        return await self.batcher.submit(Query(query, language, limit, mode, vectors))
 
     def search_many(self, queries: Sequence[Query]) -> list[list[Hit]]:
-        """Blocking: encode and score all questions as one batch, then rank each."""
+        """Blocking: encode (those not encoded yet) and score all questions as one batch, then rank each."""
         for query in queries:
             if query.mode not in MODES:
                 raise ValueError(f"unknown search mode '{query.mode}'")
@@ -205,7 +228,7 @@ class FaqSearch:
         scores: list[SemanticScores | None] = [None] * len(queries)
         wanted = [i for i, q in enumerate(queries) if q.mode != "keyword"] if semantic is not None else []
         if semantic is not None and wanted:
-            vectors = self.encode_queries([queries[i].text for i in wanted])
+            vectors = self._query_vectors([queries[i] for i in wanted])
             lexical = [queries[i].mode == "hybrid" and self._lexical(queries[i].language) for i in wanted]
             for i, score in zip(wanted, semantic.scores_many([queries[i].text for i in wanted], vectors, lexical)):
                 scores[i] = score
@@ -222,6 +245,18 @@ class FaqSearch:
         if self._encoders is None:
             return {}
         return self._encoders.encode_many([normalize_text(q) for q in queries])
+
+    def _query_vectors(self, queries: Sequence[Query]) -> dict[str, np.ndarray]:
+        """One (n, dim) matrix per encoder: the vectors the queries carry, the others encoded now."""
+        missing = [i for i, query in enumerate(queries) if query.vectors is None]
+        if len(missing) == len(queries):
+            return self.encode_queries([query.text for query in queries])
+        encoded = self.encode_queries([queries[i].text for i in missing]) if missing else {}
+        rows = {i: n for n, i in enumerate(missing)}
+        assert self._encoders is not None
+        return {name: np.vstack([encoded[name][rows[i]] if i in rows else queries[i].vectors[name]
+                                 for i in range(len(queries))])
+                for name in self._encoders.ids}
 
     def _lexical(self, language: str | None) -> bool:
         """Keywords and character n-grams only count within the languages the FAQ is written in."""

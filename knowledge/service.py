@@ -44,7 +44,7 @@ def load_encoders(config: Config) -> EncoderSet | None:
         return None
     spec = EncoderSpec(names=search.encoders, transformers_model=search.transformers_model,
                        transformers_prefix=search.transformers_prefix, threads=search.threads)
-    return EncoderSet(build_encoders(spec))
+    return EncoderSet(build_encoders(spec), window_ms=search.batch_window_ms, max_batch=search.max_batch)
 
 
 def load_faq(config: Config) -> FaqBase:

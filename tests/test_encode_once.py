@@ -1,0 +1,62 @@
+"""Each shopper message is encoded once per encoder per turn, through the shared batching queue."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import numpy as np
+from conftest import ask, stored_meta
+
+from bot.app import KefuApp
+from knowledge.embeddings import normalize_text
+
+
+def count_encodings(app: KefuApp) -> dict[str, Counter[str]]:
+    """Record every text each loaded encoder is asked to encode, from now on."""
+    assert app.knowledge.encoders is not None
+    seen: dict[str, Counter[str]] = {}
+    for encoder in app.knowledge.encoders.encoders:
+        texts: Counter[str] = Counter()
+        real = encoder.encode
+
+        def encode(batch, real=real, texts=texts):
+            texts.update(batch)
+            return real(batch)
+
+        encoder.encode = encode  # type: ignore[method-assign]
+        seen[encoder.id] = texts
+    return seen
+
+
+async def test_a_turn_encodes_the_message_once_per_encoder_for_retrieval_and_sentiment(app: KefuApp):
+    seen = count_encodings(app)
+    messages = ["where is my order?? its been 2 weeks", "运费多少钱？", "Wie lange dauert der Versand nach Deutschland?"]
+    for number, text in enumerate(messages):
+        meta = stored_meta(app, await ask(app, text, conversation=f"once-{number}"))
+        assert meta["retrieval"] and "sentiment" in meta  # both stages ran on the vectors
+    assert len(seen) == 2
+    for encoder_id, texts in seen.items():
+        for text in messages:
+            assert texts[normalize_text(text)] == 1, f"{encoder_id} encoded {text!r} {texts[normalize_text(text)]} times"
+
+
+async def test_a_short_follow_up_encodes_the_combined_text_once_and_the_message_once(app: KefuApp):
+    await ask(app, "my payment failed", conversation="follow")
+    seen = count_encodings(app)
+    meta = stored_meta(app, await ask(app, "why?", conversation="follow"))
+    assert meta.get("context", {}).get("previous") == "my payment failed"
+    for texts in seen.values():
+        assert texts["why?"] == 1 and texts["my payment failed why?"] == 1
+
+
+async def test_concurrent_messages_share_one_encoding_batch(app: KefuApp):
+    encoders = app.knowledge.encoders
+    assert encoders is not None
+    batches_before = encoders.queue.batches
+    texts = [f"do you ship to country number {n}?" for n in range(8)]
+    vectors = await asyncio.gather(*(encoders.encode(text) for text in texts))
+    assert encoders.queue.batches == batches_before + 1
+    alone = await encoders.encode(texts[3])
+    for encoder_id in encoders.ids:
+        assert np.allclose(vectors[3][encoder_id], alone[encoder_id], atol=1e-5)
