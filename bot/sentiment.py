@@ -29,6 +29,7 @@ import numpy as np
 
 from bot.cues import CueDetector, CueReport
 from bot.errors import KefuError
+from bot.sentiment_models import cache_model, examples_key, find_model, train
 from knowledge.embeddings import EmbeddingCache, normalize_text
 from knowledge.encoders import Encoder
 from knowledge.search import QueryVectors
@@ -163,22 +164,21 @@ class ExampleBackend:
     name = "embeddings"
 
     def __init__(self, encoders: Sequence[Encoder], cache_dir: Path | None = None):
-        from sklearn.linear_model import LogisticRegression
-
         if not encoders:
             raise SentimentError("the example classifier needs at least one sentence encoder")
-        examples = load_examples()
-        # Normalized as a turn's message is before it is encoded (knowledge.search.EncoderSet.encode).
-        texts = [normalize_text(text) for table in examples.values() for label in LABELS
-                 for text in table.get(label, [])]
-        labels = [label for table in examples.values() for label in LABELS for _ in table.get(label, [])]
+        texts, labels = example_texts()
+        key = examples_key(texts, labels)
         self._models = []
         for encoder in encoders:
-            # Cached like the FAQ's vectors: a restart encodes only examples that changed.
-            vectors = (EmbeddingCache(cache_dir, encoder).embed(texts) if cache_dir is not None
-                       else encoder.encode(texts))
-            model = LogisticRegression(C=2.0, max_iter=3000, class_weight="balanced").fit(vectors, labels)
-            classes = list(model.classes_)
+            # Shipped for the default encoders; otherwise trained once and cached like the FAQ's vectors.
+            model = find_model(encoder.id, key, cache_dir)
+            if model is None:
+                vectors = (EmbeddingCache(cache_dir, encoder).embed(texts) if cache_dir is not None
+                           else encoder.encode(texts))
+                model = train(vectors, labels)
+                if cache_dir is not None:
+                    cache_model(encoder.id, key, cache_dir, model)
+            classes = [str(c) for c in model.classes]
             columns = (classes.index("positive"), classes.index("negative"), classes.index("neutral"))
             self._models.append((encoder, model, columns))
         self.examples = len(texts)
@@ -206,7 +206,7 @@ class ExampleBackend:
                 features = np.stack([v[encoder.id] for v in vectors])
             else:
                 features = encoder.encode([normalize_text(text) for text in texts])
-            probs = model.predict_proba(features)
+            probs = model.probabilities(features)
             per_model.append(np.stack([probs[:, pos] - probs[:, neg], probs[:, neutral]], axis=1))
         stacked = np.stack(per_model)  # (models, texts, 2)
         results = []
@@ -217,6 +217,14 @@ class ExampleBackend:
 
 
 LABELS = ("negative", "neutral", "positive")
+
+
+def example_texts() -> tuple[list[str], list[str]]:
+    """The example messages, normalized as a turn's message is before it is encoded, and their labels."""
+    examples = load_examples()
+    texts = [normalize_text(text) for table in examples.values() for label in LABELS for text in table.get(label, [])]
+    labels = [label for table in examples.values() for label in LABELS for _ in table.get(label, [])]
+    return texts, labels
 
 
 def load_examples() -> dict[str, dict[str, list[str]]]:

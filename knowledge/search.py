@@ -23,6 +23,7 @@ import numpy as np
 
 from knowledge.batcher import MicroBatcher
 from knowledge.calibration import Calibration, calibrate, semantic_mean, top_features
+from knowledge.classifier_cache import classifier_key, load_trained, save_trained
 from knowledge.embeddings import EmbeddingCache, normalize_text, text_key
 from knowledge.encoders import Encoder
 from knowledge.faq import FaqBase, FaqEntry
@@ -127,6 +128,7 @@ class FaqSearch:
         self._semantic: SemanticIndex | None = None
         self.calibration: Calibration | None = None
         self.encoded_at_open = 0  # texts that had to be encoded (0 when the cache had them all)
+        self.trained_at_open = False  # whether the classifiers had to be trained (not cached yet)
         self._keyword_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kefu-keyword")
         self.batcher: MicroBatcher[Query, list[Hit]] = MicroBatcher(
             self.search_many, window_ms=self.settings.batch_window_ms, max_batch=self.settings.max_batch
@@ -174,13 +176,21 @@ class FaqSearch:
         if not train:
             log.info("search.classifier_skipped entries=%d max=%d (nearest-neighbour scores instead)",
                      len(self.faq.entries), self.settings.classifier_max_entries)
-        return SemanticIndex(
+        folder = self._index_dir / "classifiers"
+        key = classifier_key(phrasings, encoders.ids)
+        cached = load_trained(folder, key) if train else None
+        semantic = SemanticIndex(
             phrasings=phrasings,
             vectors=vectors,
             entry_ids=[entry.id for entry in self.faq.entries],
             train_classifier=train,
             answer_weight=self.settings.answer_weight,
+            trained=cached,
         )
+        self.trained_at_open = cached is None and semantic.trained is not None
+        if self.trained_at_open:
+            save_trained(folder, key, semantic.trained)
+        return semantic
 
     @property
     def keyword_directory(self) -> Path | None:

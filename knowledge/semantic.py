@@ -15,6 +15,7 @@ import logging
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -69,6 +70,15 @@ class LinearModel:
 
 
 @dataclass(frozen=True)
+class TrainedModels:
+    """What training learns from the phrasings: one model per encoder, and the character n-gram
+    vectorizer with its model (None for an FAQ with fewer than two entries that have questions)."""
+
+    embedding: dict[str, LinearModel]
+    chars: tuple[Any, LinearModel] | None
+
+
+@dataclass(frozen=True)
 class SemanticScores:
     """Per entry (aligned with `SemanticIndex.entry_ids`)."""
 
@@ -88,6 +98,7 @@ class SemanticIndex:
         entry_ids: Sequence[str],
         train_classifier: bool,
         answer_weight: float,
+        trained: TrainedModels | None = None,
     ):
         self.phrasings = list(phrasings)
         self.entry_ids = list(entry_ids)
@@ -101,8 +112,15 @@ class SemanticIndex:
         self._char = None
         self._answer_weight = answer_weight
         self.classifier = train_classifier and len(set(self._owner.tolist())) >= 2
-        if self.classifier:
+        if self.classifier and trained is not None:  # learnt earlier from these same phrasings and vectors
+            self._models, self._char = dict(trained.embedding), trained.chars
+        elif self.classifier:
             self._train()
+
+    @property
+    def trained(self) -> TrainedModels | None:
+        """The classifiers, to cache (None when the index ranks by nearest neighbours)."""
+        return TrainedModels(dict(self._models), self._char) if self.classifier else None
 
     def restricted(self, keep: Sequence[bool]) -> SemanticIndex:
         """Blocking: the same index trained on the kept phrasings only (cross-validation); every entry

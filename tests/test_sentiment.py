@@ -194,3 +194,47 @@ def test_transformers_backend_names_a_model_it_cannot_load(tmp_path):
 
     with pytest.raises(SentimentError, match="cannot load sentiment model"):
         build_backend("transformers", languages=LANGUAGES, encoders=[], transformers_model=str(tmp_path / "none"))
+
+
+# -- the shipped example classifiers ----------------------------------------------------------
+
+def test_the_shipped_classifiers_match_the_examples_and_the_default_encoders(encoders):
+    from bot.sentiment import example_texts
+    from bot.sentiment_models import examples_key, shipped_models
+
+    shipped = shipped_models()
+    assert shipped["examples"] == examples_key(*example_texts()), \
+        "the examples changed: run .venv/bin/python -m bot.sentiment_models"
+    assert set(shipped["models"]) == {encoder.id for encoder in encoders}
+
+
+def test_with_the_shipped_classifiers_no_example_is_encoded_or_trained(encoders, tmp_path, monkeypatch):
+    import bot.sentiment_models as models
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a shipped classifier was trained again")
+
+    monkeypatch.setattr(models, "train", no_training)
+    monkeypatch.setattr("bot.sentiment.train", no_training)
+    counted: list[int] = []
+    for encoder in encoders:
+        real = encoder.encode
+        monkeypatch.setattr(encoder, "encode", lambda texts, real=real: counted.append(len(texts)) or real(texts))
+    backend = ExampleBackend(encoders, tmp_path / "cache")
+    assert counted == [] and not (tmp_path / "cache").exists()
+    [(angry, _), (calm, _)] = backend.polarity_and_neutral(
+        ["this is the worst shop ever, I want my money back NOW", "thank you, that was really helpful"], ["en", "en"])
+    assert angry < -0.3 < 0.3 < calm
+    assert len(counted) == len(encoders)  # the two messages, once per encoder
+
+
+def test_an_encoder_without_a_shipped_classifier_trains_once_and_caches_it(encoders, tmp_path, monkeypatch):
+    import bot.sentiment_models as models
+
+    monkeypatch.setattr(models, "shipped_models", lambda: {"examples": "other", "models": {}})
+    first = ExampleBackend(encoders[:1], tmp_path / "cache")
+    assert len(list((tmp_path / "cache").glob("model-*.json"))) == 1
+    monkeypatch.setattr("bot.sentiment.train", lambda *a, **k: (_ for _ in ()).throw(AssertionError("retrained")))
+    again = ExampleBackend(encoders[:1], tmp_path / "cache")
+    texts = ["where is my parcel", "I am furious, nobody answers my emails"]
+    assert again.polarity(texts, ["en", "en"]) == pytest.approx(first.polarity(texts, ["en", "en"]), abs=1e-6)
