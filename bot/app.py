@@ -52,6 +52,7 @@ from bot.llm import GenerationBackend, build_generator
 from bot.llm_responder import GroundedResponder
 from bot.responder import ExtractiveResponder, Responder
 from bot.sentiment import SentimentAnalyzer, build_backend
+from bot.warmup import warm_up
 from bot.store import Store
 from bot.texts import Texts
 from bot.translation import AnswerTranslator
@@ -122,6 +123,8 @@ class KefuApp:
         self._started_at = time.time()
         self._running = False
         self._stopped = False
+        self.warming_up: asyncio.Task[float] | None = None  # loading lazy models after start (bot/warmup.py)
+        self.analyzer: SentimentAnalyzer | None = None
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -138,7 +141,7 @@ class KefuApp:
                 raise ConfigError(config.path, "retrieval.top_topics",
                                   f"item {index + 1} '{topic}' is not an FAQ id in {config.knowledge.faq_dir}")
         detector = await run_blocking(LanguageDetector.from_config, config)
-        analyzer = await run_blocking(self._sentiment_analyzer)
+        analyzer = self.analyzer = await run_blocking(self._sentiment_analyzer)
         responder, translator = await self._responder(texts, detector)
         encoder = self._sentence_encoder()
         self.insights = InsightsService(self.store, timezone=ZoneInfo(config.console.timezone),
@@ -221,6 +224,8 @@ class KefuApp:
         if self.http is not None:
             await self.http.start()
         self._running = True
+        # Once listening: the warm-up would otherwise compete with the start for the two cores.
+        self.warming_up = asyncio.create_task(run_blocking(warm_up, detector, analyzer), name="kefu-warm-up")
         await self._dispatcher.recover()
 
     async def stop(self) -> None:
@@ -245,6 +250,11 @@ class KefuApp:
             await worker.stop()
         if self._generator is not None:
             await self._generator.stop()
+        if self.warming_up is not None:  # a thread cannot be interrupted: let it finish (seconds at most)
+            try:
+                await self.warming_up
+            except Exception as exc:  # a backend that fails here fails on the first message too, and says so there
+                log.warning("app.warm_up_failed (%s: %s)", type(exc).__name__, exc)
         await self.knowledge.stop()
         await self.store.close()
         log.info("app.stopped")

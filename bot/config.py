@@ -378,7 +378,7 @@ def _build(root: _Table, path: Path, environ: Mapping[str, str]) -> Config:
         transformers_model=transformers_model,
         transformers_prefix=search_t.str("transformers_prefix", ""),
         threads=search_t.int("threads", 2, 1, 64),
-        batch_window_ms=search_t.float("batch_window_ms", 3.0, 0.0, 1000.0),
+        batch_window_ms=search_t.float("batch_window_ms", 0.0, 0.0, 1000.0),
         max_batch=search_t.int("max_batch", 64, 1, 4096),
         classifier_max_entries=search_t.int("classifier_max_entries", 3000, 0, 1_000_000),
         keyword_weight=search_t.float("keyword_weight", 0.5, 0.0, 10.0),

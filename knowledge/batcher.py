@@ -1,9 +1,12 @@
-"""Micro-batching: requests arriving within a few milliseconds are processed in one blocking call.
+"""Micro-batching: requests arriving together are processed in one blocking call.
 
 Encoding 32 questions in one call costs little more than encoding one, and one
 thread working through a batch beats many threads fighting over two cores and
-the GIL, so concurrent turns share a batch, run off the event loop. Under light
-load the wait is at most `window_ms`.
+the GIL, so concurrent turns share a batch, run off the event loop. The batching
+is work-conserving: when nothing is being processed a request goes at once (after
+`window_ms`, 0 by default, for company), and requests arriving while a batch runs
+gather and go together the moment it ends. A lone shopper waits for no timer; under
+load the batches grow by themselves.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ class MicroBatcher(Generic[T, R]):
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._running = 0  # batches being processed
         self.batches = 0  # how many blocking calls were made (for benchmarks)
         self.items = 0
 
@@ -39,7 +43,7 @@ class MicroBatcher(Generic[T, R]):
         self._pending.append((item, future))
         if len(self._pending) >= self._max_batch:
             self._flush()
-        elif self._timer is None:
+        elif self._timer is None and not self._running:  # while a batch runs, wait for it to end
             self._timer = asyncio.get_running_loop().call_later(self._window, self._flush)
         return await future
 
@@ -56,6 +60,7 @@ class MicroBatcher(Generic[T, R]):
     async def _run(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         self.batches += 1
         self.items += len(batch)
+        self._running += 1
         try:
             results = await run_blocking(self._process, [item for item, _ in batch])
         except Exception as exc:  # every waiter gets the error, none hangs
@@ -63,6 +68,10 @@ class MicroBatcher(Generic[T, R]):
                 if not future.done():
                     future.set_exception(exc)
             return
+        finally:
+            self._running -= 1
+            if self._pending and not self._running and self._timer is None:
+                self._flush()  # what gathered while this batch ran
         for (_, future), result in zip(batch, results):
             if not future.done():
                 future.set_result(result)

@@ -61,7 +61,7 @@ class SearchSettings:
     classifier_max_entries: int = 3000
     answer_weight: float = 0.85  # a match on an answer counts less than one on a question
     keyword_weight: float = 0.5  # weight of the keyword confidence next to each classifier
-    batch_window_ms: float = 3.0
+    batch_window_ms: float = 0.0
     max_batch: int = 64
 
 
@@ -82,7 +82,7 @@ class EncoderSet:
     retrieval, sentiment and the follow-up search reuse the same vectors.
     """
 
-    def __init__(self, encoders: Sequence[Encoder], *, window_ms: float = 3.0, max_batch: int = 64):
+    def __init__(self, encoders: Sequence[Encoder], *, window_ms: float = 0.0, max_batch: int = 64):
         self.encoders = list(encoders)
         self.queue: MicroBatcher[str, QueryVectors] = MicroBatcher(self._encode_batch, window_ms=window_ms,
                                                                    max_batch=max_batch)

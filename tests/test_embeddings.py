@@ -118,6 +118,27 @@ async def test_batcher_splits_at_max_batch(use):
     np.testing.assert_allclose(results[-1], use.encode([QUESTIONS[-1]])[0], atol=1e-5)
 
 
+async def test_batcher_sends_a_lone_request_at_once_and_gathers_those_arriving_while_it_runs():
+    import time
+
+    sizes: list[int] = []
+
+    def slow(texts: Sequence[str]) -> list[int]:
+        sizes.append(len(texts))
+        time.sleep(0.3)
+        return [len(t) for t in texts]
+
+    batcher = MicroBatcher(slow, window_ms=0, max_batch=64)
+    first = asyncio.ensure_future(batcher.submit("alone"))
+    await asyncio.sleep(0.05)
+    assert sizes == [1]  # went without waiting for company
+    later = [asyncio.ensure_future(batcher.submit(f"text {n}")) for n in range(5)]
+    await asyncio.sleep(0.05)
+    assert sizes == [1]  # the five wait for the running batch
+    assert await first == 5 and await asyncio.gather(*later) == [6] * 5
+    assert sizes == [1, 5]
+
+
 def length_or_fail(texts: Sequence[str]) -> np.ndarray:
     """A real encode function: one number per text, and a ValueError for a text it refuses."""
     if "poison" in texts:

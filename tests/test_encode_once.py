@@ -60,3 +60,15 @@ async def test_concurrent_messages_share_one_encoding_batch(app: KefuApp):
     alone = await encoders.encode(texts[3])
     for encoder_id in encoders.ids:
         assert np.allclose(vectors[3][encoder_id], alone[encoder_id], atol=1e-5)
+
+
+
+async def test_start_loads_the_lazy_models_in_the_background_before_a_first_message(app: KefuApp):
+    """snownlp (~4 s) and lingua's models used to load on the first message; now right after start."""
+    from bot.sentiment import CombinedBackend
+
+    assert app.warming_up is not None
+    assert await asyncio.wait_for(asyncio.shield(app.warming_up), timeout=120) > 0
+    assert app.analyzer is not None and isinstance(app.analyzer.backend, CombinedBackend)
+    snow, _ = app.analyzer.backend._specialists["zh"]
+    assert snow._snownlp is not None  # loaded before any Chinese message arrived
