@@ -128,7 +128,8 @@ class VaderBackend:
 
 
 class SnowNlpBackend:
-    """Chinese: snownlp's classifier, trained on shopping reviews. Imported on first use (~4 s)."""
+    """Chinese: snownlp's classifier, trained on shopping reviews. Imported on first use (~4 s), which
+    bot/warmup.py makes happen right after start."""
 
     name = "snownlp"
 
