@@ -6,16 +6,25 @@ CONFIG ?= examples/sample-shop/kefu.toml
 
 .PHONY: run chat test install browser clean
 
-# constraints.txt pins torch to the CPU build these machines carry, for the day a
+# Serving needs only kefu's own dependencies; the test tools, transformers and torch (~1.5 GB) come
+# with `make test`. constraints.txt pins torch to the CPU build these machines carry, for the day a
 # dependency asks for torch; users installing kefu elsewhere are not pinned.
-$(VENV)/.installed: pyproject.toml constraints.txt
+PIP := $(BIN)/pip install --disable-pip-version-check --progress-bar on -c constraints.txt
+
+$(VENV)/.serving: pyproject.toml constraints.txt
+	@echo "== installing kefu's serving dependencies into $(VENV) (first run: a minute or two) =="
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,transformers]'
+	$(PIP) -e .
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.serving
+	@echo "== installing the test tools and the transformers extra into $(VENV) =="
+	$(PIP) -e '.[test,transformers]'
 	touch $@
 
 install: $(VENV)/.installed
 
-run: install
+run: $(VENV)/.serving
 	@echo ""
 	@echo "Serving the sample shop 'Lantern Lane'. In another terminal, try:"
 	@echo "  curl -s http://127.0.0.1:8080/v1/messages -H 'Authorization: Bearer sample-shop-token-change-me' \\"
@@ -27,7 +36,7 @@ run: install
 	@echo ""
 	$(BIN)/kefu serve --config $(CONFIG) $(if $(KEFU_TELEGRAM_TOKEN),--telegram)
 
-chat: install
+chat: $(VENV)/.serving
 	$(BIN)/kefu chat --config $(CONFIG)
 
 # The web console's browser tests drive Debian's chromium through Playwright (Playwright's own
