@@ -253,6 +253,9 @@ async def serve(config: Config) -> int:
 
 async def chat(config: Config, *, user: str | None, show_why: bool) -> int:
     options = {"console": {"user": user, "show_why": show_why}}
+    # Starting takes seconds warm and ~20 s on a new FAQ (encoding it shows a progress bar): say so.
+    print(f"kefu: loading the FAQ in {config.knowledge.faq_dir} and the sentence encoders…", file=sys.stderr,
+          flush=True)
     async with KefuApp(config, channels=["console"], serve_http=False, adapter_options=options) as app:
         await app.run_until(asyncio.Event())
     return 0

@@ -240,6 +240,7 @@ def test_chat_after_a_handoff_says_a_person_answers_and_bot_goes_back_to_the_bot
     assert "A person will reply here shortly." in first.stdout
     later = kefu("chat", "-c", str(config_path), "--user", "lea", stdin="/bot\nhow long does shipping take?\n")
     assert later.returncode == 0, later.stderr
+    assert "kefu: loading the FAQ in" in later.stderr  # not silent while it loads
     out = later.stdout
     # Said at start, before anything is typed: otherwise every later chat of this login seems dead.
     assert "This conversation ('lea') is waiting for a person from Test Shop's team" in out.split("you> ")[0]
