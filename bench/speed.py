@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import datetime
 import json
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -30,7 +30,7 @@ import aiohttp
 from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from shoppers import DATA, REPO, RESULTS, SAMPLE_CONFIG, git_commit, kefu_serve, shop_config  # noqa: E402
+from shoppers import DATA, REPO, RESULTS, SAMPLE_CONFIG, git_commit, kefu_serve, set_key, shop_config  # noqa: E402
 
 sys.path.insert(0, str(REPO))
 from bot.config import load_config  # noqa: E402
@@ -42,8 +42,6 @@ LOAD_FLOOR = ("from knowledge.encoders import EncoderSpec, build_encoders\n"
 
 
 def messages() -> list[str]:
-    import csv
-
     with DATA.open(encoding="utf-8", newline="") as handle:
         return [row["text"] for row in csv.DictReader(handle)]
 
@@ -125,7 +123,8 @@ def main() -> int:
     work.mkdir(parents=True)
     config_path, port = shop_config(SAMPLE_CONFIG, work, load_config(SAMPLE_CONFIG).knowledge.faq_dir)
     # shop_config points the index at the shoppers bench's shared folder; a cold start needs its own.
-    text = config_path.read_text(encoding="utf-8").replace(str(RESULTS / "shoppers" / "index"), str(work / "index"))
+    text = set_key(config_path.read_text(encoding="utf-8"), "storage", "index_dir",
+                   json.dumps((work / "index").as_posix()))
     config_path.write_text(text, encoding="utf-8")
     config = load_config(config_path)
     assert config.storage.index_dir == work / "index", config.storage.index_dir
@@ -188,5 +187,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    with tempfile.TemporaryDirectory():
-        raise SystemExit(main())
+    raise SystemExit(main())

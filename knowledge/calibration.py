@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from knowledge.index_folders import write_atomically
 from knowledge.semantic import SemanticIndex
 
 log = logging.getLogger(__name__)
@@ -181,16 +181,8 @@ def calibrate(index: SemanticIndex, cache_dir: Path, key: str) -> Calibration | 
              calibration.examples, calibration.right_share,
              ",".join(f"{name}={w:.2f}" for name, w in zip(FEATURES, calibration.weights)),
              calibration.intercept, time.perf_counter() - started)
-    _write_atomically(path, json.dumps(asdict(calibration)))
+    write_atomically(path, json.dumps(asdict(calibration)))
     return calibration
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Several kefu processes may share the index folder: each writes aside and renames."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
 
 
 def quiz_summary(calibration: Calibration | None, answer_threshold: float, suggest_threshold: float) -> Sequence[str]:

@@ -10,12 +10,12 @@ as trusted as the FAQ folder; one that cannot be read is logged and trained agai
 from __future__ import annotations
 
 import logging
-import os
 import pickle
 from collections.abc import Sequence
 from pathlib import Path
 
 from knowledge.embeddings import text_key
+from knowledge.index_folders import write_atomically
 from knowledge.semantic import ANSWER_TRAIN_WEIGHT, CHAR_C, CHAR_PARAMETER_BUDGET, SEMANTIC_C, Phrasing, TrainedModels
 
 log = logging.getLogger(__name__)
@@ -53,13 +53,9 @@ def load_trained(folder: Path, key: str) -> TrainedModels | None:
 
 
 def save_trained(folder: Path, key: str, trained: TrainedModels) -> None:
-    """Blocking: several kefu processes may share the index folder, so each writes aside and renames."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """Blocking: write the classifiers (atomically: other processes may share the folder) and prune."""
     path = folder / f"{key}.pkl"
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with temporary.open("wb") as handle:
-        pickle.dump(trained, handle, protocol=pickle.HIGHEST_PROTOCOL)
-    os.replace(temporary, path)
+    write_atomically(path, pickle.dumps(trained, protocol=pickle.HIGHEST_PROTOCOL))
     _prune(folder, keep=path)
 
 

@@ -177,7 +177,7 @@ class FaqSearch:
             log.info("search.classifier_skipped entries=%d max=%d (nearest-neighbour scores instead)",
                      len(self.faq.entries), self.settings.classifier_max_entries)
         folder = self._index_dir / "classifiers"
-        key = classifier_key(phrasings, encoders.ids)
+        key = classifier_key(phrasings, encoders.ids) if train else ""
         cached = load_trained(folder, key) if train else None
         semantic = SemanticIndex(
             phrasings=phrasings,

@@ -229,9 +229,7 @@ def test_with_the_shipped_classifiers_no_example_is_encoded_or_trained(encoders,
 
 
 def test_an_encoder_without_a_shipped_classifier_trains_once_and_caches_it(encoders, tmp_path, monkeypatch):
-    import bot.sentiment_models as models
-
-    monkeypatch.setattr(models, "shipped_models", lambda: {"examples": "other", "models": {}})
+    monkeypatch.setattr("bot.sentiment.shipped_models", lambda: {"examples": "other", "models": {}})
     first = ExampleBackend(encoders[:1], tmp_path / "cache")
     assert len(list((tmp_path / "cache").glob("model-*.json"))) == 1
     monkeypatch.setattr("bot.sentiment.train", lambda *a, **k: (_ for _ in ()).throw(AssertionError("retrained")))
