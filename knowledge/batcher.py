@@ -3,10 +3,13 @@
 Encoding 32 questions in one call costs little more than encoding one, and one
 thread working through a batch beats many threads fighting over two cores and
 the GIL, so concurrent turns share a batch, run off the event loop. The batching
-is work-conserving: when nothing is being processed a request goes at once (after
-`window_ms`, 0 by default, for company), and requests arriving while a batch runs
-gather and go together the moment it ends. A lone shopper waits for no timer; under
-load the batches grow by themselves.
+is work-conserving: while fewer than `parallel` batches run, a request goes at once
+(after `window_ms`, 0 by default, for company); requests arriving while every worker
+is busy gather and go the moment one is free. A lone shopper waits for no timer; under
+load the batches grow by themselves. With several workers the gathered requests are
+shared out (a worker takes 1/`parallel` of them, at most `max_batch`), so one worker does
+not take a wave of 60 while the other takes the one straggler: the workers then stay
+busy in turn instead of in lockstep, and the turns behind a batch overlap with the next.
 """
 
 from __future__ import annotations
@@ -27,23 +30,27 @@ R = TypeVar("R")
 class MicroBatcher(Generic[T, R]):
     """`process` gets a list of items and returns one result per item, in order."""
 
-    def __init__(self, process: Callable[[Sequence[T]], Sequence[R]], *, window_ms: float, max_batch: int):
+    def __init__(self, process: Callable[[Sequence[T]], Sequence[R]], *, window_ms: float, max_batch: int,
+                 parallel: int = 1):
         self._process = process
         self._window = window_ms / 1000.0
         self._max_batch = max_batch
+        self._parallel = parallel
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._running = 0  # batches being processed
+        self._running = 0  # batches being processed, at most `parallel`
         self.batches = 0  # how many blocking calls were made (for benchmarks)
         self.items = 0
 
     async def submit(self, item: T) -> R:
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._pending.append((item, future))
+        if self._running >= self._parallel:
+            return await future  # goes with the next batch, the moment a running one ends
         if len(self._pending) >= self._max_batch:
             self._flush()
-        elif self._timer is None and not self._running:  # while a batch runs, wait for it to end
+        elif self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self._window, self._flush)
         return await future
 
@@ -51,8 +58,11 @@ class MicroBatcher(Generic[T, R]):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        batch, self._pending = self._pending, []
-        if batch:
+        # A share for each worker, busy ones included: they are free again soon.
+        share = min(self._max_batch, -(-len(self._pending) // self._parallel))
+        while self._pending and self._running < self._parallel:
+            batch, self._pending = self._pending[:share], self._pending[share:]
+            self._running += 1
             task = asyncio.create_task(self._run(batch))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -60,7 +70,6 @@ class MicroBatcher(Generic[T, R]):
     async def _run(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         self.batches += 1
         self.items += len(batch)
-        self._running += 1
         try:
             results = await run_blocking(self._process, [item for item, _ in batch])
         except Exception as exc:  # every waiter gets the error, none hangs
@@ -70,8 +79,7 @@ class MicroBatcher(Generic[T, R]):
             return
         finally:
             self._running -= 1
-            if self._pending and not self._running and self._timer is None:
-                self._flush()  # what gathered while this batch ran
+            self._flush()  # what gathered while this batch ran
         for (_, future), result in zip(batch, results):
             if not future.done():
                 future.set_result(result)

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from knowledge.encoders import Encoder
+from knowledge.encoders import Encoder, encode_chunks
 
 log = logging.getLogger(__name__)
 
 _NUMBERS = re.compile(r"\d+")
-ENCODE_CHUNK = 256
+ENCODE_CHUNK = 64  # per call; the encoder's parallel workers each take one
 PRUNE_ABOVE = 20_000  # cached texts kept beyond the current FAQ's before pruning
 
 
@@ -87,9 +87,9 @@ class EmbeddingCache:
         self.encoded_last = len(missing)
         if missing:
             progress = Progress(progress_label or f"encoding ({self.encoder.id})", len(missing))
-            for start in range(0, len(missing), ENCODE_CHUNK):
-                chunk = missing[start:start + ENCODE_CHUNK]
-                for text, vector in zip(chunk, self.encoder.encode(chunk)):
+            chunks = [missing[start:start + ENCODE_CHUNK] for start in range(0, len(missing), ENCODE_CHUNK)]
+            for chunk, vectors in zip(chunks, encode_chunks(self.encoder, chunks)):
+                for text, vector in zip(chunk, vectors):
                     self._vectors[text_key(text)] = vector
                 progress.advance(len(chunk))
             self._save(set(keys))

@@ -25,7 +25,7 @@ from knowledge.batcher import MicroBatcher
 from knowledge.calibration import Calibration, calibrate, semantic_mean, top_features
 from knowledge.classifier_cache import classifier_key, load_trained, save_trained
 from knowledge.embeddings import EmbeddingCache, normalize_text, text_key
-from knowledge.encoders import Encoder
+from knowledge.encoders import Encoder, encode_chunks
 from knowledge.faq import FaqBase, FaqEntry
 from knowledge.index_folders import sweep
 from knowledge.keyword import QUESTION, KeywordHit, KeywordIndex
@@ -79,33 +79,34 @@ class EncoderSet:
 
     A turn encodes its message once, through `encode`: one queue for every caller, so
     concurrent turns share a batch (encoding 32 texts costs little more than one) and
-    retrieval, sentiment and the follow-up search reuse the same vectors.
+    retrieval, sentiment and the follow-up search reuse the same vectors. Up to
+    `workers` batches run side by side (the most any encoder allows at once), each
+    encoder call on one core; bulk encoding (`encode_many`) splits its chunks over them.
     """
 
     def __init__(self, encoders: Sequence[Encoder], *, window_ms: float = 0.0, max_batch: int = 64):
         self.encoders = list(encoders)
+        self.workers = max((e.parallel for e in self.encoders), default=1)
         self.queue: MicroBatcher[str, QueryVectors] = MicroBatcher(self._encode_batch, window_ms=window_ms,
-                                                                   max_batch=max_batch)
+                                                                   max_batch=max_batch, parallel=self.workers)
 
     async def encode(self, text: str) -> QueryVectors:
         """Off the event loop, batched with the messages of concurrent turns."""
         return await self.queue.submit(normalize_text(text))
 
     def _encode_batch(self, texts: Sequence[str]) -> list[QueryVectors]:
-        matrices = self.encode_many(texts)
+        matrices = {e.id: e.encode(texts) for e in self.encoders}
         return [{name: matrix[i] for name, matrix in matrices.items()} for i in range(len(texts))]
 
     @property
     def ids(self) -> list[str]:
         return [e.id for e in self.encoders]
 
-    def encode_many(self, texts: Sequence[str], chunk: int = 256) -> dict[str, np.ndarray]:
-        """Blocking: one (len(texts), dim) matrix per encoder, encoded in chunks."""
-        return {
-            e.id: np.vstack([e.encode(texts[i:i + chunk]) for i in range(0, len(texts), chunk)])
-            if texts else np.zeros((0, e.dim), dtype=np.float32)
-            for e in self.encoders
-        }
+    def encode_many(self, texts: Sequence[str], chunk: int = 64) -> dict[str, np.ndarray]:
+        """Blocking: one (len(texts), dim) matrix per encoder, `encoder.parallel` chunks at a time."""
+        chunks = [texts[i:i + chunk] for i in range(0, len(texts), chunk)]
+        return {e.id: np.vstack(list(encode_chunks(e, chunks))) if texts else np.zeros((0, e.dim), dtype=np.float32)
+                for e in self.encoders}
 
 
 class FaqSearch:

