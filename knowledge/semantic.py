@@ -103,7 +103,14 @@ class SemanticIndex:
         self.phrasings = list(phrasings)
         self.entry_ids = list(entry_ids)
         self._entry_index = {entry_id: i for i, entry_id in enumerate(self.entry_ids)}
-        self._owner = np.array([self._entry_index[p.entry_id] for p in self.phrasings])
+        self._owner = np.array([self._entry_index[p.entry_id] for p in self.phrasings], dtype=np.int64)
+        # The phrasings grouped by entry (stable), for per-entry maxima in one vectorized pass.
+        self._by_owner = np.argsort(self._owner, kind="stable")
+        grouped = self._owner[self._by_owner]
+        self._group_starts = np.flatnonzero(np.r_[True, grouped[1:] != grouped[:-1]]) if len(grouped) else \
+            np.zeros(0, dtype=np.int64)
+        self._group_entries = grouped[self._group_starts]
+        self._group_sizes = np.diff(np.r_[self._group_starts, len(grouped)])
         self._vectors = vectors
         self._phrase_weight = np.array([1.0 if p.kind == "question" else answer_weight for p in self.phrasings],
                                        dtype=np.float32)
@@ -200,25 +207,36 @@ class SemanticIndex:
                 parts[CHARS][chars] = self._spread(char_model, features)
         else:
             for name, sims in zip(self._vectors, cosines):
-                best = np.full((n_entries, count), -1.0)
-                np.maximum.at(best, self._owner, sims * self._phrase_weight[:, None])
+                best, _ = self._best_per_entry(sims * self._phrase_weight[:, None])
                 weights = np.exp((best - best.max(axis=0)) / NN_TEMPERATURE)
                 parts[name] = (weights / weights.sum(axis=0)).T
+        similarity, nearest = self._best_per_entry(cosine)
         results = []
         for q in range(count):
-            column = cosine[:, q]
-            # The best phrasing of each entry: sort by (entry, cosine) and take each group's last.
-            order = np.lexsort((column, self._owner))
-            owners = self._owner[order]
-            best = order[np.r_[owners[1:] != owners[:-1], True]]
-            similarity = np.full(n_entries, -1.0)
-            similarity[self._owner[best]] = column[best]
-            nearest = np.full(n_entries, -1)
-            nearest[self._owner[best]] = best
             own = {name: part[q] for name, part in parts.items() if not np.isnan(part[q][0])}
             results.append(SemanticScores(
                 parts=own,
-                similarity=similarity,
-                nearest=nearest.tolist(),
+                similarity=similarity[:, q],
+                nearest=nearest[:, q].tolist(),
             ))
         return results
+
+    def _best_per_entry(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """phrasings × queries → (entries × queries) each entry's best value and the phrasing holding it.
+
+        Entries without phrasings get -1 for both. Of equal values the later phrasing wins. One
+        `reduceat` over the phrasings grouped by entry: sorting each query's 40,000 cosines
+        (10,000 entries) was the cost that grew with the FAQ.
+        """
+        n_entries, count = len(self.entry_ids), values.shape[1]
+        best = np.full((n_entries, count), -1.0)
+        nearest = np.full((n_entries, count), -1, dtype=np.int64)
+        if not len(self._group_starts):
+            return best, nearest
+        grouped = values[self._by_owner]
+        maxima = np.maximum.reduceat(grouped, self._group_starts, axis=0)
+        at_max = grouped == np.repeat(maxima, self._group_sizes, axis=0)
+        positions = np.where(at_max, np.arange(len(grouped))[:, None], -1)
+        best[self._group_entries] = maxima
+        nearest[self._group_entries] = self._by_owner[np.maximum.reduceat(positions, self._group_starts, axis=0)]
+        return best, nearest
