@@ -1,4 +1,4 @@
-"""The Haystack side of bench/haystack.py; runs in its own virtual environment (bench/.haystack-venv).
+"""The Haystack side of bench/vs_haystack.py; runs in its own virtual environment (bench/.haystack-venv).
 
     python bench/haystack_side.py WORK.json
 

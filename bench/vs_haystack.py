@@ -1,6 +1,6 @@
 """kefu's retrieval next to a Haystack hybrid pipeline, on the same split, machine and questions.
 
-    .venv/bin/python bench/haystack.py [--data ../shared/data] [--questions 300]
+    .venv/bin/python bench/vs_haystack.py [--data ../shared/data] [--questions 300]
 
 The FAQs and held-out questions are bench/retrieval.py's (Bitext, and xSID with an
 English-only FAQ; 10 phrasings per entry). kefu: `FaqSearch.search` one question at a
@@ -74,9 +74,9 @@ async def kefu_side(config_path: Path, questions: list[LabelledQuestion]) -> tup
     config = load_config(config_path, environ={})
     search = open_search(config, load_faq(config), load_encoders(config))
     documents = [{"text": text, "entry": entry.id}
-                 for entry in search.faq for variant in entry.variants.values()
+                 for entry in search.faq.entries for variant in entry.variants.values()
                  for text in (*variant.questions, variant.answer)]
-    documents += [{"text": text, "entry": entry.id} for entry in search.faq for _, text in entry.more_questions]
+    documents += [{"text": text, "entry": entry.id} for entry in search.faq.entries for _, text in entry.more_questions]
     for question in questions[:10]:  # warm-up, not timed
         await search.search(question.text, language=question.language)
     answers = []
