@@ -207,7 +207,7 @@ class SemanticIndex:
                 parts[CHARS][chars] = self._spread(char_model, features)
         else:
             for name, sims in zip(self._vectors, cosines):
-                best, _ = self._best_per_entry(sims * self._phrase_weight[:, None])
+                best = self._entry_best(sims * self._phrase_weight[:, None])
                 weights = np.exp((best - best.max(axis=0)) / NN_TEMPERATURE)
                 parts[name] = (weights / weights.sum(axis=0)).T
         similarity, nearest = self._best_per_entry(cosine)
@@ -221,20 +221,30 @@ class SemanticIndex:
             ))
         return results
 
-    def _best_per_entry(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """phrasings × queries → (entries × queries) each entry's best value and the phrasing holding it.
+    def _entry_maxima(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """phrasings × queries → (the values grouped by entry, each present entry's maximum per query).
 
-        Entries without phrasings get -1 for both. Of equal values the later phrasing wins. One
-        `reduceat` over the phrasings grouped by entry: sorting each query's 40,000 cosines
-        (10,000 entries) was the cost that grew with the FAQ.
+        One `reduceat` over the phrasings grouped by entry: a per-query sort of every phrasing's
+        cosine (20,000 at 10,000 entries of one question each) was the cost that grew with the FAQ.
         """
-        n_entries, count = len(self.entry_ids), values.shape[1]
-        best = np.full((n_entries, count), -1.0)
-        nearest = np.full((n_entries, count), -1, dtype=np.int64)
+        grouped = values[self._by_owner]
+        return grouped, np.maximum.reduceat(grouped, self._group_starts, axis=0)
+
+    def _entry_best(self, values: np.ndarray) -> np.ndarray:
+        """phrasings × queries → entries × queries: each entry's best value, -1 without phrasings."""
+        best = np.full((len(self.entry_ids), values.shape[1]), -1.0)
+        if len(self._group_starts):
+            best[self._group_entries] = self._entry_maxima(values)[1]
+        return best
+
+    def _best_per_entry(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`_entry_best`, and the phrasing holding each best value (-1 without phrasings; of equal
+        values the later phrasing wins)."""
+        best = np.full((len(self.entry_ids), values.shape[1]), -1.0)
+        nearest = np.full(best.shape, -1, dtype=np.int64)
         if not len(self._group_starts):
             return best, nearest
-        grouped = values[self._by_owner]
-        maxima = np.maximum.reduceat(grouped, self._group_starts, axis=0)
+        grouped, maxima = self._entry_maxima(values)
         at_max = grouped == np.repeat(maxima, self._group_sizes, axis=0)
         positions = np.where(at_max, np.arange(len(grouped))[:, None], -1)
         best[self._group_entries] = maxima

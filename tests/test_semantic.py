@@ -24,6 +24,7 @@ def test_each_entry_gets_its_best_phrasing_and_the_later_one_of_a_tie():
     rng = np.random.default_rng(5)
     values = rng.integers(0, 4, size=(len(owners), 7)).astype(np.float64)  # small integers: many ties
     best, nearest = index._best_per_entry(values)
+    np.testing.assert_array_equal(index._entry_best(values), best)
     for entry, entry_id in enumerate(["e0", "e1", "e2", "e3", "e4"]):
         own = [i for i, o in enumerate(owners) if o == entry_id]
         for q in range(values.shape[1]):
