@@ -43,7 +43,8 @@ from bot.messages import (
     conversation_key,
 )
 from bot.notifier import HttpCallbackNotifier, NotificationWorker
-from bot.pipeline import HandoffStage, LanguageStage, Pipeline, ResponderStage, RetrievalStage, SentimentStage
+from bot.pipeline import (EncodeStage, HandoffStage, LanguageStage, Pipeline, ResponderStage, RetrievalStage,
+                          SentimentStage)
 from bot.grounding import SemanticGrounder
 from bot.insights import InsightsService, clusters_csv
 from bot.privacy import PrivacyService, Subject
@@ -176,6 +177,7 @@ class KefuApp:
                              default_language=config.shop.default_language, top_topics=config.retrieval.top_topics,
                              max_topics=config.retrieval.max_suggestions, faq=lambda: self.knowledge.current.faq,
                              records=self.records, notices=notices),
+                EncodeStage(self.knowledge),
                 LanguageStage(detector, self.store),
                 RetrievalStage(self.knowledge, self.store, limit=max(5, config.retrieval.max_suggestions),
                                answer_threshold=config.retrieval.answer_threshold,
@@ -440,4 +442,6 @@ class KefuApp:
             "languages": list(self.config.shop.languages),
             "channels": sorted(self.channels),
             "uptime_seconds": round(time.time() - self._started_at, 1),
+            # The lazy language and mood models loaded (bot/warmup.py): until then a turn shares the cores.
+            "warmed_up": self.warming_up is not None and self.warming_up.done(),
         }

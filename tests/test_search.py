@@ -206,12 +206,13 @@ async def test_responder_offers_top_topics_when_nothing_matches(shop, shop_confi
 async def test_concurrent_searches_share_batches_and_rank_like_one_at_a_time(shop, encoders):
     questions = ["how long does shipping take?", "运费多少钱？", "where is my order??", "refund", "thanks",
                  "how do I reset my password", "do you ship to China", "我的退款呢"] * 3
-    before = (shop.batcher.batches, shop.batcher.items, encoders.queue.batches)
+    e5 = encoders.queues[encoders.ids[1]]
+    before = (shop.batcher.batches, shop.batcher.items, e5.batches)
     together = await asyncio.gather(*(shop.search(q) for q in questions))
     batches, items = shop.batcher.batches - before[0], shop.batcher.items - before[1]
     assert items == len(questions)
     # One encoding batch per encoder worker; each worker's questions then go to the search together.
-    assert encoders.queue.batches - before[2] == encoders.workers == 2
+    assert e5.batches - before[2] == encoders.workers == 2
     assert batches <= encoders.workers
     for question, hits in zip(questions, together):
         alone = shop.search_blocking(question)

@@ -143,6 +143,13 @@ async def test_healthz_needs_no_auth(app, http, url):
     assert data["faq_entries"] >= 30
 
 
+async def test_healthz_says_when_the_lazy_models_are_loaded(app, http, url):
+    assert app.warming_up is not None
+    await app.warming_up
+    async with http.get(url("/healthz")) as response:
+        assert (await response.json())["warmed_up"] is True
+
+
 BAD_REQUESTS = [
     # (name, headers, body, status, error)
     ("no auth", {}, b'{"conversation_id": "c", "text": "hi"}', 401, "unauthorized"),
