@@ -237,6 +237,13 @@ def shop_config(original: Path, folder: Path, faq_dir: Path) -> tuple[Path, int]
 @contextmanager
 def kefu_serve(config_path: Path, port: int, log_path: Path) -> Iterator[str]:
     """Run `kefu serve` until GET /healthz says ok; yield its base URL; SIGTERM it afterwards."""
+    with kefu_process(config_path, port, log_path) as (base, _):
+        yield base
+
+
+@contextmanager
+def kefu_process(config_path: Path, port: int, log_path: Path) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`kefu_serve`, yielding the process too (to read its memory)."""
     kefu = Path(sys.executable).parent / "kefu"
     if not kefu.exists():
         raise SystemExit(f"{kefu} not found: install kefu in this virtual environment (pip install -e .)")
@@ -248,7 +255,7 @@ def kefu_serve(config_path: Path, port: int, log_path: Path) -> Iterator[str]:
         started = time.monotonic()
         asyncio.run(_wait_healthy(base, process, started))
         print(f"  kefu serve is up on {base} after {time.monotonic() - started:.0f} s", flush=True)
-        yield base
+        yield base, process
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)

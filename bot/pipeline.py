@@ -208,9 +208,15 @@ class SentimentStage:
 
     async def run(self, turn: Turn) -> None:
         language = turn.language.language if turn.language else None
-        sentiment = await run_blocking(self._analyzer.analyze, turn.inbound.text, language, turn.vectors)
-        earlier = await self._records.recent_sentiments(turn.inbound.conversation_key, turn.inbound.id,
-                                                        MOOD_WINDOW - 1)
+        # The conversation's earlier scores are read (store thread) while the message is scored (another).
+        reading = asyncio.ensure_future(self._records.recent_sentiments(turn.inbound.conversation_key,
+                                                                        turn.inbound.id, MOOD_WINDOW - 1))
+        try:
+            sentiment = await run_blocking(self._analyzer.analyze, turn.inbound.text, language, turn.vectors)
+        except BaseException:
+            reading.cancel()
+            raise
+        earlier = await reading
         turn.sentiment = sentiment
         turn.mood = rolling_mood([*earlier, sentiment.score])
         turn.negative_messages = sum(1 for score in [*earlier, sentiment.score] if score <= NEGATIVE_BELOW)

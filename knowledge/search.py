@@ -76,6 +76,7 @@ class Query:
     mode: str
     vectors: QueryVectors | None = field(default=None, compare=False)  # the text's, when encoded already
     keyword: list[KeywordHit] | None = field(default=None, compare=False)  # its keyword hits, when searched already
+    chars: np.ndarray | None = field(default=None, compare=False)  # its character n-gram scores, when computed
 
 
 class EncoderSet:
@@ -230,22 +231,26 @@ class FaqSearch:
         """Off the event loop, micro-batched with other questions arriving at the same time.
 
         `vectors` are the query's own from `EncoderSet.encode` (or the encoding under way) when
-        the caller has them; without them the query is encoded through that same queue. The
-        keyword search needs no vectors: it runs while they are computed (Python on one core,
-        the encoders in C on the other), so a lone question waits for the slower, not both.
+        the caller has them; without them the query is encoded through that same queue. What
+        needs the text only (the keyword search, the character n-gram scores) runs while they
+        are computed (Python on one core, the encoders in C on the other), so a lone question
+        waits for the slower, not both.
         """
         if mode not in MODES:
             raise ValueError(f"unknown search mode '{mode}'")
-        keyword = asyncio.wrap_future(self._keyword_pool.submit(self._keyword_search, query, limit))
+        chars = mode == "hybrid" and self._lexical(language)
+        text_scores = asyncio.wrap_future(self._keyword_pool.submit(self._text_scores, query, limit, chars))
         try:
             if inspect.isawaitable(vectors):
                 vectors = await vectors
             elif vectors is None and mode != "keyword" and self._semantic is not None and self._encoders is not None:
                 vectors = await self._encoders.encode(query)
         except BaseException:
-            keyword.cancel()
+            text_scores.cancel()
             raise
-        return await self.batcher.submit(Query(query, language, limit, mode, vectors, keyword=await keyword))
+        keyword, char_scores = await text_scores
+        return await self.batcher.submit(Query(query, language, limit, mode, vectors, keyword=keyword,
+                                               chars=char_scores))
 
     def search_many(self, queries: Sequence[Query]) -> list[list[Hit]]:
         """Blocking: encode (those not encoded yet) and score all questions as one batch, then rank each."""
@@ -262,7 +267,9 @@ class FaqSearch:
         if semantic is not None and wanted:
             vectors = self._query_vectors([queries[i] for i in wanted])
             lexical = [queries[i].mode == "hybrid" and self._lexical(queries[i].language) for i in wanted]
-            for i, score in zip(wanted, semantic.scores_many([queries[i].text for i in wanted], vectors, lexical)):
+            chars = [queries[i].chars for i in wanted]
+            for i, score in zip(wanted, semantic.scores_many([queries[i].text for i in wanted], vectors, lexical,
+                                                             chars)):
                 scores[i] = score
         fresh = iter(searched.result() if searched is not None else [])
         keyword = [q.keyword if q.keyword is not None else next(fresh) for q in queries]
@@ -270,6 +277,11 @@ class FaqSearch:
 
     def _keyword_search(self, text: str, limit: int) -> list[KeywordHit]:
         return self._keyword.search(text, limit=max(limit, 20))
+
+    def _text_scores(self, text: str, limit: int, chars: bool) -> tuple[list[KeywordHit], np.ndarray | None]:
+        """Blocking: what the text alone gives, its keyword hits and (when they vote) its character n-gram scores."""
+        scores = self._semantic.char_scores([text]) if chars and self._semantic is not None else None
+        return self._keyword_search(text, limit), scores[0] if scores is not None else None
 
     def search_blocking(self, query: str, *, language: str | None = None, limit: int = 5,
                         mode: str = "hybrid") -> list[Hit]:

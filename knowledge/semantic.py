@@ -184,12 +184,23 @@ class SemanticIndex:
         full[:, model.classes] = model.probabilities(features)
         return full
 
+    def char_scores(self, queries: Sequence[str]) -> np.ndarray | None:
+        """Blocking: the character n-gram classifier's probabilities, queries × entries (None without it).
+
+        They need the text only, so the search computes a question's while the encoders work on it.
+        """
+        if not self.classifier or self._char is None or not queries:
+            return None
+        vectorizer, char_model = self._char
+        return self._spread(char_model, vectorizer.transform([normalize_text(q).lower() for q in queries]))
+
     def scores_many(self, queries: Sequence[str], vectors: dict[str, np.ndarray],
-                    lexical: Sequence[bool]) -> list[SemanticScores]:
+                    lexical: Sequence[bool], chars: Sequence[np.ndarray | None] | None = None) -> list[SemanticScores]:
         """Blocking (fast): every entry's scores for each question, computed for the batch at once.
 
         `vectors` holds one (len(queries), dim) matrix per encoder; `lexical[i]` says whether
-        the character n-gram classifier may vote on question i (same language as the FAQ).
+        the character n-gram classifier may vote on question i (same language as the FAQ);
+        `chars[i]`, when given, is question i's row of `char_scores`, computed already.
         """
         count = len(queries)
         n_entries = len(self.entry_ids)
@@ -199,12 +210,15 @@ class SemanticIndex:
         if self.classifier:
             for name, model in self._models.items():
                 parts[name] = self._spread(model, vectors[name])
-            chars = [i for i in range(count) if lexical[i]]
-            if chars and self._char is not None:
-                vectorizer, char_model = self._char
-                features = vectorizer.transform([normalize_text(queries[i]).lower() for i in chars])
+            voting = [i for i in range(count) if lexical[i]]
+            if voting and self._char is not None:
+                rows = list(chars) if chars is not None else [None] * count
+                missing = [i for i in voting if rows[i] is None]
+                if missing:
+                    for i, row in zip(missing, self.char_scores([queries[i] for i in missing])):
+                        rows[i] = row
                 parts[CHARS] = np.full((count, n_entries), np.nan)
-                parts[CHARS][chars] = self._spread(char_model, features)
+                parts[CHARS][voting] = np.vstack([rows[i] for i in voting])
         else:
             for name, sims in zip(self._vectors, cosines):
                 best = self._entry_best(sims * self._phrase_weight[:, None])

@@ -168,12 +168,15 @@ def test_reopening_the_same_faq_encodes_nothing(tiny, tiny_config, encoders):
     ("how long does shipping take?", "en"),
     ("运费多少钱？", "zh"),
     ("refund", "en"),
+    ("wo ist mein paket", "de"),  # not an FAQ language: the character n-grams do not vote
 ])
 async def test_async_search_ranks_like_search_blocking(shop, question, language):
+    """The async search scores the text (keywords, character n-grams) while the encoders work; the same result."""
     async_hits = await shop.search(question, language=language)
     blocking_hits = shop.search_blocking(question, language=language)
     assert [h.entry.id for h in async_hits] == [h.entry.id for h in blocking_hits]
     assert [h.score for h in async_hits] == pytest.approx([h.score for h in blocking_hits], abs=1e-3)
+    assert ("chars" in async_hits[0].why) == ("chars" in blocking_hits[0].why) == (language != "de")
 
 
 async def test_responder_answers_a_clear_question(shop, responder):
