@@ -263,6 +263,7 @@ def faq_size_run(data: Path, entries: int, phrasings: int, texts: list[str], enc
 
     folder = RESULTS / f"faq{entries}"
     synthetic_faq(data, folder / "faq", entries, phrasings)
+    (work / f"faq{entries}").mkdir(parents=True, exist_ok=True)
     config_path, port = shop_config(SAMPLE_CONFIG, work / f"faq{entries}", folder / "faq")
     text = set_key(config_path.read_text(encoding="utf-8"), "storage", "index_dir",
                    json.dumps((folder / "index").as_posix()))

@@ -12,9 +12,11 @@ import logging
 import time
 from datetime import date
 from zoneinfo import ZoneInfo
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from importlib.metadata import entry_points
 from typing import Any
+
+import numpy as np
 
 from bot.admission import Admission
 from bot.agents import Desk, HandoffNotices, policy_from_config
@@ -146,7 +148,8 @@ class KefuApp:
         responder, translator = await self._responder(texts, detector)
         encoder = self._sentence_encoder()
         self.insights = InsightsService(self.store, timezone=ZoneInfo(config.console.timezone),
-                                        encode=encoder.encode if encoder else None,
+                                        encode=self._through_queue(encoder),
+                                        encoder_id=encoder.id if encoder else None,
                                         similarity=config.console.cluster_similarity,
                                         upset_below=config.sentiment.apology_below, languages=config.shop.languages)
         http_app = self.http.app if self.http else None
@@ -194,6 +197,7 @@ class KefuApp:
             texts=texts,
             apology_below=config.sentiment.apology_below,
             metrics=self.metrics,
+            kept_vector=encoder.id if encoder else None,  # what the dashboard groups questions with
         )
         self.desk = Desk(store=self.store, records=self.records, notices=notices, pushes=pushes,
                          delivered=self._reply_stored, default_language=config.shop.default_language,
@@ -297,7 +301,8 @@ class KefuApp:
         if encoder is None:
             log.warning("app.semantic_grounding_off reason=no sentence encoder (search.encoders is empty); "
                         "only numbers, links and contacts are checked")
-        grounder = SemanticGrounder(encoder.encode, config.responder.min_similarity) if encoder else None
+        encode = self._through_queue(encoder)
+        grounder = SemanticGrounder(encode, config.responder.min_similarity) if encode else None
 
         def detect(text: str) -> tuple[str, float]:
             guess = detector.detect(text)
@@ -313,6 +318,12 @@ class KefuApp:
         return GroundedResponder(generator=generator, fallback=extractive, config=config.responder,
                                  retrieval=config.retrieval, shop=config.shop.name, detect_language=detect,
                                  grounder=grounder), translator
+
+    def _through_queue(self, encoder: Encoder | None) -> Callable[[Sequence[str]], np.ndarray] | None:
+        """The encoder as a blocking function for worker threads that goes through its batching queue."""
+        if encoder is None or self.knowledge.encoders is None:
+            return None
+        return self.knowledge.encoders.through_queue(encoder.id)
 
     def _sentence_encoder(self) -> Encoder | None:
         """The search's multilingual sentence encoder when it has one (grounding and the dashboard share it)."""

@@ -33,6 +33,7 @@ from bot.store import (
     first_reply,
     insert_outbound,
 )
+from bot.vectors import StoredVector
 
 UNCONFIDENT_KINDS = (ReplyKind.NOT_SURE.value, ReplyKind.NO_MATCH.value)
 BOT_KINDS = (ReplyKind.ANSWER.value, *UNCONFIDENT_KINDS)
@@ -114,7 +115,7 @@ class HandoffStore:
 
     async def start_handoff(
         self, inbound_id: int, reply: Reply, *, reason: str, detail: str, latency_ms: float, deliver: bool,
-        meta: dict[str, Any], event: QueuedEvent, told_when: bool = False,
+        meta: dict[str, Any], event: QueuedEvent, told_when: bool = False, vector: StoredVector | None = None,
     ) -> tuple[Reply | None, ConversationState]:
         """bot → waiting_agent, the shopper's notice and the agents' notification, at once.
 
@@ -124,7 +125,7 @@ class HandoffStore:
         "still waiting" notice is not sent later.
         """
         return await self._store.write(
-            _start_handoff, inbound_id, reply, reason, detail, latency_ms, deliver, meta, event, told_when
+            _start_handoff, inbound_id, reply, reason, detail, latency_ms, deliver, meta, event, told_when, vector
         )
 
     async def forward(self, inbound_id: int, *, meta: dict[str, Any], event: QueuedEvent) -> ConversationState:
@@ -294,7 +295,7 @@ def _move(
 
 def _start_handoff(
     db: sqlite_utils.Database, inbound_id: int, reply: Reply, reason: str, detail: str, latency_ms: float,
-    deliver: bool, meta: dict[str, Any], event: QueuedEvent, told_when: bool,
+    deliver: bool, meta: dict[str, Any], event: QueuedEvent, told_when: bool, vector: StoredVector | None,
 ) -> tuple[Reply | None, ConversationState]:
     key = reply.conversation_key
     status = db.execute("SELECT status FROM messages WHERE id = ?", [inbound_id]).fetchone()["status"]
@@ -307,7 +308,7 @@ def _start_handoff(
     conversation = _move(db, key, Action.HANDOFF, "bot", reason, detail, inbound_id)
     if told_when:
         db.execute("UPDATE conversations SET waiting_notice_sent = 1 WHERE key = ?", [key])
-    stored = answer_inbound(db, inbound_id, reply, latency_ms, deliver, meta)
+    stored = answer_inbound(db, inbound_id, reply, latency_ms, deliver, meta, vector)
     _enqueue(db, key, event)
     return stored, conversation
 

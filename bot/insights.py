@@ -70,7 +70,7 @@ import math
 import sqlite3
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -83,6 +83,8 @@ from bot.handoff import HandoffReason
 from bot.messages import ReplyKind
 from bot.prompt import LANGUAGE_NAMES
 from bot.store import FORWARDED, Store
+from bot.vectors import StoredVector
+from knowledge.embeddings import normalize_text
 
 log = logging.getLogger(__name__)
 
@@ -138,10 +140,10 @@ WHERE m.direction = 'in' AND m.role = 'shopper'
 """
 
 _QUESTIONS_SQL = f"""
-SELECT * FROM ({_TURNS_SQL})
-WHERE reply_kind IN ({", ".join(f"'{kind}'" for kind in QUESTION_KINDS)})
-  AND (reply_kind != '{ReplyKind.HANDOFF.value}'
-       OR COALESCE(handoff_reason, '') NOT IN ({", ".join(f"'{reason}'" for reason in HUMAN_REQUESTS)}))
+SELECT q.*, v.vector, v.vector_encoder FROM ({_TURNS_SQL}) q JOIN messages v ON v.id = q.id
+WHERE q.reply_kind IN ({", ".join(f"'{kind}'" for kind in QUESTION_KINDS)})
+  AND (q.reply_kind != '{ReplyKind.HANDOFF.value}'
+       OR COALESCE(q.handoff_reason, '') NOT IN ({", ".join(f"'{reason}'" for reason in HUMAN_REQUESTS)}))
 """
 
 
@@ -312,7 +314,8 @@ class InsightsService:
     """
 
     def __init__(self, store: Store, *, timezone: ZoneInfo, encode: Encode | None = None, similarity: float = 0.5,
-                 max_questions: int = 2000, upset_below: float = -0.3, languages: Iterable[str] = ()):
+                 max_questions: int = 2000, upset_below: float = -0.3, languages: Iterable[str] = (),
+                 encoder_id: str | None = None):
         if not 0.0 < similarity <= 1.0:
             raise ValueError(f"similarity must be in (0, 1], not {similarity}")
         if max_questions < 1:
@@ -320,6 +323,7 @@ class InsightsService:
         self._store = store
         self._tz = timezone
         self._encode = encode
+        self._encoder_id = encoder_id
         self._similarity = similarity
         self._max_questions = max_questions
         self._upset_below = upset_below
@@ -341,7 +345,8 @@ class InsightsService:
             self._warned_no_encoder = True
             log.warning("insights.no_encoder unanswered questions are grouped by identical text only: "
                         "no sentence encoder was given, so paraphrases stay apart")
-        clusters = await run_blocking(cluster_questions, questions, self._encode, self._similarity)
+        clusters = await run_blocking(cluster_questions, questions, self._encode, self._similarity,
+                                      encoder_id=self._encoder_id)
         return QuestionClusters(clusters[:limit], questions=len(questions), questions_in_period=in_period,
                                 max_questions=self._max_questions, clusters_total=len(clusters))
 
@@ -398,6 +403,7 @@ class TurnRow:
     handoff_reason: str | None
     started_handoff: bool = False
     tried: tuple[str, ...] = ()  # for a "not sure": the FAQ entries retrieval tried, best first
+    vector: StoredVector | None = field(default=None, compare=False, repr=False)  # stored with the reply
 
     @property
     def day(self) -> str:
@@ -427,6 +433,8 @@ def _turn_from_row(row: sqlite3.Row, tz: ZoneInfo) -> TurnRow:
         status=row["status"], sentiment=row["sentiment"], language=str(row["language"] or "unknown"),
         reply_kind=row["reply_kind"], latency_ms=row["latency_ms"], handoff_reason=row["handoff_reason"],
         started_handoff=bool(row["started_handoff"]), tried=_tried(row["tried"]),
+        vector=(StoredVector.from_blob(row["vector_encoder"], row["vector"])
+                if "vector" in row.keys() and row["vector"] is not None and row["vector_encoder"] else None),
     )
 
 
@@ -534,10 +542,12 @@ def normalise(text: str) -> str:
     return " ".join(text.split()).casefold()
 
 
-def cluster_questions(questions: Sequence[TurnRow], encode: Encode | None, similarity: float) -> list[QuestionCluster]:
+def cluster_questions(questions: Sequence[TurnRow], encode: Encode | None, similarity: float, *,
+                      encoder_id: str | None = None) -> list[QuestionCluster]:
     """Group questions by meaning (or identical text without `encode`); most asked first, then most recent.
 
-    Identical texts (after `normalise`) are embedded once and weigh by how often they were asked.
+    Identical texts (after `normalise`) weigh by how often they were asked; each has one vector,
+    the one its turn stored when `encoder_id` made it, else encoded now.
     """
     asked: dict[str, list[TurnRow]] = defaultdict(list)
     for question in sorted(questions, key=lambda q: (q.at, q.id), reverse=True):
@@ -545,7 +555,7 @@ def cluster_questions(questions: Sequence[TurnRow], encode: Encode | None, simil
         if key:
             asked[key].append(question)
     keys = list(asked)
-    vectors = _embed(keys, encode) if encode is not None and keys else None
+    vectors = _vectors([asked[key] for key in keys], encode, encoder_id) if encode is not None and keys else None
     if vectors is not None:
         tried = [frozenset(faq_id for q in asked[key] for faq_id in q.tried) for key in keys]
         labels = _labels(vectors, similarity, tried)
@@ -560,10 +570,22 @@ def cluster_questions(questions: Sequence[TurnRow], encode: Encode | None, simil
     return [cluster for cluster, _ in built]
 
 
-def _embed(keys: list[str], encode: Encode) -> np.ndarray:
-    """Embeddings in small batches: the encoder is shared with the search, which waits for each batch."""
-    vectors = np.concatenate([np.asarray(encode(keys[i:i + ENCODE_BATCH]), dtype=np.float32)
-                              for i in range(0, len(keys), ENCODE_BATCH)])
+def _vectors(groups: list[list[TurnRow]], encode: Encode, encoder_id: str | None) -> np.ndarray:
+    """One vector per group of identical questions: a stored one, or its newest text's encoded now.
+
+    Encoded as the turn encodes (`normalize_text`), in small batches: the encoder's queue is
+    shared with live turns, which then wait for one batch at most.
+    """
+    rows: list[np.ndarray | None] = [
+        next((q.vector.values for q in group if q.vector is not None and q.vector.encoder == encoder_id), None)
+        for group in groups]
+    missing = [i for i, row in enumerate(rows) if row is None]
+    texts = [normalize_text(groups[i][0].text) for i in missing]
+    for start in range(0, len(missing), ENCODE_BATCH):
+        encoded = np.asarray(encode(texts[start:start + ENCODE_BATCH]), dtype=np.float32)
+        for i, vector in zip(missing[start:start + ENCODE_BATCH], encoded):
+            rows[i] = vector
+    vectors = np.stack([row for row in rows if row is not None])
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors / np.where(norms == 0, 1, norms)
 

@@ -170,6 +170,12 @@ def _m006_privacy_audit(db: sqlite_utils.Database) -> None:
     db.execute("INSERT INTO privacy_key (id, secret) VALUES (1, ?)", [secrets.token_hex(32)])
 
 
+def _m007_message_vectors(db: sqlite_utils.Database) -> None:
+    """A shopper message's sentence vector (bot/vectors.py), so the dashboard need not encode it again."""
+    db["messages"].add_column("vector", bytes)
+    db["messages"].add_column("vector_encoder", str)
+
+
 MIGRATIONS: list[Migration] = [
     ("001_conversations_and_messages", _m001_conversations_and_messages),
     ("002_language_choice", _m002_language_choice),
@@ -177,6 +183,7 @@ MIGRATIONS: list[Migration] = [
     ("004_media", _m004_media),
     ("005_messages_by_time", _m005_messages_by_time),
     ("006_privacy_audit", _m006_privacy_audit),
+    ("007_message_vectors", _m007_message_vectors),
 ]
 
 

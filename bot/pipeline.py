@@ -30,6 +30,7 @@ from bot.sentiment import MOOD_WINDOW, NEGATIVE_BELOW, Sentiment, SentimentAnaly
 from bot.store import ConversationState, Store, StoredInbound
 from bot.texts import Texts
 from bot.translation import AnswerTranslator
+from bot.vectors import StoredVector
 from knowledge.faq import FaqBase
 from knowledge.search import FaqSearch, Hit, QueryVectors, is_confident
 from knowledge.service import KnowledgeBase
@@ -330,7 +331,10 @@ class Pipeline:
     """Runs the stages for one stored inbound message and stores the outcome."""
 
     def __init__(self, *, store: Store, records: HandoffStore, notices: HandoffNotices, stages: Sequence[Stage],
-                 pushes: Callable[[str], bool], texts: Texts, apology_below: float, metrics: Metrics | None = None):
+                 pushes: Callable[[str], bool], texts: Texts, apology_below: float, metrics: Metrics | None = None,
+                 kept_vector: str | None = None):
+        """`kept_vector`: the encoder whose vector of the message is stored with its reply (the dashboard's)."""
+        self._kept_vector = kept_vector
         self._store = store
         self._records = records
         self._notices = notices
@@ -379,13 +383,14 @@ class Pipeline:
         )
         latency_ms = (time.perf_counter() - started) * 1000
         deliver = self._pushes(inbound.channel)
+        vector = StoredVector.of(turn.vectors, self._kept_vector)
         if turn.handoff is not None:
             event = await self._notices.requested_event(turn.conversation, turn.handoff, mood=turn.mood,
                                                         hits=turn.hits)
             handed, after = await self._records.start_handoff(
                 inbound.id, reply, reason=turn.handoff.reason.value, detail=turn.handoff.detail,
                 latency_ms=latency_ms, deliver=deliver, meta=turn.trace, event=event,
-                told_when=self._notices.outside_hours(),
+                told_when=self._notices.outside_hours(), vector=vector,
             )
             self._notices.wake()
             log.info("turn.handed_off conversation=%s inbound=%d reason=%s", inbound.conversation_key, inbound.id,
@@ -394,7 +399,7 @@ class Pipeline:
                           handoff=turn.handoff.reason.value if handed else None)
             return TurnOutcome(handed, after.handoff)
         stored = await self._store.record_reply(inbound.id, reply, latency_ms=latency_ms, deliver=deliver,
-                                                meta=turn.trace)
+                                                meta=turn.trace, vector=vector)
         log.info(
             "turn.answered conversation=%s inbound=%d kind=%s faq=%s latency_ms=%.1f",
             inbound.conversation_key, inbound.id, stored.kind.value, ",".join(stored.faq_ids) or "-", latency_ms,

@@ -31,6 +31,7 @@ from bot.messages import (
     utc_now,
 )
 from bot.migrations import MIGRATIONS, apply_migrations
+from bot.vectors import StoredVector
 
 log = logging.getLogger(__name__)
 
@@ -244,9 +245,10 @@ class Store:
         latency_ms: float,
         deliver: bool,
         meta: dict[str, Any],
+        vector: StoredVector | None = None,
     ) -> Reply:
-        """Store the reply and mark its inbound message answered, atomically."""
-        return await self._write(answer_inbound, inbound_id, reply, latency_ms, deliver, meta)
+        """Store the reply and mark its inbound message answered (keeping its `vector`), atomically."""
+        return await self._write(answer_inbound, inbound_id, reply, latency_ms, deliver, meta, vector)
 
     async def answer_failed_turn(self, inbound_id: int, reply: Reply, *, latency_ms: float, deliver: bool,
                                  meta: dict[str, Any]) -> tuple[Reply | None, HandoffState]:
@@ -481,6 +483,7 @@ def answer_inbound(  # also the last step of a handoff transaction (bot.handoff_
     latency_ms: float,
     deliver: bool,
     meta: dict[str, Any],
+    vector: StoredVector | None = None,
 ) -> Reply:
     status = db.execute("SELECT status FROM messages WHERE id = ?", [inbound_id]).fetchone()
     if status is None:
@@ -490,8 +493,10 @@ def answer_inbound(  # also the last step of a handoff transaction (bot.handoff_
         return first_reply(db, inbound_id)
     stored = insert_outbound(db, reply, reply_to=inbound_id, latency_ms=latency_ms, deliver=deliver, meta=meta)
     db.execute(
-        "UPDATE messages SET status = ?, language = COALESCE(language, ?) WHERE id = ?",
-        [ANSWERED, reply.language, inbound_id],
+        "UPDATE messages SET status = ?, language = COALESCE(language, ?), vector = ?, vector_encoder = ? "
+        "WHERE id = ?",
+        [ANSWERED, reply.language, vector.to_blob() if vector else None, vector.encoder if vector else None,
+         inbound_id],
     )
     return stored
 

@@ -17,8 +17,9 @@ import asyncio
 import functools
 import inspect
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,6 +106,30 @@ class EncoderSet:
         normalized = normalize_text(text)
         rows = await asyncio.gather(*(queue.submit(normalized) for queue in self.queues.values()))
         return dict(zip(self.queues, rows))
+
+    def through_queue(self, encoder_id: str) -> Callable[[Sequence[str]], np.ndarray]:
+        """A blocking `encode(texts)` for worker threads, through that encoder's queue on this event loop.
+
+        Made on the loop (at start). Bulk callers (the dashboard's grouping, the LLM draft's
+        grounding) then share the batches of live turns instead of running the encoder
+        beside them; on the loop's own thread the function refuses: it would wait for itself.
+        """
+        loop = asyncio.get_running_loop()
+        loop_thread = threading.get_ident()
+        queue = self.queues[encoder_id]
+        dim = next(e.dim for e in self.encoders if e.id == encoder_id)
+
+        async def submit_all(texts: Sequence[str]) -> list[np.ndarray]:
+            return await asyncio.gather(*(queue.submit(text) for text in texts))
+
+        def encode(texts: Sequence[str]) -> np.ndarray:
+            if threading.get_ident() == loop_thread:
+                raise RuntimeError("EncoderSet.through_queue: called on the event loop's thread")
+            if not texts:
+                return np.zeros((0, dim), dtype=np.float32)
+            return np.stack(asyncio.run_coroutine_threadsafe(submit_all(list(texts)), loop).result())
+
+        return encode
 
     @property
     def ids(self) -> list[str]:

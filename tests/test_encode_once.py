@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections import Counter
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import numpy as np
+import pytest
 from conftest import ask, stored_meta
 
 from bot.app import KefuApp
@@ -76,3 +80,48 @@ async def test_start_loads_the_lazy_models_in_the_background_before_a_first_mess
     assert app.analyzer is not None and isinstance(app.analyzer.backend, CombinedBackend)
     snow, _ = app.analyzer.backend._specialists["zh"]
     assert snow._snownlp is not None  # loaded before any Chinese message arrived
+
+
+async def test_the_dashboard_groups_questions_with_the_vectors_their_turns_stored(app: KefuApp):
+    """Unanswered questions are grouped with the vector stored with each reply; only older rows are encoded."""
+    assert app.warming_up is not None
+    await asyncio.wait_for(asyncio.shield(app.warming_up), timeout=120)  # its own encodings are not counted
+    questions = ["do you sell garden furniture?", "verkauft ihr Gartenmöbel?", "你们卖花园家具吗"]
+    replies = [await ask(app, text, conversation=f"garden-{n}") for n, text in enumerate(questions)]
+    assert {reply["kind"] for reply in replies} <= {"no_match", "not_sure"}
+    assert app.knowledge.encoders is not None and app.insights is not None
+    use = app.knowledge.encoders.ids[0]
+    with sqlite3.connect(app.config.storage.database) as db:
+        stored = db.execute("SELECT text, vector_encoder, length(vector) FROM messages WHERE direction = 'in' "
+                            "AND conversation_key LIKE 'webhook:garden-%' ORDER BY id").fetchall()
+    assert stored == [(text, use, 512 * 2) for text in questions]  # USE's 512 dimensions as float16
+    seen = count_encodings(app)
+    today = datetime.now(ZoneInfo(app.config.console.timezone)).date()
+    clusters = await app.insights.unanswered(today, today)
+    assert [sorted(cluster.examples) for cluster in clusters] == [sorted(questions)]  # one question, 3 languages
+    assert sum(seen[use].values()) == 0  # nothing encoded again
+
+    with sqlite3.connect(app.config.storage.database) as db:  # a row stored before vectors were kept
+        db.execute("UPDATE messages SET vector = NULL, vector_encoder = NULL WHERE text = ?", [questions[1]])
+    queue = app.knowledge.encoders.queues[use]
+    items = queue.items
+    again = await app.insights.unanswered(today, today)
+    assert [sorted(cluster.examples) for cluster in again] == [sorted(questions)]
+    assert seen[use] == {normalize_text(questions[1]): 1} and queue.items == items + 1  # through the queue
+
+
+async def test_worker_threads_encode_through_the_queue_and_the_loop_thread_is_refused(app: KefuApp):
+    """Grounding and the dashboard run in worker threads; through the queue they share the live turns' batches."""
+    from bot.concurrency import run_blocking
+
+    encoders = app.knowledge.encoders
+    assert encoders is not None
+    use = encoders.ids[0]
+    encode = encoders.through_queue(use)
+    items = encoders.queues[use].items
+    rows = await run_blocking(encode, ["where is my order?", "运费多少钱？"])
+    assert rows.shape == (2, 512) and encoders.queues[use].items == items + 2
+    alone = await encoders.encode("where is my order?")
+    assert np.allclose(rows[0], alone[use], atol=1e-5)
+    with pytest.raises(RuntimeError, match="event loop"):
+        encode(["on the loop it would wait for itself"])
