@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import re
 import threading
 from dataclasses import dataclass
@@ -130,7 +129,7 @@ class KeywordIndex:
         self._local = threading.local()
         self._searchers: list = []
         self._lock = threading.Lock()
-        self._doc_terms: dict[int, set[str]] = {}
+        self._doc_terms: dict[int, tuple[set[str], float]] = {}  # docnum → its terms, their weight
         self._idf: dict[tuple[str, str], float] = {}
 
     def _marker(self, faq: FaqBase) -> str:
@@ -212,6 +211,7 @@ class KeywordIndex:
         if not clauses:
             return []
         best: dict[str, KeywordHit] = {}
+        query_weights: dict[str, float] = {}  # field → the query's terms' total weight
         searcher = self._searcher()
         results = searcher.search(Or(clauses), limit=max(30, limit * 3), terms=True)
         for hit in results:
@@ -222,12 +222,11 @@ class KeywordIndex:
                        for fname, term in hit.matched_terms() if fname == name}
             if not matched:
                 continue
-            doc_terms = self._doc_terms.get(hit.docnum)
-            if doc_terms is None:
-                doc_terms = self._doc_terms.setdefault(hit.docnum, set(self.analyze(hit["original"], language)))
-            idf = {term: self._term_idf(searcher, name, term) for term in query_terms | doc_terms}
-            query_cover = _weighted_share(matched & query_terms, query_terms, idf)
-            doc_cover = _weighted_share(matched & doc_terms, doc_terms, idf)
+            doc_terms, doc_weight = self._doc_weights(searcher, hit.docnum, name, hit["original"], language)
+            if name not in query_weights:
+                query_weights[name] = self._weight(searcher, name, query_terms)
+            query_cover = _share(self._weight(searcher, name, matched & query_terms), query_weights[name])
+            doc_cover = _share(self._weight(searcher, name, matched & doc_terms), doc_weight)
             if hit["kind"] == QUESTION:
                 confidence = query_cover ** 0.6 * doc_cover ** 0.4
             else:
@@ -263,6 +262,18 @@ class KeywordIndex:
             self._idf[key] = searcher.idf(field, term)
         return self._idf[key]
 
+    def _weight(self, searcher, field: str, terms: set[str]) -> float:
+        """The terms' summed IDF (each at least 1e-6, so a term every phrasing has still counts)."""
+        return sum(max(self._term_idf(searcher, field, term), 1e-6) for term in terms)
+
+    def _doc_weights(self, searcher, docnum: int, field: str, original: str, language: str) -> tuple[set[str], float]:
+        """A phrasing's terms and their total weight, computed once: the index never changes."""
+        cached = self._doc_terms.get(docnum)
+        if cached is None:
+            terms = set(self.analyze(original, language))
+            cached = self._doc_terms.setdefault(docnum, (terms, self._weight(searcher, field, terms)))
+        return cached
+
     def close(self) -> None:
         """Close the searchers and release the folder, so a sweep may delete it.
 
@@ -291,8 +302,8 @@ def _read_marker(folder: Path) -> str | None:
         return None
 
 
-def _weighted_share(part: set[str], whole: set[str], idf: dict[str, float]) -> float:
-    total = sum(max(idf.get(t, 0.0), 1e-6) for t in whole)
-    if total <= 0 or math.isclose(total, 0.0):
+def _share(part: float, whole: float) -> float:
+    """The weight of the matched terms as a share of all the terms' (0 when there are none)."""
+    if whole <= 0:
         return 0.0
-    return min(1.0, sum(max(idf.get(t, 0.0), 1e-6) for t in part) / total)
+    return min(1.0, part / whole)
