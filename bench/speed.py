@@ -267,6 +267,7 @@ def faq_size_run(data: Path, entries: int, phrasings: int, texts: list[str], enc
     config_path, port = shop_config(SAMPLE_CONFIG, work / f"faq{entries}", folder / "faq")
     text = set_key(config_path.read_text(encoding="utf-8"), "storage", "index_dir",
                    json.dumps((folder / "index").as_posix()))
+    text = set_key(text, "retrieval", "top_topics", "[]")  # the sample shop's topics are not in this FAQ
     config_path.write_text(text, encoding="utf-8")
     config = load_config(config_path)
     started = time.perf_counter()

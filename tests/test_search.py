@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-
 import re
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 from conftest import write_config
 
@@ -220,3 +220,14 @@ async def test_concurrent_searches_share_batches_and_rank_like_one_at_a_time(sho
     for question, hits in zip(questions, together):
         alone = shop.search_blocking(question)
         assert [(h.entry.id, h.score) for h in hits] == [(h.entry.id, h.score) for h in alone]
+
+
+def test_top_indices_are_a_stable_sorts_first_ones():
+    """Ranking takes the best few entries without sorting all of them; ties keep the FAQ's order."""
+    from knowledge.search import top_indices
+
+    rng = np.random.default_rng(7)
+    for size, limit in [(10_000, 5), (40, 5), (5, 5), (3, 5), (1, 1)]:
+        values = rng.integers(0, 4, size).astype(np.float64) / 4  # many ties
+        expected = np.argsort(-values, kind="stable")[:limit]
+        assert top_indices(values, limit).tolist() == expected.tolist()
