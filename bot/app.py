@@ -190,7 +190,6 @@ class KefuApp:
                              ambiguity_ratio=config.retrieval.ambiguity_ratio,
                              asks_for_person=analyzer.cues.human_request),
                 ResponderStage(responder, self.store, default_language=config.shop.default_language,
-                               history_turns=config.responder.history_turns,
                                upset_below=config.sentiment.apology_below, translator=translator),
             ],
             pushes=pushes,

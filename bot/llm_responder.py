@@ -79,6 +79,7 @@ class GroundedResponder:
         self._generator = generator
         self._fallback = fallback
         self._config = config
+        self.history_turns = config.history_turns  # the prompt shows the conversation so far
         self._retrieval = retrieval
         self._shop = shop
         self._detect = detect_language

@@ -285,13 +285,12 @@ class HandoffStage:
 class ResponderStage:
     name = "responder"
 
-    def __init__(self, responder: Responder, store: Store, *, default_language: str, history_turns: int,
+    def __init__(self, responder: Responder, store: Store, *, default_language: str,
                  upset_below: float, translator: AnswerTranslator | None = None):
         self._responder = responder
         self._translator = translator
         self._store = store
         self._default_language = default_language
-        self._history_turns = history_turns
         self._upset_below = upset_below
 
     async def run(self, turn: Turn) -> None:
@@ -299,8 +298,9 @@ class ResponderStage:
             return
         language = turn.reply_language or self._default_language
         assert turn.faq is not None, "the retrieval stage runs before the responder"
+        turns = self._responder.history_turns
         history = await self._store.recent_turns(turn.inbound.conversation_key, turn.inbound.id,
-                                                 2 * self._history_turns) if self._history_turns else []
+                                                 2 * turns) if turns else []
         context = ResponseContext(history=tuple(history), mood=turn.mood,
                                   upset=turn.mood is not None and turn.mood <= self._upset_below)
         turn.draft = await self._responder.respond(question=turn.inbound.text, language=language, hits=turn.hits,

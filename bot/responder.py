@@ -41,12 +41,16 @@ class ResponseContext:
 
 
 class Responder(Protocol):
+    history_turns: int  # earlier shopper/bot turns it reads from `context.history` (0: the store is not asked)
+
     async def respond(self, *, question: str, language: str, hits: list[Hit], faq: FaqBase,
                       context: ResponseContext | None = None) -> Draft: ...
 
 
 class ExtractiveResponder:
     """Answer with the matched entry's text; otherwise offer suggestions or topics."""
+
+    history_turns = 0  # the answer depends on the message and the FAQ only
 
     def __init__(self, *, texts: Texts, retrieval: RetrievalConfig):
         self._texts = texts
