@@ -33,7 +33,7 @@ from bot.store import (
     first_reply,
     insert_outbound,
 )
-from bot.vectors import StoredVector
+from bot.store.vectors import StoredVector
 
 UNCONFIDENT_KINDS = (ReplyKind.NOT_SURE.value, ReplyKind.NO_MATCH.value)
 BOT_KINDS = (ReplyKind.ANSWER.value, *UNCONFIDENT_KINDS)

@@ -83,7 +83,7 @@ from bot.handoff import HandoffReason
 from bot.messages import ReplyKind
 from bot.prompt import LANGUAGE_NAMES
 from bot.store import FORWARDED, Store
-from bot.vectors import StoredVector
+from bot.store.vectors import StoredVector
 from knowledge.embeddings import normalize_text
 
 log = logging.getLogger(__name__)

@@ -30,7 +30,7 @@ from bot.sentiment import MOOD_WINDOW, NEGATIVE_BELOW, Sentiment, SentimentAnaly
 from bot.store import ConversationState, Store, StoredInbound
 from bot.texts import Texts
 from bot.translation import AnswerTranslator
-from bot.vectors import StoredVector
+from bot.store.vectors import StoredVector
 from knowledge.faq import FaqBase
 from knowledge.search import FaqSearch, Hit, QueryVectors, is_confident
 from knowledge.service import KnowledgeBase

@@ -30,8 +30,8 @@ from bot.messages import (
     TranscriptEntry,
     utc_now,
 )
-from bot.migrations import MIGRATIONS, apply_migrations
-from bot.vectors import StoredVector
+from bot.store.migrations import MIGRATIONS, apply_migrations
+from bot.store.vectors import StoredVector
 
 log = logging.getLogger(__name__)
 

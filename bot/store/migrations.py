@@ -171,7 +171,7 @@ def _m006_privacy_audit(db: sqlite_utils.Database) -> None:
 
 
 def _m007_message_vectors(db: sqlite_utils.Database) -> None:
-    """A shopper message's sentence vector (bot/vectors.py), so the dashboard need not encode it again."""
+    """A shopper message's sentence vector (bot/store/vectors.py), so the dashboard need not encode it again."""
     db["messages"].add_column("vector", bytes)
     db["messages"].add_column("vector_encoder", str)
 
