@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from bot.admission import Admission
-from bot.agents import Desk, HandoffNotices, policy_from_config
+from bot.handoff.agents import Desk, HandoffNotices, policy_from_config
 from bot.commands import CommandStage
 from bot.changes import ChangeFeed
 from bot.concurrency import run_blocking
@@ -28,7 +28,7 @@ from bot.cues import CueDetector
 from bot.delivery import DeliveryWorker
 from bot.dispatcher import TurnDispatcher
 from bot.errors import AdapterError, ConfigError
-from bot.handoff_store import HandoffStore
+from bot.handoff.store import HandoffStore
 from bot.http import HttpServer
 from bot.language import LanguageDetector, known_languages
 from bot.metrics import Metrics
@@ -44,7 +44,7 @@ from bot.messages import (
     Transcript,
     conversation_key,
 )
-from bot.notifier import HttpCallbackNotifier, NotificationWorker
+from bot.handoff.notifier import HttpCallbackNotifier, NotificationWorker
 from bot.pipeline import (EncodeStage, HandoffStage, LanguageStage, Pipeline, ResponderStage, RetrievalStage,
                           SentimentStage)
 from bot.grounding import SemanticGrounder

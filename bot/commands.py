@@ -18,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bot.agents import HandoffNotices
-from bot.handoff_store import HandoffStore
+from bot.handoff.agents import HandoffNotices
+from bot.handoff.store import HandoffStore
 from bot.messages import HandoffState, ReplyKind
 from bot.prompt import LANGUAGE_NAMES
 from bot.responder import Draft

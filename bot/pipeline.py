@@ -14,12 +14,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from bot.agents import HandoffNotices
+from bot.handoff.agents import HandoffNotices
 from bot.concurrency import run_blocking
 from bot.dispatcher import TurnOutcome
 from bot.handoff import (Action, HandoffDecision, HandoffPolicy, HandoffReason, HandoffSignals, decide,
                          faq_answers_the_wording)
-from bot.handoff_store import HandoffStore
+from bot.handoff.store import HandoffStore
 from bot.language import LanguageDetector, LanguageGuess, reply_language
 from bot.llm import GenerationError
 from bot.messages import HandoffState, Reply, ReplyKind

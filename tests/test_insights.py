@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from bot.handoff import Action
-from bot.handoff_store import HandoffStore, QueuedEvent
+from bot.handoff.store import HandoffStore, QueuedEvent
 from bot.insights import CSV_HEADER, InsightsService, QuestionCluster, clusters_csv, nearest_rank
 from bot.messages import Message, Reply, ReplyKind, Role
 from bot.store import Store

@@ -17,7 +17,7 @@ from conftest import REPO, write_config
 
 from bot.errors import ConversationNotFoundError, HandoffConflictError, InvalidRequestError
 from bot.handoff import Action
-from bot.handoff_store import HandoffStore, QueuedEvent
+from bot.handoff.store import HandoffStore, QueuedEvent
 from bot.messages import Message, Reply, ReplyKind, utc_now
 from bot.privacy import PrivacyService, Subject
 from bot.privacy.erase import checkpoint

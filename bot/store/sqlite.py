@@ -476,7 +476,7 @@ def _answer_failed_turn(db: sqlite_utils.Database, inbound_id: int, reply: Reply
     return answer_inbound(db, inbound_id, reply, latency_ms, deliver, meta), state
 
 
-def answer_inbound(  # also the last step of a handoff transaction (bot.handoff_store)
+def answer_inbound(  # also the last step of a handoff transaction (bot.handoff.store)
     db: sqlite_utils.Database,
     inbound_id: int,
     reply: Reply,

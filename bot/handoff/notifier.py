@@ -18,7 +18,7 @@ import aiohttp
 
 from bot.config import NotifyConfig
 from bot.errors import DeliveryError
-from bot.handoff_store import HandoffStore
+from bot.handoff.store import HandoffStore
 from bot.messages import DeliveryPolicy, utc_now
 from bot.metrics import Metrics
 from bot.retry import RetryLoop, earlier, next_attempt

@@ -16,7 +16,7 @@ from typing import Any
 from bot.config import HandoffConfig
 from bot.errors import ConversationNotFoundError
 from bot.handoff import Action, BusinessHours, HandoffDecision, HandoffPolicy
-from bot.handoff_store import HandoffStore, QueuedEvent
+from bot.handoff.store import HandoffStore, QueuedEvent
 from bot.messages import HandoffState, HandoffSummary, HandoffView, Reply, ReplyKind, conversation_key, utc_now
 from bot.metrics import Metrics
 from bot.responder import Draft
