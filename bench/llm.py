@@ -27,11 +27,11 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
 from bot.config import LlamaCppConfig, TransformersLMConfig, load_config  # noqa: E402
-from bot.grounding import SemanticGrounder  # noqa: E402
+from bot.responder.grounding import SemanticGrounder  # noqa: E402
 from bot.language import LanguageDetector  # noqa: E402
 from bot.llm import Generation, LlamaCppBackend, Sampling, TransformersBackend  # noqa: E402
-from bot.llm_responder import GroundedResponder  # noqa: E402
-from bot.prompt import ChatMessage  # noqa: E402
+from bot.responder.llm import GroundedResponder  # noqa: E402
+from bot.responder.prompt import ChatMessage  # noqa: E402
 from bot.responder import ExtractiveResponder  # noqa: E402
 from bot.texts import Texts  # noqa: E402
 from knowledge.service import load_encoders, load_faq, open_search  # noqa: E402

@@ -47,18 +47,18 @@ from bot.messages import (
 from bot.handoff.notifier import HttpCallbackNotifier, NotificationWorker
 from bot.pipeline import (EncodeStage, HandoffStage, LanguageStage, Pipeline, ResponderStage, RetrievalStage,
                           SentimentStage)
-from bot.grounding import SemanticGrounder
+from bot.responder.grounding import SemanticGrounder
 from bot.insights import InsightsService, clusters_csv
 from bot.privacy import PrivacyService, Subject
 from bot.privacy.masking import AtRestMasker
 from bot.llm import GenerationBackend, build_generator
-from bot.llm_responder import GroundedResponder
+from bot.responder.llm import GroundedResponder
 from bot.responder import ExtractiveResponder, Responder
 from bot.sentiment import SentimentAnalyzer, build_backend
 from bot.warmup import warm_up
 from bot.store import Store
 from bot.texts import Texts
-from bot.translation import AnswerTranslator
+from bot.responder.translation import AnswerTranslator
 from knowledge.encoders import Encoder
 from knowledge.service import KnowledgeBase
 

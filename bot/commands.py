@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from bot.handoff.agents import HandoffNotices
 from bot.handoff.store import HandoffStore
 from bot.messages import HandoffState, ReplyKind
-from bot.prompt import LANGUAGE_NAMES
+from bot.responder.prompt import LANGUAGE_NAMES
 from bot.responder import Draft
 from bot.store import Store
 from bot.texts import Texts

@@ -30,7 +30,7 @@ from bot.config import Config
 from bot.errors import KefuError
 from bot.language import LanguageDetector
 from bot.llm import GenerationBackend, GenerationError, Sampling, build_generator
-from bot.prompt import LANGUAGE_NAMES, ChatMessage
+from bot.responder.prompt import LANGUAGE_NAMES, ChatMessage
 from bot.scripts import dense_characters
 from knowledge.faq import FaqBase, FaqEntry
 from knowledge.search import Hit

@@ -81,7 +81,7 @@ import sqlite_utils
 from bot.concurrency import run_blocking
 from bot.handoff import HandoffReason
 from bot.messages import ReplyKind
-from bot.prompt import LANGUAGE_NAMES
+from bot.responder.prompt import LANGUAGE_NAMES
 from bot.store import FORWARDED, Store
 from bot.store.vectors import StoredVector
 from knowledge.embeddings import normalize_text

@@ -21,7 +21,7 @@ import aiohttp
 
 from bot.config import LlamaCppConfig, OpenAIConfig, ResponderConfig, TransformersLMConfig
 from bot.errors import KefuError
-from bot.prompt import ChatMessage, plain_prompt
+from bot.responder.prompt import ChatMessage, plain_prompt
 
 log = logging.getLogger(__name__)
 

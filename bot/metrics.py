@@ -40,8 +40,8 @@ GAUGES = {
 }
 
 # An LLM fallback's reason is free text (it quotes words, sentences and URLs); the metric gets a bounded kind.
-# Matched at the start of the reason, where GenerationError's messages (bot/llm.py, bot/llm_responder.py,
-# bot/grounding.py) put their fixed words, so quoted text cannot change the kind; first match wins.
+# Matched at the start of the reason, where GenerationError's messages (bot/llm.py, bot/responder/llm.py,
+# bot/responder/grounding.py) put their fixed words, so quoted text cannot change the kind; first match wins.
 FALLBACK_KINDS = tuple((re.compile(pattern), kind) for pattern, kind in (
     (r"deadline passed|the model did not finish|\S+ unreachable: \w*TimeoutError", "timeout"),
     (r"the model is busy", "busy"),

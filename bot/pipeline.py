@@ -29,7 +29,7 @@ from bot.scripts import dense_characters
 from bot.sentiment import MOOD_WINDOW, NEGATIVE_BELOW, Sentiment, SentimentAnalyzer, rolling_mood
 from bot.store import ConversationState, Store, StoredInbound
 from bot.texts import Texts
-from bot.translation import AnswerTranslator
+from bot.responder.translation import AnswerTranslator
 from bot.store.vectors import StoredVector
 from knowledge.faq import FaqBase
 from knowledge.search import FaqSearch, Hit, QueryVectors, is_confident

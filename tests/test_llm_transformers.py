@@ -15,7 +15,7 @@ from conftest import TOKEN, write_config
 from bot.app import KefuApp
 from bot.config import TransformersLMConfig, load_config
 from bot.llm import GenerationError, Sampling, TransformersBackend
-from bot.prompt import ChatMessage
+from bot.responder.prompt import ChatMessage
 
 pytest.importorskip("transformers")
 from tiny_lm import build_tiny_model  # noqa: E402  (needs transformers)

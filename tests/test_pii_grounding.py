@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from bot.grounding import (
+from bot.responder.grounding import (
     SemanticGrounder,
     drop_borrowed_premises,
     dropped_condition,
@@ -22,7 +22,7 @@ from bot.grounding import (
     unlinked_purpose,
     unsupported_facts,
 )
-from bot.pii import PiiMasker, mask_pii, restore
+from bot.responder.pii import PiiMasker, mask_pii, restore
 
 
 @pytest.mark.parametrize(("text", "kind", "value"), [

@@ -1,4 +1,4 @@
-"""Masking at rest and in logs, with the same patterns the LLM prompt's masker uses (bot/pii.py).
+"""Masking at rest and in logs, with the same patterns the LLM prompt's masker uses (bot/responder/pii.py).
 
 At rest the placeholders are plain (`[EMAIL]`, `[PHONE]`, `[ADDRESS]`, `[CARD …1111]`): nothing
 is restored later, and an agent still sees what kind of thing the shopper sent and a card's last
@@ -17,7 +17,7 @@ import logging
 import re
 
 from bot.messages import Message
-from bot.pii import ADDRESS, CARD, DATE, EMAIL, PHONE, mask_pii
+from bot.responder.pii import ADDRESS, CARD, DATE, EMAIL, PHONE, mask_pii
 
 ORDER_CONTEXT = re.compile(
     r"(?i)(?:#|\b(?:order|bestell|auftrag|commande|pedido|ordine|zamówienie|заказ|sipariş|tracking|sendung)"

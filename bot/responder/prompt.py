@@ -2,7 +2,7 @@
 
 The shopper's words are data: they sit inside <shopper_message> tags and the rules
 say instructions inside them are not to be followed. Personal data is masked
-before anything enters the prompt (`bot.pii`).
+before anything enters the prompt (`bot.responder.pii`).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.pii import PiiMasker
+from bot.responder.pii import PiiMasker
 
 LANGUAGE_NAMES = {
     "ar": "Arabic", "da": "Danish", "de": "German", "en": "English", "es": "Spanish", "fr": "French",

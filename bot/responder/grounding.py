@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bot.pii import EMAIL, PHONE
+from bot.responder.pii import EMAIL, PHONE
 from knowledge.keyword import language_analyzer
 
 URL = re.compile(r"(?i)\b(?:https?://|www\.)[^\s<>()\"'，。]+")

@@ -17,11 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.concurrency import run_blocking
-from bot.grounding import SemanticGrounder, unsupported_facts
+from bot.responder.grounding import SemanticGrounder, unsupported_facts
 from bot.llm import GenerationBackend, GenerationError, Sampling
-from bot.llm_responder import PLACEHOLDER, degenerate
-from bot.pii import mask_pii, restore
-from bot.prompt import LANGUAGE_NAMES, ChatMessage
+from bot.responder.llm import PLACEHOLDER, degenerate
+from bot.responder.pii import mask_pii, restore
+from bot.responder.prompt import LANGUAGE_NAMES, ChatMessage
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from bot.concurrency import run_blocking
 from bot.config import ResponderConfig, RetrievalConfig
-from bot.grounding import (
+from bot.responder.grounding import (
     SemanticGrounder,
     drop_borrowed_premises,
     dropped_condition,
@@ -34,9 +34,9 @@ from bot.grounding import (
 )
 from bot.llm import GenerationBackend, GenerationError, Sampling
 from bot.messages import ReplyKind
-from bot.pii import PiiMasker, restore
-from bot.prompt import FaqContext, PromptParts, build_messages, rewrite_messages
-from bot.responder import Draft, ExtractiveResponder, ResponseContext
+from bot.responder.pii import PiiMasker, restore
+from bot.responder.prompt import FaqContext, PromptParts, build_messages, rewrite_messages
+from bot.responder.extractive import Draft, ExtractiveResponder, ResponseContext
 from knowledge.faq import FaqBase
 from knowledge.search import Hit
 
