@@ -583,9 +583,9 @@ def _vectors(groups: list[list[TurnRow]], encode: Encode, encoder_id: str | None
     texts = [normalize_text(groups[i][0].text) for i in missing]
     for start in range(0, len(missing), ENCODE_BATCH):
         encoded = np.asarray(encode(texts[start:start + ENCODE_BATCH]), dtype=np.float32)
-        for i, vector in zip(missing[start:start + ENCODE_BATCH], encoded):
+        for i, vector in zip(missing[start:start + ENCODE_BATCH], encoded, strict=True):  # a row per text
             rows[i] = vector
-    vectors = np.stack([row for row in rows if row is not None])
+    vectors = np.stack(rows)  # type: ignore[arg-type]  # every row is filled above
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors / np.where(norms == 0, 1, norms)
 

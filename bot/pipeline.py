@@ -79,9 +79,14 @@ class EncodeStage:
         self._knowledge = knowledge
 
     async def run(self, turn: Turn) -> None:
-        search, encoders = self._knowledge.current, self._knowledge.encoders
-        if turn.encoding is None and encoders is not None and search is not None and search.semantic:
-            turn.encoding = asyncio.ensure_future(encoders.encode(turn.inbound.text))
+        start_encoding(turn, self._knowledge)
+
+
+def start_encoding(turn: Turn, knowledge: KnowledgeBase) -> None:
+    """Encode the message once per turn, from the first stage that needs it (the encode stage, normally)."""
+    search, encoders = knowledge.current, knowledge.encoders
+    if turn.encoding is None and encoders is not None and search is not None and search.semantic:
+        turn.encoding = asyncio.ensure_future(encoders.encode(turn.inbound.text))
 
 
 class LanguageStage:
@@ -131,9 +136,7 @@ class RetrievalStage:
         assert search is not None, "knowledge is started before turns run"
         turn.faq = search.faq  # one FAQ version for the whole turn, even if a reload swaps it meanwhile
         language = turn.language.language if turn.language else None
-        encoders = self._knowledge.encoders
-        if turn.encoding is None and turn.vectors is None and encoders is not None and search.semantic:
-            turn.encoding = asyncio.ensure_future(encoders.encode(turn.inbound.text))
+        start_encoding(turn, self._knowledge)
 
         async def previous() -> str | None:
             return await self._store.previous_shopper_text(turn.inbound.conversation_key, turn.inbound.id)
@@ -141,9 +144,9 @@ class RetrievalStage:
         turn.hits, context = await retrieve_with_context(
             search, turn.inbound.text, previous, language=language, limit=self._limit,
             answer_threshold=self._answer_threshold, followup_max_words=self._followup_max_words,
-            vectors=turn.vectors if turn.vectors is not None else turn.encoding,
+            vectors=turn.encoding,
         )
-        if turn.vectors is None and turn.encoding is not None:
+        if turn.encoding is not None:
             turn.vectors = turn.encoding.result()  # awaited by the search
         if context:
             turn.trace["context"] = {"previous": context,

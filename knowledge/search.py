@@ -274,8 +274,8 @@ class FaqSearch:
         """
         if mode not in MODES:
             raise ValueError(f"unknown search mode '{mode}'")
-        chars = mode == "hybrid" and self._lexical(language)
-        text_scores = asyncio.wrap_future(self._keyword_pool.submit(self._text_scores, query, limit, chars))
+        text_scores = asyncio.wrap_future(self._keyword_pool.submit(self._text_scores, query, limit,
+                                                                    self._chars_vote(mode, language)))
         try:
             if inspect.isawaitable(vectors):
                 vectors = await vectors
@@ -302,7 +302,7 @@ class FaqSearch:
         wanted = [i for i, q in enumerate(queries) if q.mode != "keyword"] if semantic is not None else []
         if semantic is not None and wanted:
             vectors = self._query_vectors([queries[i] for i in wanted])
-            lexical = [queries[i].mode == "hybrid" and self._lexical(queries[i].language) for i in wanted]
+            lexical = [self._chars_vote(queries[i].mode, queries[i].language) for i in wanted]
             chars = [queries[i].chars for i in wanted]
             for i, score in zip(wanted, semantic.scores_many([queries[i].text for i in wanted], vectors, lexical,
                                                              chars)):
@@ -341,6 +341,10 @@ class FaqSearch:
         return {name: np.vstack([encoded[name][rows[i]] if i in rows else queries[i].vectors[name]
                                  for i in range(len(queries))])
                 for name in self._encoders.ids}
+
+    def _chars_vote(self, mode: str, language: str | None) -> bool:
+        """Whether the character n-gram classifier votes on a question (computed early or in the batch alike)."""
+        return mode == "hybrid" and self._lexical(language)
 
     def _lexical(self, language: str | None) -> bool:
         """Keywords and character n-grams only count within the languages the FAQ is written in."""
