@@ -48,7 +48,7 @@ from shoppers import (DATA, REPO, RESULTS, SAMPLE_CONFIG, git_commit, kefu_proce
                       set_key, shop_config)
 
 sys.path.insert(0, str(REPO))
-from bot.config import load_config  # noqa: E402
+from bot.config import Config, load_config  # noqa: E402
 from knowledge.embeddings import normalize_text  # noqa: E402
 from knowledge.search import EncoderSet  # noqa: E402
 from knowledge.service import load_encoders  # noqa: E402
@@ -256,6 +256,20 @@ def turn_figures(turn_times: list[float], floors: list[float]) -> dict:
             "p50_vs_floor": round(p50 / floor50, 2), "p95_vs_floor": round(p95 / floor95, 2)}
 
 
+def sample_copy(folder: Path, faq_dir: Path, index_dir: Path, *,
+                top_topics: str | None = None) -> tuple[Path, int, Config]:
+    """The sample shop's config copied into `folder` (shop_config) with its own `index_dir`
+    (shop_config's is the shoppers bench's shared one) and, when given, `[retrieval] top_topics`."""
+    config_path, port = shop_config(SAMPLE_CONFIG, folder, faq_dir)
+    text = set_key(config_path.read_text(encoding="utf-8"), "storage", "index_dir", json.dumps(index_dir.as_posix()))
+    if top_topics is not None:
+        text = set_key(text, "retrieval", "top_topics", top_topics)
+    config_path.write_text(text, encoding="utf-8")
+    config = load_config(config_path)
+    assert config.storage.index_dir == index_dir, config.storage.index_dir
+    return config_path, port, config
+
+
 def faq_size_run(data: Path, entries: int, phrasings: int, texts: list[str], encoders: EncoderSet,
                  work: Path) -> dict:
     """Single-client turns on a large FAQ (bench/retrieval.py's, its index folder shared) and the server's memory."""
@@ -264,12 +278,9 @@ def faq_size_run(data: Path, entries: int, phrasings: int, texts: list[str], enc
     folder = RESULTS / f"faq{entries}"
     synthetic_faq(data, folder / "faq", entries, phrasings)
     (work / f"faq{entries}").mkdir(parents=True, exist_ok=True)
-    config_path, port = shop_config(SAMPLE_CONFIG, work / f"faq{entries}", folder / "faq")
-    text = set_key(config_path.read_text(encoding="utf-8"), "storage", "index_dir",
-                   json.dumps((folder / "index").as_posix()))
-    text = set_key(text, "retrieval", "top_topics", "[]")  # the sample shop's topics are not in this FAQ
-    config_path.write_text(text, encoding="utf-8")
-    config = load_config(config_path)
+    # The sample shop's top topics are not in this FAQ.
+    config_path, port, config = sample_copy(work / f"faq{entries}", folder / "faq", folder / "index",
+                                            top_topics="[]")
     started = time.perf_counter()
     with kefu_process(config_path, port, work / f"serve-{entries}.log") as (base, process):
         start_s = time.perf_counter() - started
@@ -294,13 +305,8 @@ def main() -> int:
     work = RESULTS / "speed"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    config_path, port = shop_config(SAMPLE_CONFIG, work, load_config(SAMPLE_CONFIG).knowledge.faq_dir)
-    # shop_config points the index at the shoppers bench's shared folder; a cold start needs its own.
-    text = set_key(config_path.read_text(encoding="utf-8"), "storage", "index_dir",
-                   json.dumps((work / "index").as_posix()))
-    config_path.write_text(text, encoding="utf-8")
-    config = load_config(config_path)
-    assert config.storage.index_dir == work / "index", config.storage.index_dir
+    # A cold start needs an index folder of its own.
+    config_path, port, config = sample_copy(work, load_config(SAMPLE_CONFIG).knowledge.faq_dir, work / "index")
     token = config.webhook.secret
 
     floor_load = statistics.median(encoder_load_floor() for _ in range(3))
