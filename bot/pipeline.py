@@ -229,6 +229,13 @@ class SentimentStage:
         turn.trace["sentiment"] = {**sentiment.to_json(), "mood": round(turn.mood, 3)}
 
 
+# Handoffs whose notice comes after the confidently matched entry's answer: a flagged entry says what
+# the shop does (then a person follows up), and an upset shopper whose question the FAQ answers should
+# not wait for a person to learn it ("WHY IS MY REFUND TAKING SO LONG" gets the refund timings first).
+# A request for a person or a merchant's keyword (a legal threat) gets the notice alone.
+LEAD_WITH_THE_ANSWER = frozenset({HandoffReason.FAQ_FLAGGED, HandoffReason.UPSET})
+
+
 class HandoffStage:
     """Decides whether a person takes over; while one does, ends the turn with the message forwarded."""
 
@@ -277,7 +284,7 @@ class HandoffStage:
         if turn.handoff is None:
             return
         language = turn.language.language if turn.language else conversation.language or ""
-        if turn.handoff.reason == HandoffReason.FAQ_FLAGGED and best is not None:
+        if turn.handoff.reason in LEAD_WITH_THE_ANSWER and confident and best is not None:
             lead = best.entry.variant(turn.reply_language or language).answer
             turn.draft = self._notices.handoff_draft(language, turn.handoff, lead=lead, faq_ids=(best.entry.id,))
         else:

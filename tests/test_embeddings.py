@@ -55,6 +55,22 @@ def test_normalize_text_collapses_numbers_and_whitespace(text, expected):
     assert normalize_text(text) == expected
 
 
+@pytest.mark.parametrize(("text", "expected"), [
+    ("WHY IS MY REFUND TAKING SO LONG???", "why is my refund taking so long???"),
+    ("WHERE IS ORDER LL-123456", "where is order ll-0"),
+    ("my DHL tracking says DELIVERED", "my DHL tracking says DELIVERED"),  # a word or two in capitals is not a shout
+    ("DELL 的 USB 口坏了", "DELL 的 USB 口坏了"),
+])
+def test_normalize_text_lowercases_shouting_for_the_encoders(text, expected):
+    assert normalize_text(text) == expected
+
+
+def test_a_shouted_question_is_matched_like_the_same_words_written_calmly(use: UseEncoder):
+    shouted, calm = use.encode([normalize_text("WHY IS MY REFUND TAKING SO LONG")]), use.encode(
+        ["why is my refund taking so long"])
+    assert float(shouted[0] @ calm[0]) > 0.99
+
+
 def test_cache_first_embed_encodes_every_text(tmp_path, counting):
     cache = EmbeddingCache(tmp_path, counting)
     vectors = cache.embed(TEXTS)

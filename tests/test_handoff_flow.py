@@ -288,6 +288,28 @@ async def test_a_shopper_who_gets_angrier_is_handed_over_with_an_apology_first(s
     assert any(r["reply"]["text"].startswith("I'm sorry about the trouble.") for r in replies)
 
 
+@pytest.mark.parametrize(("text", "faq_id"), [
+    ("WHY IS MY REFUND TAKING SO LONG???", "refund-timing"),
+    ("运费到底多少钱？？？气死我了！", "shipping-cost"),
+])
+async def test_an_upset_shopper_whose_question_the_faq_answers_gets_the_answer_with_the_handoff(
+        shop, client, text, faq_id):
+    result = await client.say("upset-asks", text)
+    assert result["state"] == "waiting_agent" and result["reply"]["kind"] == "handoff", result
+    status, view = await client.agent("GET", "/conversations/webhook/upset-asks")
+    assert view["transitions"][0]["reason"] == "upset"
+    entry = shop.knowledge.current.faq.by_id[faq_id]
+    answer = entry.variant(result["reply"]["language"]).answer.strip()
+    assert result["reply"]["faq_ids"] == [faq_id], json.dumps(result)
+    before, _, notice = result["reply"]["text"].partition(answer)
+    assert notice.strip() and len(before) < 40, result["reply"]["text"]  # an apology, the answer, the notice
+
+
+async def test_a_request_for_a_person_gets_the_handoff_notice_alone_even_when_the_faq_answers(shop, client):
+    result = await client.say("asks-and-wants", "where is my refund? I want to talk to a human")
+    assert result["reply"]["kind"] == "handoff" and result["reply"]["faq_ids"] == [], result
+
+
 @pytest.mark.parametrize("shop", [{"handoff": "agent_wait_seconds = 0.3"}], indirect=True)
 async def test_a_queued_shopper_is_told_to_wait_once_when_nobody_claims_in_time(shop, client, receiver):
     await client.say("c6", "/human", "m1")
