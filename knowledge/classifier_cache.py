@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import pickle
 from collections.abc import Sequence
+from importlib.metadata import version
 from pathlib import Path
 
 from knowledge.embeddings import text_key
@@ -20,15 +21,13 @@ from knowledge.semantic import ANSWER_TRAIN_WEIGHT, CHAR_C, CHAR_PARAMETER_BUDGE
 
 log = logging.getLogger(__name__)
 
-VERSION = 1  # bump when what is stored changes
+VERSION = 2  # bump when what is stored changes
 KEEP = 8  # cached versions kept (an FAQ edited often would otherwise fill the disk: ~16 MB each at 3,000 entries)
 
 
 def classifier_key(phrasings: Sequence[Phrasing], encoder_ids: Sequence[str]) -> str:
     """What the classifiers depend on."""
-    from sklearn import __version__ as sklearn_version
-
-    parts = [f"v{VERSION}", f"sklearn{sklearn_version}", *encoder_ids,
+    parts = [f"v{VERSION}", f"sklearn{version('scikit-learn')}", *encoder_ids,
              f"C{SEMANTIC_C}/{CHAR_C}/answer{ANSWER_TRAIN_WEIGHT}/budget{CHAR_PARAMETER_BUDGET}"]
     parts += [f"{p.entry_id}\x1f{p.language}\x1f{p.kind}\x1f{p.text}" for p in phrasings]
     return text_key("\x1e".join(parts))

@@ -15,10 +15,9 @@ import logging
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
-
 import numpy as np
 
+from knowledge.char_ngrams import CharVectorizer
 from knowledge.embeddings import normalize_text
 from knowledge.encoders import prefer_passive_openmp
 
@@ -59,7 +58,7 @@ class LinearModel:
         return cls(classes=model.classes_, coef=model.coef_.T.copy(), intercept=model.intercept_.copy())
 
     def probabilities(self, features) -> np.ndarray:
-        """Rows of features (dense or sparse) → rows of class probabilities."""
+        """Rows of features (dense, or the character n-grams' sparse rows) → rows of class probabilities."""
         logits = np.asarray(features @ self.coef) + self.intercept
         if logits.shape[1] == 1:  # sklearn keeps one column for two classes
             positive = 1.0 / (1.0 + np.exp(-logits[:, 0]))
@@ -75,7 +74,7 @@ class TrainedModels:
     vectorizer with its model (None for an FAQ with fewer than two entries that have questions)."""
 
     embedding: dict[str, LinearModel]
-    chars: tuple[Any, LinearModel] | None
+    chars: tuple[CharVectorizer, LinearModel] | None
 
 
 @dataclass(frozen=True)
@@ -176,11 +175,11 @@ class SemanticIndex:
             features = vectorizer.fit_transform(texts)
             char_model = LogisticRegression(C=CHAR_C, max_iter=1000)
             char_model.fit(features, labels[questions])
-            self._char = (vectorizer, LinearModel.of(char_model))
+            self._char = (CharVectorizer.of(vectorizer), LinearModel.of(char_model))
 
     def _spread(self, model: LinearModel, features) -> np.ndarray:
         """A classifier's probabilities → queries × entries (entries without questions get 0)."""
-        full = np.zeros((features.shape[0], len(self.entry_ids)), dtype=np.float64)
+        full = np.zeros((len(features), len(self.entry_ids)), dtype=np.float64)
         full[:, model.classes] = model.probabilities(features)
         return full
 
