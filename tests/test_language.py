@@ -224,3 +224,41 @@ CHAT_SHAPES = [
 def test_chat_shaped_messages(text, conversation, expected):
     detector = LanguageDetector(enabled=("en", "zh", "de"), default="en", min_confidence=0.8)
     assert detector.detect(text, conversation_language=conversation).language == expected
+
+
+def test_preloading_loads_one_language_per_native_call():
+    """lingua holds the GIL while it loads models: one language at a time keeps each hold short."""
+    from bot.language import LinguaModel
+
+    model = LinguaModel(("en", "de", "fr", "ja"))
+    built = []
+
+    class Recording:
+        def __init__(self, languages):
+            self.languages = languages
+            self.preloaded = False
+
+        @classmethod
+        def from_languages(cls, *languages):
+            return cls(languages)
+
+        def with_preloaded_language_models(self):
+            self.preloaded = True
+            return self
+
+        def build(self):
+            built.append((tuple(sorted(lang.iso_code_639_1.name.lower() for lang in self.languages)), self.preloaded))
+
+    model._builder = Recording
+    model.preload()
+    assert all(preloaded and len(pair) == 2 for pair, preloaded in built)
+    assert {code for pair, _ in built for code in pair} == {"en", "de", "fr", "ja"}
+    assert len(built) == 4
+
+
+def test_a_preloaded_detector_detects_as_before():
+    cold = LanguageDetector(enabled=("en", "zh"), default="en", min_confidence=0.8)
+    warm = LanguageDetector(enabled=("en", "zh"), default="en", min_confidence=0.8)
+    warm.preload()
+    for text in ("Wo ist mein Paket?", "where is my order", "我的退款呢", "¿Dónde está mi pedido?"):
+        assert warm.detect(text) == cold.detect(text)
