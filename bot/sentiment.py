@@ -153,6 +153,10 @@ class SnowNlpBackend:
             raise SentimentError(str(exc)) from exc
         return [2.0 * scores[i] - 1.0 if i in scores else 0.0 for i in range(len(texts))]
 
+    @property
+    def ready(self) -> bool:
+        return self._worker.ready
+
     def wait_ready(self) -> None:
         try:
             self._worker.wait_ready()

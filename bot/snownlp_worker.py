@@ -72,6 +72,11 @@ class SnowNlpWorker:
             self._stop_child()
 
     @property
+    def ready(self) -> bool:
+        """Whether the child has said it loaded snownlp (a call has waited for it)."""
+        return self._ready
+
+    @property
     def pid(self) -> int | None:
         return self._child.pid if self._child is not None and self._child.poll() is None else None
 

@@ -79,7 +79,7 @@ async def test_start_loads_the_lazy_models_in_the_background_before_a_first_mess
     assert await asyncio.wait_for(asyncio.shield(app.warming_up), timeout=120) > 0
     assert app.analyzer is not None and isinstance(app.analyzer.backend, CombinedBackend)
     snow, _ = app.analyzer.backend._specialists["zh"]
-    assert snow._snownlp is not None  # loaded before any Chinese message arrived
+    assert snow.ready  # its worker process loaded snownlp before any Chinese message arrived
 
 
 async def test_the_dashboard_groups_questions_with_the_vectors_their_turns_stored(app: KefuApp):
