@@ -154,7 +154,7 @@ async def quality(generator, asked: list[tuple[str, str, str]], out: Path, deadl
     latencies = sorted(r["ms"] for r in asked) or [0.0]
     lines = [f"# {generator.name} replies ({len(records)} Bitext questions, sample shop FAQ)\n"]
     for r in records:
-        verdict = r["trace"].get("used", "not asked (no match)")
+        verdict = r["trace"].get("used", "not asked (no confident answer)")
         reason = r["trace"].get("fallback", "")
         refused = f"\n> model's draft (refused): {one_line(r['trace']['draft'])}\n" if "draft" in r["trace"] else ""
         if "refused" in r["trace"]:

@@ -102,17 +102,11 @@ def rewrite_messages(parts: PromptParts, masker: PiiMasker) -> tuple[list[ChatMe
 
     Told what was wrong with its first draft, Qwen2.5 1.5B mostly wrote the same mistake again
     (3 of 16 second tries were sent); asked to rewrite the entry's answer itself, with the entry in
-    the user turn instead of among the rules, 12 of 16 were (bench/llm_judged.md). With several
-    entries the model picks the one that fits the message.
+    the user turn instead of among the rules, 12 of 16 were (bench/llm_judged.md).
     """
     language = LANGUAGE_NAMES.get(parts.language, parts.language)
-    if len(parts.entries) == 1:
-        answers = f'The shop\'s answer is:\n"{parts.entries[0].answer}"'
-        task = "Rewrite the shop's answer as a short reply to this shopper"
-    else:
-        answers = "The shop's answers to similar questions:\n\n" + "\n\n".join(
-            f'Question: {e.question}\nAnswer: "{e.answer}"' for e in parts.entries)
-        task = "Pick the one answer that fits the shopper's message and rewrite it as a short reply to this shopper"
+    answers = f'The shop\'s answer is:\n"{parts.entries[0].answer}"'  # the confident match alone
+    task = "Rewrite the shop's answer as a short reply to this shopper"
     unknown = (f" Do not use the words {', '.join(repr(w) for w in parts.unknown_words)}: the shop's answer never "
                f"uses them." if parts.unknown_words else "")
     mood = " The shopper is upset: begin with one short, sincere sentence of understanding." if parts.upset else ""
