@@ -249,8 +249,9 @@ def peak_rss_mb(pid: int) -> float:
 
 
 def _children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(child) for child in path.read_text().split()] if path.exists() else []
+    """Children started by any of the process's threads (each thread lists its own)."""
+    return [int(child) for task in Path(f"/proc/{pid}/task").iterdir() if (task / "children").exists()
+            for child in (task / "children").read_text().split()]
 
 
 def _vm_hwm_kb(pid: int) -> int:
