@@ -129,7 +129,7 @@ async def quality(generator, asked: list[tuple[str, str, str]], out: Path, deadl
     extractive = ExtractiveResponder(texts=Texts.from_config(config), retrieval=config.retrieval)
     use = next(e for e in encoders.encoders if e.id.startswith("use"))
     responder = GroundedResponder(
-        generator=generator, fallback=extractive, config=config.responder, retrieval=config.retrieval,
+        generator=generator, fallback=extractive, config=config.responder,
         shop=config.shop.name, detect_language=lambda t: (detector.detect(t).language, detector.detect(t).confidence),
         grounder=SemanticGrounder(use.encode, config.responder.min_similarity))
     records = []

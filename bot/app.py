@@ -255,13 +255,17 @@ class KefuApp:
             await worker.stop()
         if self._generator is not None:
             await self._generator.stop()
+        finished = self.warming_up is None or self.warming_up.done()
+        if self.analyzer is not None:  # stops the snownlp worker, also while the warm-up waits for it to load
+            await run_blocking(self.analyzer.close)
         if self.warming_up is not None:  # a thread cannot be interrupted: let it finish (seconds at most)
             try:
                 await self.warming_up
             except Exception as exc:  # a backend that fails here fails on the first message too, and says so there
-                log.warning("app.warm_up_failed (%s: %s)", type(exc).__name__, exc)
-        if self.analyzer is not None:
-            await run_blocking(self.analyzer.close)
+                if finished:
+                    log.warning("app.warm_up_failed (%s: %s)", type(exc).__name__, exc)
+                else:
+                    log.info("app.warm_up_cut_short (stopped while it ran: %s)", type(exc).__name__)
         await self.knowledge.stop()
         await self.store.close()
         log.info("app.stopped")
@@ -317,8 +321,7 @@ class KefuApp:
                 translator = AnswerTranslator(generator=generator, grounder=grounder, detect_language=detect,
                                               shop=config.shop.name, deadline_seconds=config.responder.deadline_seconds)
         return GroundedResponder(generator=generator, fallback=extractive, config=config.responder,
-                                 retrieval=config.retrieval, shop=config.shop.name, detect_language=detect,
-                                 grounder=grounder), translator
+                                 shop=config.shop.name, detect_language=detect, grounder=grounder), translator
 
     def _through_queue(self, encoder: Encoder | None) -> Callable[[Sequence[str]], np.ndarray] | None:
         """The encoder as a blocking function for worker threads that goes through its batching queue."""

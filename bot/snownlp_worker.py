@@ -47,6 +47,7 @@ class SnowNlpWorker:
         self._child: subprocess.Popen[str] | None = None
         self._finalizer: weakref.finalize | None = None
         self._ready = False
+        self._closed = False
         self._start()
 
     def sentiments(self, texts: Sequence[str]) -> list[float]:
@@ -57,6 +58,8 @@ class SnowNlpWorker:
             try:
                 return self._ask(list(texts))
             except (OSError, EOFError) as exc:
+                if self._closed:
+                    raise SnowNlpError("the snownlp worker was closed") from exc
                 log.warning("snownlp_worker.restart (%s: %s): starting it again", type(exc).__name__, exc)
                 self._stop_child()
                 self._start()
@@ -68,6 +71,11 @@ class SnowNlpWorker:
             self._handshake()
 
     def close(self) -> None:
+        """Stop the child at once, also while a call waits for it (that call then fails)."""
+        self._closed = True
+        child = self._child
+        if child is not None and child.poll() is None:
+            child.kill()  # without the lock: a call blocked reading the pipe gets EOF and lets go of it
         with self._lock:
             self._stop_child()
 
@@ -89,6 +97,8 @@ class SnowNlpWorker:
     def _handshake(self) -> None:
         if self._ready:
             return
+        if self._closed:
+            raise SnowNlpError("the snownlp worker was closed")
         line = self._stdout.readline()
         if not line:
             code = self._child.wait() if self._child is not None else None

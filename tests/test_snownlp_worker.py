@@ -69,3 +69,28 @@ def test_the_backend_maps_snownlp_to_minus_one_to_one():
     finally:
         backend.close()
     assert -1.0 <= negative < 0 < positive <= 1.0
+
+
+def test_closing_while_a_call_waits_for_the_load_ends_that_call_and_starts_nothing_again():
+    """An app stopping right after start must not wait seconds for snownlp to finish loading."""
+    import threading
+
+    from bot.snownlp_worker import SnowNlpError
+
+    worker = SnowNlpWorker()
+    errors: list[Exception] = []
+
+    def call() -> None:
+        try:
+            worker.sentiments(["很好"])
+        except SnowNlpError as exc:
+            errors.append(exc)
+
+    waiting = threading.Thread(target=call)
+    waiting.start()
+    worker.close()
+    waiting.join(timeout=30)
+    assert not waiting.is_alive() and len(errors) == 1
+    with pytest.raises(SnowNlpError, match="closed"):
+        worker.sentiments(["很好"])
+    assert worker.pid is None

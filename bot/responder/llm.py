@@ -17,7 +17,7 @@ from dataclasses import replace
 from typing import Any
 
 from bot.concurrency import run_blocking
-from bot.config import ResponderConfig, RetrievalConfig
+from bot.config import ResponderConfig
 from bot.responder.grounding import (
     SemanticGrounder,
     drop_borrowed_premises,
@@ -73,13 +73,12 @@ class GroundedResponder:
     """Generates with a backend, checks the draft, and falls back to the extractive responder."""
 
     def __init__(self, *, generator: GenerationBackend, fallback: ExtractiveResponder, config: ResponderConfig,
-                 retrieval: RetrievalConfig, shop: str, detect_language: Callable[[str], tuple[str, float]] | None,
+                 shop: str, detect_language: Callable[[str], tuple[str, float]] | None,
                  grounder: SemanticGrounder | None):
         self._generator = generator
         self._fallback = fallback
         self._config = config
         self.history_turns = config.history_turns  # the prompt shows the conversation so far
-        self._retrieval = retrieval
         self._shop = shop
         self._detect = detect_language
         self._grounder = grounder
