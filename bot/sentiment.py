@@ -157,12 +157,6 @@ class SnowNlpBackend:
     def ready(self) -> bool:
         return self._worker.ready
 
-    def wait_ready(self) -> None:
-        try:
-            self._worker.wait_ready()
-        except SnowNlpError as exc:
-            raise SentimentError(str(exc)) from exc
-
     def close(self) -> None:
         self._worker.close()
 

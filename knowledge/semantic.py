@@ -15,6 +15,7 @@ import logging
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+
 import numpy as np
 
 from knowledge.char_ngrams import CharVectorizer
