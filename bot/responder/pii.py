@@ -11,7 +11,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# An address's letters are any alphabet's but not Chinese, Japanese, Korean or Thai ones: those texts
+# run straight into an address ("请发邮件至help@shop.example说明"), which ends where they begin.
+_ADDRESS_LETTER = r"[^\W\u0e00-\u0e7f\u3040-\u9fff\uac00-\ud7af\uf900-\ufaff]"
+EMAIL = re.compile(rf"(?:{_ADDRESS_LETTER}|[.+-])+@(?:{_ADDRESS_LETTER}|-)+(?:\.(?:{_ADDRESS_LETTER}|-)+)+")
 # Boundaries are ASCII letters and digits: Chinese text runs straight into numbers ("电话13812345678").
 # A card: 13-19 digits, optionally grouped by spaces or dashes.
 CARD = re.compile(r"(?<![A-Za-z0-9])(?:\d[ -]?){12,18}\d(?![A-Za-z0-9])")
