@@ -24,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bot.language import LanguageDetector, known_languages  # noqa: E402
+from bot.language.detector import LanguageDetector, known_languages  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 

@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from bot.config import LlamaCppConfig, TransformersLMConfig, load_config  # noqa: E402
 from bot.responder.grounding import SemanticGrounder  # noqa: E402
-from bot.language import LanguageDetector  # noqa: E402
+from bot.language.detector import LanguageDetector  # noqa: E402
 from bot.llm import Generation, LlamaCppBackend, Sampling, TransformersBackend  # noqa: E402
 from bot.responder.llm import GroundedResponder  # noqa: E402
 from bot.responder.prompt import ChatMessage  # noqa: E402

@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from bot.config import load_config  # noqa: E402
-from bot.language import LanguageDetector  # noqa: E402
+from bot.language.detector import LanguageDetector  # noqa: E402
 from knowledge.evaluation import LabelledQuestion, build_faq, evaluate, read_questions  # noqa: E402
 from knowledge.embeddings import normalize_text  # noqa: E402
 from knowledge.search import MODES  # noqa: E402

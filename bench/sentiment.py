@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO))
 
 from bot.config import load_config  # noqa: E402
 from bot.cues import CueDetector  # noqa: E402
-from bot.sentiment import SentimentAnalyzer, build_backend  # noqa: E402
+from bot.sentiment.analyzer import SentimentAnalyzer, build_backend  # noqa: E402
 from knowledge.service import load_encoders  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"

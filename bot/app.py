@@ -30,7 +30,7 @@ from bot.dispatcher import TurnDispatcher
 from bot.errors import AdapterError, ConfigError
 from bot.handoff.store import HandoffStore
 from bot.http import HttpServer
-from bot.language import LanguageDetector, known_languages
+from bot.language.detector import LanguageDetector, known_languages
 from bot.metrics import Metrics
 from bot.messages import (
     Channel,
@@ -54,7 +54,7 @@ from bot.privacy.masking import AtRestMasker
 from bot.llm import GenerationBackend, build_generator
 from bot.responder.llm import GroundedResponder
 from bot.responder import ExtractiveResponder, Responder
-from bot.sentiment import SentimentAnalyzer, build_backend
+from bot.sentiment.analyzer import SentimentAnalyzer, build_backend
 from bot.warmup import warm_up
 from bot.store import Store
 from bot.texts import Texts

@@ -17,16 +17,16 @@ from bot.app import KefuApp, enabled_channels
 from bot.concurrency import run_blocking
 from bot.config import CONSOLE_ROLES, CONSOLE_USER_NAME, RESPONDERS, Config, load_config, telegram_from_environment
 from bot.errors import KefuError
-from bot.language import LanguageDetector
+from bot.language.detector import LanguageDetector
 from bot.passwords import hash_password
 from bot.privacy.cli import add_privacy_parser, privacy_command
 from bot.privacy.masking import install_log_masking
 from bot.faq_suggest import add_suggest_parser, suggest_command
-from bot.replay_cli import add_replay_parser, replay_command
-from bot.language_eval import evaluate_language, read_labelled
+from bot.replay.cli import add_replay_parser, replay_command
+from bot.language.evaluation import evaluate_language, read_labelled
 from bot.cues import CueDetector
 from bot.responder import ExtractiveResponder
-from bot.sentiment import (
+from bot.sentiment.analyzer import (
     CombinedBackend,
     PolarityBackend,
     SentimentAnalyzer,
@@ -34,7 +34,7 @@ from bot.sentiment import (
     VaderBackend,
     build_backend,
 )
-from bot.sentiment_eval import evaluate_sentiment, read_sentiment_rows
+from bot.sentiment.evaluation import evaluate_sentiment, read_sentiment_rows
 from bot.texts import Texts
 from knowledge.calibration import quiz_summary
 from knowledge.evaluation import build_faq, evaluate, read_questions

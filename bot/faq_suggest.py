@@ -28,7 +28,7 @@ import yaml
 from bot.concurrency import run_blocking
 from bot.config import Config
 from bot.errors import KefuError
-from bot.language import LanguageDetector
+from bot.language.detector import LanguageDetector
 from bot.llm import GenerationBackend, GenerationError, Sampling, build_generator
 from bot.responder.prompt import LANGUAGE_NAMES, ChatMessage
 from bot.scripts import dense_characters

@@ -20,13 +20,13 @@ from bot.dispatcher import TurnOutcome
 from bot.handoff import (Action, HandoffDecision, HandoffPolicy, HandoffReason, HandoffSignals, decide,
                          faq_answers_the_wording)
 from bot.handoff.store import HandoffStore
-from bot.language import LanguageDetector, LanguageGuess, reply_language
+from bot.language.detector import LanguageDetector, LanguageGuess, reply_language
 from bot.llm import GenerationError
 from bot.messages import HandoffState, Reply, ReplyKind
 from bot.metrics import FORWARDED, Metrics
 from bot.responder import Draft, Responder, ResponseContext
 from bot.scripts import dense_characters
-from bot.sentiment import MOOD_WINDOW, NEGATIVE_BELOW, Sentiment, SentimentAnalyzer, rolling_mood
+from bot.sentiment.analyzer import MOOD_WINDOW, NEGATIVE_BELOW, Sentiment, SentimentAnalyzer, rolling_mood
 from bot.store import ConversationState, Store, StoredInbound
 from bot.texts import Texts
 from bot.responder.translation import AnswerTranslator

@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 import time
 
-from bot.language import LanguageDetector
-from bot.sentiment import SentimentAnalyzer
+from bot.language.detector import LanguageDetector
+from bot.sentiment.analyzer import SentimentAnalyzer
 
 log = logging.getLogger(__name__)
 

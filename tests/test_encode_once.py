@@ -73,7 +73,7 @@ async def test_concurrent_messages_share_one_encoding_batch_per_worker(app: Kefu
 
 async def test_start_loads_the_lazy_models_in_the_background_before_a_first_message(app: KefuApp):
     """snownlp (~4 s) and lingua's models used to load on the first message; now right after start."""
-    from bot.sentiment import CombinedBackend
+    from bot.sentiment.analyzer import CombinedBackend
 
     assert app.warming_up is not None
     assert await asyncio.wait_for(asyncio.shield(app.warming_up), timeout=120) > 0

@@ -1,10 +1,10 @@
-"""bot/language.py: the shopper's language, restricted to the shop's enabled languages."""
+"""bot/language/detector.py: the shopper's language, restricted to the shop's enabled languages."""
 
 from __future__ import annotations
 
 import pytest
 
-from bot.language import LanguageDetector, known_languages, reply_language
+from bot.language.detector import LanguageDetector, known_languages, reply_language
 
 
 @pytest.fixture(scope="module", params=["lingua", "langdetect"])
@@ -228,7 +228,7 @@ def test_chat_shaped_messages(text, conversation, expected):
 
 def test_preloading_loads_one_language_per_native_call():
     """lingua holds the GIL while it loads models: one language at a time keeps each hold short."""
-    from bot.language import LinguaModel
+    from bot.language.detector import LinguaModel
 
     model = LinguaModel(("en", "de", "fr", "ja"))
     built = []

@@ -20,7 +20,7 @@ from aiohttp import web
 from conftest import REPO, loopback_server, write_config
 
 from bot.config import load_config
-from bot.replay import (
+from bot.replay.run import (
     Outcome,
     ReplayReport,
     concurrency_for,
@@ -29,8 +29,8 @@ from bot.replay import (
     replay_config,
     turn_language,
 )
-from bot.replay_input import ReplayDataError, read_messages, sniff_delimiter
-from bot.replay_report import choose_format, md, render, render_html, render_markdown
+from bot.replay.reading import ReplayDataError, read_messages, sniff_delimiter
+from bot.replay.report import choose_format, md, render, render_html, render_markdown
 
 # (conversation, text, expected outcome or None when either "not sure" or "no match" is fair)
 MESSAGES = [

@@ -7,7 +7,7 @@ import pytest
 from conftest import SHARED_INDEX
 
 from bot.cues import CueDetector, CueReport, PhraseMatcher, is_shouting
-from bot.sentiment import (
+from bot.sentiment.analyzer import (
     CombinedBackend,
     ExampleBackend,
     SentimentAnalyzer,
@@ -190,7 +190,7 @@ def test_transformers_backend_loads_a_local_model_and_reads_its_labels(tiny_sent
 
 
 def test_transformers_backend_names_a_model_it_cannot_load(tmp_path):
-    from bot.sentiment import SentimentError
+    from bot.sentiment.analyzer import SentimentError
 
     with pytest.raises(SentimentError, match="cannot load sentiment model"):
         build_backend("transformers", languages=LANGUAGES, encoders=[], transformers_model=str(tmp_path / "none"))
@@ -199,23 +199,23 @@ def test_transformers_backend_names_a_model_it_cannot_load(tmp_path):
 # -- the shipped example classifiers ----------------------------------------------------------
 
 def test_the_shipped_classifiers_match_the_examples_and_the_default_encoders(encoders):
-    from bot.sentiment import example_texts
-    from bot.sentiment_models import examples_key, shipped_models
+    from bot.sentiment.analyzer import example_texts
+    from bot.sentiment.models import examples_key, shipped_models
 
     shipped = shipped_models()
     assert shipped["examples"] == examples_key(*example_texts()), \
-        "the examples changed: run .venv/bin/python -m bot.sentiment_models"
+        "the examples changed: run .venv/bin/python -m bot.sentiment.models"
     assert set(shipped["models"]) == {encoder.id for encoder in encoders}
 
 
 def test_with_the_shipped_classifiers_no_example_is_encoded_or_trained(encoders, tmp_path, monkeypatch):
-    import bot.sentiment_models as models
+    import bot.sentiment.models as models
 
     def no_training(*args, **kwargs):
         raise AssertionError("a shipped classifier was trained again")
 
     monkeypatch.setattr(models, "train", no_training)
-    monkeypatch.setattr("bot.sentiment.train", no_training)
+    monkeypatch.setattr("bot.sentiment.analyzer.train", no_training)
     counted: list[int] = []
     for encoder in encoders:
         real = encoder.encode
@@ -229,10 +229,11 @@ def test_with_the_shipped_classifiers_no_example_is_encoded_or_trained(encoders,
 
 
 def test_an_encoder_without_a_shipped_classifier_trains_once_and_caches_it(encoders, tmp_path, monkeypatch):
-    monkeypatch.setattr("bot.sentiment.shipped_models", lambda: {"examples": "other", "models": {}})
+    monkeypatch.setattr("bot.sentiment.analyzer.shipped_models", lambda: {"examples": "other", "models": {}})
     first = ExampleBackend(encoders[:1], tmp_path / "cache")
     assert len(list((tmp_path / "cache").glob("model-*.json"))) == 1
-    monkeypatch.setattr("bot.sentiment.train", lambda *a, **k: (_ for _ in ()).throw(AssertionError("retrained")))
+    monkeypatch.setattr("bot.sentiment.analyzer.train",
+                        lambda *a, **k: (_ for _ in ()).throw(AssertionError("retrained")))
     again = ExampleBackend(encoders[:1], tmp_path / "cache")
     texts = ["where is my parcel", "I am furious, nobody answers my emails"]
     assert again.polarity(texts, ["en", "en"]) == pytest.approx(first.polarity(texts, ["en", "en"]), abs=1e-6)

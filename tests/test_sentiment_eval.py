@@ -9,7 +9,7 @@ import sys
 import pytest
 from conftest import REPO, write_config
 
-from bot.sentiment_eval import score_figures
+from bot.sentiment.evaluation import score_figures
 
 ROWS = [
     ("thank you, arrived fast and it looks great", "1", "en"),
@@ -72,7 +72,7 @@ def test_figures_use_the_sign_for_two_labels_and_bands_for_three():
 
 @pytest.mark.parametrize(("header", "missing"), [("body,label", "text"), ("text,mood", "label")])
 def test_missing_column_is_named(tmp_path, header, missing):
-    from bot.sentiment_eval import SentimentDataError, read_sentiment_rows
+    from bot.sentiment.evaluation import SentimentDataError, read_sentiment_rows
 
     data = tmp_path / "x.csv"
     data.write_text(f"{header}\nhi,1\n", encoding="utf-8")

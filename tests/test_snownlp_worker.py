@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from bot.sentiment import SnowNlpBackend
-from bot.snownlp_worker import SnowNlpWorker
+from bot.sentiment.analyzer import SnowNlpBackend
+from bot.sentiment.snownlp_worker import SnowNlpWorker
 
 TEXTS = ["很好，很满意", "太差了，非常失望", "请问可以开发票吗", "快递三天就到了，包装完好"]
 
@@ -51,7 +51,7 @@ def test_closing_stops_the_process():
 
 def test_the_backend_keeps_snownlp_out_of_the_callers_process():
     """Loading snownlp holds the GIL for seconds; the server's process must not pay that."""
-    code = ("import sys; from bot.sentiment import SnowNlpBackend; backend = SnowNlpBackend(); "
+    code = ("import sys; from bot.sentiment.analyzer import SnowNlpBackend; backend = SnowNlpBackend(); "
             "print(backend.polarity(['太差了，非常失望', '   ', '很好，很满意'], ['zh'] * 3)); "
             "backend.close(); print('snownlp' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
@@ -75,7 +75,7 @@ def test_closing_while_a_call_waits_for_the_load_ends_that_call_and_starts_nothi
     """An app stopping right after start must not wait seconds for snownlp to finish loading."""
     import threading
 
-    from bot.snownlp_worker import SnowNlpError
+    from bot.sentiment.snownlp_worker import SnowNlpError
 
     worker = SnowNlpWorker()
     errors: list[Exception] = []

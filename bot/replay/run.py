@@ -35,7 +35,7 @@ from bot.config import Config, TelegramConfig
 from bot.errors import KefuError
 from bot.insights import QuestionClusters, nearest_rank
 from bot.messages import HandleResult, Message, ReplyKind, utc_now
-from bot.replay_input import ReplayInput, ReplayRow
+from bot.replay.reading import ReplayInput, ReplayRow
 
 log = logging.getLogger(__name__)
 

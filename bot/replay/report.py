@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from bot.replay import Outcome, ReplayedTurn, ReplayReport
+from bot.replay.run import Outcome, ReplayedTurn, ReplayReport
 
 FORMATS = ("markdown", "html", "json")
 SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html", ".json": "json"}

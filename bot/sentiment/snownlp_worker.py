@@ -89,7 +89,7 @@ class SnowNlpWorker:
         return self._child.pid if self._child is not None and self._child.poll() is None else None
 
     def _start(self) -> None:
-        self._child = subprocess.Popen([sys.executable, "-m", "bot.snownlp_worker"], stdin=subprocess.PIPE,
+        self._child = subprocess.Popen([sys.executable, "-m", "bot.sentiment.snownlp_worker"], stdin=subprocess.PIPE,
                                        stdout=subprocess.PIPE, text=True, encoding="utf-8", bufsize=1)
         self._finalizer = weakref.finalize(self, _stop, self._child)
         self._ready = False

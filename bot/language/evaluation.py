@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bot.errors import KefuError
-from bot.language import BACKENDS, LanguageDetector
+from bot.language.detector import BACKENDS, LanguageDetector
 
 BUCKETS = (("<=10", 0, 10), ("11-20", 11, 20), ("21-40", 21, 40), (">40", 41, 10**9))
 

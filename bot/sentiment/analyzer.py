@@ -29,8 +29,8 @@ import numpy as np
 
 from bot.cues import CueDetector, CueReport
 from bot.errors import KefuError
-from bot.snownlp_worker import SnowNlpError, SnowNlpWorker
-from bot.sentiment_models import cache_model, examples_key, find_model, shipped_models, train
+from bot.sentiment.snownlp_worker import SnowNlpError, SnowNlpWorker
+from bot.sentiment.models import cache_model, examples_key, find_model, shipped_models, train
 from knowledge.embeddings import EmbeddingCache, normalize_text
 from knowledge.encoders import Encoder
 from knowledge.search import QueryVectors
@@ -136,7 +136,7 @@ class VaderBackend:
 
 class SnowNlpBackend:
     """Chinese: snownlp's classifier, trained on shopping reviews, in a worker process of its own
-    (bot/snownlp_worker.py: loading it in the server's process stalled the event loop for seconds).
+    (bot/sentiment/snownlp_worker.py: loading it in the server's process stalled the event loop for seconds).
     The worker starts loading when the backend is built."""
 
     name = "snownlp"

@@ -12,9 +12,9 @@ from typing import Any, TextIO
 from bot.concurrency import run_blocking
 from bot.config import Config
 from bot.errors import KefuError
-from bot.replay import DEFAULT_CONCURRENCY, replay
-from bot.replay_input import read_messages
-from bot.replay_report import FORMATS, choose_format, render
+from bot.replay.run import DEFAULT_CONCURRENCY, replay
+from bot.replay.reading import read_messages
+from bot.replay.report import FORMATS, choose_format, render
 
 PROGRESS_SECONDS = 2.0
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.errors import KefuError
-from bot.sentiment import PolarityBackend, SentimentAnalyzer, label_of
+from bot.sentiment.analyzer import PolarityBackend, SentimentAnalyzer, label_of
 
 LABELS = {"1": "positive", "positive": "positive", "pos": "positive", "0": "negative", "negative": "negative",
           "neg": "negative", "neutral": "neutral", "neu": "neutral"}

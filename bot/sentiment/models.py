@@ -6,7 +6,7 @@ weights per encoder), so they ship in `bot/lexicon/sentiment_models.json`, keyed
 encoder's id and a hash of the examples; another encoder, or edited examples, are trained
 at start and cached in the index folder. Regenerate after editing the examples:
 
-    .venv/bin/python -m bot.sentiment_models
+    .venv/bin/python -m bot.sentiment.models
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def cache_model(encoder_id: str, key: str, cache_dir: Path, model: LinearModel) 
 
 def main() -> int:
     """Train the classifiers for the default encoders and write the shipped file."""
-    from bot.sentiment import example_texts
+    from bot.sentiment.analyzer import example_texts
     from knowledge.encoders import EncoderSpec, build_encoders
     from knowledge.search import EncoderSet
 
@@ -89,7 +89,7 @@ def main() -> int:
     for encoder_id, vectors in encoders.encode_many(texts).items():
         models[encoder_id] = _to_json(train(vectors, labels))
         print(f"trained the sentiment classifier for {encoder_id} on {len(texts)} examples")
-    path = Path(__file__).parent / "lexicon" / SHIPPED
+    path = Path(__file__).parent.parent / "lexicon" / SHIPPED
     path.write_text(json.dumps({"examples": examples_key(texts, labels), "models": models}) + "\n", encoding="utf-8")
     print(f"wrote {path}")
     return 0
