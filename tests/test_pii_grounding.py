@@ -324,8 +324,40 @@ def test_a_claim_that_drops_the_faqs_limit_is_caught(draft, dropped):
     ("Refunds are issued within 5-7 business days.", "en", None),  # policy, not a status
     ("Your parcel is already dispatched.", "en", "is already dispatched"),
     ("Your refund has been issued.", "de", None),  # no pattern for German
+    ("I've cancelled your order for you.", "en", "'ve cancelled"),  # what kefu says it did itself
+    ("We refunded the full amount yesterday.", "en", "We refunded"),
+    ("Good news, it’s been shipped!", "en", "’s been shipped"),
+    ("Let's reset your password: click \"Forgot password\".", "en", None),  # advice, not a status
 ])
 def test_a_claim_about_what_happened_to_the_order_is_caught(draft, language, said):
     sources = ["退款发出时我们会发邮件给您。寄往欧盟的订单价格已含增值税。", "We email you when the refund is issued."]
     found = status_claims(draft, "包裹显示已签收但我没收到", sources, language)
     assert (found is None) if said is None else (f"says '{said}'" in found)
+
+
+def _variant(question: str, answer: str, language: str = "en"):
+    from knowledge.faq import LocalizedText, SourceLocation
+
+    return LocalizedText(language=language, questions=(question,), answer=answer,
+                         source=SourceLocation("faq/orders.yaml", 1))
+
+
+@pytest.mark.parametrize(("draft", "refusal"), [
+    ("You can cancel it yourself within 1 hour of placing it, via \"My orders\".", None),
+    ("You can cancel it yourself within 24 hours of placing it, via \"My orders\".", "not in the FAQ: number 24"),
+    ("I've cancelled your order for you.", "cancelled"),
+    ("cancel cancel cancel cancel cancel cancel cancel cancel cancel cancel cancel cancel", "repeats itself"),
+    ("   ", "returned nothing"),
+])
+async def test_the_reviewer_runs_the_responders_checks_on_a_draft(draft, refusal):
+    """bench/checker.py measures this same reviewer on labelled drafts."""
+    from bot.responder.review import DraftRejected, DraftReviewer, DraftSources
+
+    reviewer = DraftReviewer(shop="Lantern Lane", detect_language=None, grounder=None)
+    entry = _variant("Can I change or cancel my order?", CANCEL.split("\n", 1)[1])
+    given = DraftSources.of("can i cancel my order??", "en", [entry])
+    if refusal is None:
+        assert await reviewer.review(draft, given, {}) == draft
+    else:
+        with pytest.raises(DraftRejected, match=refusal):
+            await reviewer.review(draft, given, {})

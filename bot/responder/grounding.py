@@ -476,9 +476,11 @@ def dropped_condition(draft: str, question: str, sources: Iterable[str], languag
 
 # "Your refund has been issued", "订单已取消": what happened to this shopper's order, which kefu cannot see.
 STATUS = {
-    # perfect tense or "already": "refunds are issued within 5-7 days" is policy, not a status
-    "en": re.compile(r"(?i)\b(?:(?:has|have|had)\s+(?:already\s+)?(?:been\s+)?|(?:is|are|was|were)\s+already\s+)"
-                     r"(?:shipped|sent|issued|"
+    # perfect tense or "already" ("refunds are issued within 5-7 days" is policy, not a status), and what
+    # kefu says it did itself: "I've cancelled it", "we refunded you" ("let's reset it" is advice).
+    "en": re.compile(r"(?i)(?:\b(?:has|have|had)\s+|['’]ve\s+|['’]s\s+(?=(?:already\s+)?been\b)|"
+                     r"\b(?:is|are|was|were)\s+already\s+|\b(?:i|we)\s+(?:just\s+|already\s+)?)"
+                     r"(?:already\s+)?(?:been\s+)?(?:shipped|sent|issued|"
                      r"cancell?ed|refunded|processed|delivered|received|approved|dispatched|updated|changed|"
                      r"deleted|reset|lost)\b"),
     "zh": re.compile(r"已(?:经)?(?:被)?[\u4e00-\u9fff]{1,2}"),

@@ -10,31 +10,17 @@ why it fell back.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from bot.concurrency import run_blocking
 from bot.config import ResponderConfig
-from bot.responder.grounding import (
-    SemanticGrounder,
-    drop_borrowed_premises,
-    dropped_condition,
-    dropped_limit,
-    dropped_restriction,
-    echoed_terms,
-    invented_words,
-    status_claims,
-    unknown_words,
-    unlinked_means,
-    unlinked_purpose,
-    unsupported_facts,
-)
+from bot.responder.grounding import SemanticGrounder
 from bot.llm import GenerationBackend, GenerationError, Sampling
 from bot.messages import ReplyKind
 from bot.responder.pii import PiiMasker, restore
+from bot.responder.review import PLACEHOLDER, DraftRejected, DraftReviewer, DraftSources
 from bot.responder.prompt import FaqContext, PromptParts, build_messages, rewrite_messages
 from bot.responder.extractive import Draft, ExtractiveResponder, ResponseContext
 from knowledge.faq import FaqBase
@@ -43,30 +29,7 @@ from knowledge.search import Hit
 log = logging.getLogger(__name__)
 
 MAX_UNKNOWN_WORDS = 8  # a longer list in the prompt distracts a small model more than it helps
-PLACEHOLDER = re.compile(r"\[(?:EMAIL|PHONE|CARD|ADDRESS)_\d+\]")
-
-
-class DraftRejected(GenerationError):
-    """A draft the checks refused (not a timeout or a server error): worth a second try."""
-
-
 SECOND_TRY_MARGIN = 1.2  # a second try starts only if the deadline leaves 1.2x the first attempt's time
-
-
-def degenerate(text: str) -> str | None:
-    """Why a generation is unusable as text (repetition loops, nothing but symbols), or None."""
-    words = text.split()
-    if len(words) >= 12:
-        trigrams = [" ".join(words[i:i + 3]) for i in range(len(words) - 2)]
-        if len(set(trigrams)) < 0.5 * len(trigrams):
-            return "the output repeats itself"
-    if len(text) >= 40:
-        chunks = [text[i:i + 10] for i in range(0, len(text) - 9, 10)]
-        if len(set(chunks)) < 0.5 * len(chunks):
-            return "the output repeats itself"
-    if not re.search(r"[^\W\d_]", text):
-        return "the output has no words"
-    return None
 
 
 class GroundedResponder:
@@ -80,8 +43,7 @@ class GroundedResponder:
         self._config = config
         self.history_turns = config.history_turns  # the prompt shows the conversation so far
         self._shop = shop
-        self._detect = detect_language
-        self._grounder = grounder
+        self._reviewer = DraftReviewer(shop=shop, detect_language=detect_language, grounder=grounder)
         self._sampling = Sampling.from_config(config)
 
     async def respond(self, *, question: str, language: str, hits: list[Hit], faq: FaqBase,
@@ -128,74 +90,18 @@ class GroundedResponder:
     async def _generate(self, question: str, language: str, entries: Sequence[Hit], context: ResponseContext,
                         trace: dict[str, Any], deadline: float, rewrite: bool = False) -> Draft:
         variants = [(hit, hit.entry.variant(language)) for hit in entries]
-        sources = [f"{v.questions[0]}\n{v.answer}" for _, v in variants]
-        # Word-level checks need the FAQ in the reply's language (a translation shares no words with it).
-        same_language = all(variant.language == language for _, variant in variants)
-        masked_question = PiiMasker().mask(question).text  # the word lists go into the prompt: no personal data
-        # The merchant's other phrasings of these entries count as the shop's words too ("when will my order arrive").
-        vocabulary = [*sources, *(q for _, v in variants for q in v.questions[1:])]
-        unknown = unknown_words(masked_question, vocabulary, language) if same_language else {}
+        given = DraftSources.of(question, language, [variant for _, variant in variants])
         parts = PromptParts(
             shop=self._shop, tone=self._config.tone, language=language, upset=context.upset,
             entries=[FaqContext(hit.entry.id, variant.questions[0], variant.answer) for hit, variant in variants],
             history=context.history[-2 * self._config.history_turns:] if self._config.history_turns else (),
-            question=question, unknown_words=sorted(set(unknown.values()), key=str.lower)[:MAX_UNKNOWN_WORDS],
+            question=question, unknown_words=sorted(set(given.unknown.values()), key=str.lower)[:MAX_UNKNOWN_WORDS],
         )
         messages, restorable = (rewrite_messages if rewrite else build_messages)(parts, PiiMasker())
         generation = await self._generator.generate(messages, self._sampling, deadline)
         trace.update(prompt_tokens=generation.prompt_tokens, completion_tokens=generation.completion_tokens)
-        text = generation.text.strip()
-        trace["draft"] = text  # masked: what the model wrote, kept so a merchant can see why it was refused
-        if not text:
-            raise DraftRejected("the model returned nothing")
-        problem = degenerate(text)
-        if problem:
-            raise DraftRejected(problem)
-        if self._detect is not None:
-            found, confidence = await run_blocking(self._detect, text)
-            if found != language and confidence >= 0.9:
-                raise DraftRejected(f"the reply is in '{found}', the shopper writes '{language}'")
-        invented = unsupported_facts(text, [*sources, question])
-        if invented:
-            raise DraftRejected(f"not in the FAQ: {', '.join(invented[:3])}")
-        status = status_claims(text, masked_question, sources, language)
-        if status:
-            raise DraftRejected(status)
-        if same_language:
-            text, dropped = drop_borrowed_premises(text, unknown, language)
-            if dropped:
-                trace["dropped_premises"] = dropped
-        plain = PLACEHOLDER.sub("", text)  # what the checks read: placeholders are the shopper's data, not claims
-        if same_language:
-            echoed = echoed_terms(plain, unknown, language)
-            if echoed:
-                raise DraftRejected(f"the reply repeats the shopper's words the FAQ never uses: {', '.join(echoed[:3])}")
-            made_up = invented_words(plain, masked_question, [*vocabulary, self._shop], language)
-            if made_up:
-                raise DraftRejected(made_up)
-            restricted = dropped_restriction(plain, sources, language)
-            if restricted:
-                raise DraftRejected(restricted)
-            unconditional = dropped_condition(plain, masked_question, sources, language)
-            if unconditional:
-                raise DraftRejected(unconditional)
-            linked = unlinked_means(plain, sources, language) or unlinked_purpose(plain, sources, language)
-            if linked:
-                raise DraftRejected(linked)
-        if self._grounder is not None:
-            # Against the answers only: a draft restating the entry's question ("I need to check the accepted
-            # payment methods") is close to it and answers nothing.
-            claims = await run_blocking(self._grounder.check, plain, [v.answer for _, v in variants])
-            trace["claims"] = [{"sentence": c.sentence, "similarity": round(c.similarity, 3), "ok": c.ok}
-                               for c in claims]
-            failed = [c for c in claims if not c.ok]
-            if not claims:
-                raise DraftRejected("the reply states nothing from the FAQ (greetings or apologies only)")
-            if failed:
-                raise DraftRejected(f"claim not backed by the FAQ: '{failed[0].sentence[:80]}' ({failed[0].reason})")
-            limit = dropped_limit(claims)
-            if limit:
-                raise DraftRejected(limit)
+        trace["draft"] = generation.text.strip()  # masked: what the model wrote, kept so a merchant sees a refusal
+        text = await self._reviewer.review(generation.text, given, trace)
         text = restore(text, restorable)
         if PLACEHOLDER.search(text):
             raise GenerationError("the reply names personal data the shopper did not write in this message")

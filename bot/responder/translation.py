@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from bot.concurrency import run_blocking
 from bot.responder.grounding import SemanticGrounder, unsupported_facts
 from bot.llm import GenerationBackend, GenerationError, Sampling
-from bot.responder.llm import PLACEHOLDER, degenerate
+from bot.responder.review import PLACEHOLDER, degenerate
 from bot.responder.pii import mask_pii, restore
 from bot.responder.prompt import LANGUAGE_NAMES, ChatMessage
 
