@@ -361,3 +361,41 @@ async def test_the_reviewer_runs_the_responders_checks_on_a_draft(draft, refusal
     else:
         with pytest.raises(DraftRejected, match=refusal):
             await reviewer.review(draft, given, {})
+
+
+@pytest.mark.parametrize(("sentence", "claim"), [
+    ("Sorry, pierced earrings can't be returned.", "pierced earrings can't be returned."),
+    ("No, we don't have a phone line.", "we don't have a phone line."),
+    ("Yes — express shipping is available to the EU and UK.", "express shipping is available to the EU and UK."),
+    ("抱歉，优惠码须在付款前添加，下单后无法补用。", "优惠码须在付款前添加，下单后无法补用。"),
+    ("可以，我们支持支付宝付款。", "我们支持支付宝付款。"),
+    ("Thanks for asking!", None),
+    ("Sorry about that!", None),
+    ("Yes.", None),
+    ("Anything else I can help with?", None),
+])
+def test_a_courtesy_or_a_yes_no_word_opening_a_sentence_is_not_its_claim(sentence, claim):
+    from bot.responder.grounding import claim_of
+
+    assert claim_of(sentence) == claim
+
+
+def test_a_lead_word_and_a_but_clause_are_checked_for_what_they_state():
+    """'No, you don't need …' has one negation, like the FAQ's; the half after ', but' stands alone."""
+    import numpy as np
+
+    def encode(texts):  # bag of words
+        vocabulary = sorted({w for t in texts for w in re.findall(r"\w+", t.lower())})
+        vectors = np.array([[re.findall(r"\w+", t.lower()).count(w) for w in vocabulary] for t in texts],
+                           dtype=float)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    faq = ["You don't need an account to order, as guest checkout is available, but with an account you can "
+           "track orders and save your addresses."]
+    grounder = SemanticGrounder(encode, 0.6)
+    assert all(c.ok for c in grounder.check("No, you don't need an account to order.", faq))
+    assert all(c.ok for c in grounder.check("With an account you can track orders and save your addresses.", faq))
+    [refused] = grounder.check("Yes, you need an account to order.", faq)
+    assert not refused.ok and "negation" in refused.reason
+    [sorry] = grounder.check("Sorry, you need an account to order.", faq)
+    assert not sorry.ok  # after the courtesy, a claim like any other

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.responder.pii import EMAIL, PHONE
+from bot.scripts import dense_characters
 from knowledge.keyword import language_analyzer
 
 URL = re.compile(r"(?i)\b(?:https?://|www\.)[^\s<>()\"'，。]+")
@@ -235,13 +236,13 @@ def sentences(text: str) -> list[str]:
     return pieces
 
 
-CLAUSE_BREAK = re.compile(r"\s*[;；]\s*|,\s+or\s+")
+CLAUSE_BREAK = re.compile(r"\s*[;；]\s*|,\s+(?:or|but)\s+|\s*[，,]\s*(?:但是|但)")
 
 
 def _with_clauses(sentence: str) -> list[str]:
     """A context sentence and its clauses: a draft that quotes half of "A failed payment isn't
     charged; if you see a pending amount…" is compared with that half, negations included."""
-    clauses = [c for c in CLAUSE_BREAK.split(sentence) if len(c.split()) >= 3]
+    clauses = [c for c in CLAUSE_BREAK.split(sentence) if len(c.split()) >= 3 or dense_characters(c) >= 6]
     return [sentence, *clauses] if len(clauses) > 1 else [sentence]
 
 
@@ -254,12 +255,44 @@ BARE_ANSWER = re.compile(r"(?i)^(?:yes|no|sure|of course|ja|nein|oui|non|sí|si|
 def is_pleasantry(sentence: str) -> bool:
     """Greetings, thanks, apologies, questions back and a bare "yes" claim nothing about the shop."""
     short = len(sentence) <= 80
-    return short and (bool(PLEASANTRY.match(sentence) or BARE_ANSWER.match(sentence.strip()))
-                      or sentence.rstrip().endswith(("?", "？")))
+    return short and claim_of(sentence) is None
+
+
+# Where a pleasantry's opening ends and a claim may begin: "Sorry, pierced earrings can't be returned."
+PLEASANTRY_END = re.compile(r"[,，:：!！—–]\s*")
+
+
+def claim_of(sentence: str) -> str | None:
+    """What a sentence claims about the shop: None for a pleasantry, else the sentence without its
+    opening courtesy or yes/no answer word ("Sorry, pierced earrings can't be returned" claims
+    "pierced earrings can't be returned", which is checked; "Thanks for asking!" claims nothing)."""
+    stripped = sentence.strip()
+    if BARE_ANSWER.match(stripped) or stripped.endswith(("?", "？")):
+        return None
+    if PLEASANTRY.match(stripped):
+        parts = PLEASANTRY_END.split(stripped, maxsplit=1)
+        rest = parts[1].strip() if len(parts) == 2 else ""
+        if len(rest.split()) < 3 and dense_characters(rest) < 6:
+            return None
+        stripped = rest
+    return without_lead(stripped)
 
 
 def negated(sentence: str) -> bool:
     return len(NEGATIONS.findall(sentence)) % 2 == 1
+
+
+# The word a reply answers the shopper's yes/no question with, before what the FAQ says: "No, you don't need
+# an account" restates "You don't need an account", and its "No" is no second negation. (The lead itself
+# is not checked: what follows it is, with its own negation.)
+ANSWER_LEAD = re.compile(r"(?i)^(?:(?:yes|no|yep|nope|sure|of course|good news|unfortunately|ja|nein|oui|non|sí|si)"
+                         r"\s*(?:[,:;!]|—|–|-)\s*|(?:可以|不可以|能|不能|是的|是|不是|对|有|没有)[，,：:！!]\s*)")
+
+
+def without_lead(sentence: str) -> str:
+    """The claim a sentence makes, its yes/no answer word left out ("No, we don't have a phone line")."""
+    rest = ANSWER_LEAD.sub("", sentence, count=1)
+    return rest if len(rest) >= 3 else sentence
 
 
 @dataclass(frozen=True)
@@ -292,7 +325,8 @@ class SemanticGrounder:
             return []
         if not support:
             return [Claim(c, "", 0.0, False, "nothing to support it") for c in claims]
-        vectors = self._encode([*claims, *support])
+        stated = [claim_of(c) or c for c in claims]
+        vectors = self._encode([*stated, *support])
         similarity = vectors[: len(claims)] @ vectors[len(claims):].T
         verdicts = []
         for index, claim in enumerate(claims):
@@ -301,7 +335,7 @@ class SemanticGrounder:
             closest = support[best]
             if score < self._min:
                 verdicts.append(Claim(claim, closest, score, False, f"unsupported (similarity {score:.2f})"))
-            elif negated(claim) != negated(closest):
+            elif negated(stated[index]) != negated(closest):
                 verdicts.append(Claim(claim, closest, score, False, "contradicts the FAQ (negation differs)"))
             else:
                 verdicts.append(Claim(claim, closest, score, True))
