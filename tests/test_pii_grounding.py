@@ -105,6 +105,24 @@ def test_an_faq_address_glued_to_chinese_text_is_the_faq_address():
     assert unsupported_facts("请发邮件至help@lanternlane.example说明订单号。", [context]) == []
 
 
+@pytest.mark.parametrize(("draft", "problem"), [
+    ("Use a leather conditioner every 2-3 weeks.", "duration 2 week"),  # the FAQ's numbers, another unit
+    ("Refunds are issued within 5-7 months.", "duration 5 month"),
+    ("Use a leather conditioner every 2-3 months.", None),
+    ("Refunds take up to 7 business days.", None),  # one end of the FAQ's range
+    ("每 2-3 个月使用一次皮革护理剂。", None),  # a translation keeps its durations
+    ("每 2-3 周使用一次皮革护理剂。", "duration 2 week"),
+    ("払い戻しは5〜7営業日以内です。", None),  # Japanese units too
+    ("払い戻しは5〜7か月以内です。", "duration 5 month"),
+    ("Die Erstattung dauert 5-7 Werktage.", None),  # units kefu does not read: nothing to compare
+])
+def test_a_time_in_another_unit_than_the_faqs_is_named(draft, problem):
+    faq = ["Use a leather conditioner every 2-3 months. Gift cards are valid for 3 years. "
+           "Refunds are issued within 5-7 business days."]
+    found = unsupported_facts(draft, faq)
+    assert (found == []) if problem is None else (problem in found), found
+
+
 def test_number_formats_are_normalised():
     assert literal_facts("1,000 items, 4,95 €, 2.0 days").numbers == {"1000", "4.95", "2"}
 

@@ -45,6 +45,30 @@ def _digits(value: str) -> str:
     return re.sub(r"\D", "", value)
 
 
+# A number with its unit of time: "every 2-3 months" does not back "every 2-3 weeks", although both numbers
+# are in the FAQ. English, Chinese and Japanese units map to one name, so a translation keeps its durations
+# (a text in another language has none, and is not compared).
+DURATION = re.compile(
+    r"(?<![A-Za-z0-9_.])(\d+(?:[.,]\d+)?(?:\s*[-–~〜至到]\s*\d+(?:[.,]\d+)?)?)\s*-?\s*"
+    r"(?:(?:business|working)\s+)?(minute|hour|day|week|month|year)s?\b"
+    r"|(?<![A-Za-z0-9_.])(\d+(?:\s*[-–~〜至到]\s*\d+)?)\s*(?:个)?"
+    r"(分钟|分|小时|時間|工作日|営業日|天|日|周|週間|週|星期|か月|ヶ月|カ月|月|年)", re.I)
+TIME_UNITS = {"分钟": "minute", "分": "minute", "小时": "hour", "時間": "hour", "工作日": "day", "営業日": "day",
+              "天": "day", "日": "day", "周": "week", "週間": "week", "週": "week", "星期": "week", "か月": "month",
+              "ヶ月": "month", "カ月": "month", "月": "month", "年": "year"}
+
+
+def durations(text: str) -> set[str]:
+    """Each number of time with its unit, a range's ends one by one ("3 day", "5 day" for "3-5 business
+    days": "up to 5 days" restates it)."""
+    found = set()
+    for match in DURATION.finditer(text):
+        amount, unit = (match.group(1), match.group(2)) if match.group(1) else (match.group(3), match.group(4))
+        name = TIME_UNITS.get(unit, unit.lower())
+        found |= {f"{normalize_number(n)} {name}" for n in re.findall(r"\d+(?:[.,]\d+)?", amount)}
+    return found
+
+
 @dataclass(frozen=True)
 class Facts:
     numbers: frozenset[str]
@@ -78,6 +102,10 @@ def unsupported_facts(draft: str, sources: Iterable[str]) -> list[str]:
     problems += [f"email {e}" for e in sorted(found.emails - known.emails)]
     problems += [f"phone {p}" for p in sorted(found.phones - known.phones)]
     problems += [f"code {c.upper()}" for c in sorted(found.codes - known.codes)]
+    known_times = durations(known_text)
+    if not problems and known_times:  # every number is the FAQ's: is each still a time it gives in that unit?
+        # (A text whose units the pattern does not know, German "3-5 Werktage", has no times to compare.)
+        problems += [f"duration {d}" for d in sorted(durations(draft) - known_times)]
     return problems
 
 
