@@ -104,12 +104,7 @@ def main() -> int:
     use = UseEncoder()
     grounder = SemanticGrounder(use.encode, config.responder.min_similarity)
     detector = LanguageDetector.from_config(config)
-
-    def detect(text: str) -> tuple[str, float]:
-        guess = detector.detect(text)
-        return guess.language, guess.confidence
-
-    reviewer = DraftReviewer(shop=config.shop.name, detect_language=detect, grounder=grounder)
+    reviewer = DraftReviewer(shop=config.shop.name, detect_language=detector.language_of, grounder=grounder)
     report: dict = {}
     for name in (("dev", "second") if args.set == "both" else (args.set,)):
         verdicts = asyncio.run(review_all(read_rows(SETS[name]), reviewer, faq))

@@ -309,19 +309,17 @@ class KefuApp:
         encode = self._through_queue(encoder)
         grounder = SemanticGrounder(encode, config.responder.min_similarity) if encode else None
 
-        def detect(text: str) -> tuple[str, float]:
-            guess = detector.detect(text)
-            return guess.language, guess.confidence
-
         translator = None
         if config.shop.reply_in == "translate":
             if grounder is None:
                 log.warning("app.translation_off reason=no sentence encoder to check translations against the FAQ")
             else:
-                translator = AnswerTranslator(generator=generator, grounder=grounder, detect_language=detect,
-                                              shop=config.shop.name, deadline_seconds=config.responder.deadline_seconds)
+                translator = AnswerTranslator(generator=generator, grounder=grounder,
+                                              detect_language=detector.language_of, shop=config.shop.name,
+                                              deadline_seconds=config.responder.deadline_seconds)
         return GroundedResponder(generator=generator, fallback=extractive, config=config.responder,
-                                 shop=config.shop.name, detect_language=detect, grounder=grounder), translator
+                                 shop=config.shop.name, detect_language=detector.language_of,
+                                 grounder=grounder), translator
 
     def _through_queue(self, encoder: Encoder | None) -> Callable[[Sequence[str]], np.ndarray] | None:
         """The encoder as a blocking function for worker threads that goes through its batching queue."""

@@ -6,8 +6,8 @@ the GIL, so concurrent turns share a batch, run off the event loop. The batching
 is work-conserving: while fewer than `parallel` batches run, a request goes at once
 (after `window_ms`, 0 by default, for company: with no window, the requests of one step
 of the event loop go together, handed to the thread pool at its next step); requests
-arriving while every worker is busy gather and go the moment one is free. A lone shopper waits for no timer; under
-load the batches grow by themselves. With several workers the gathered requests are
+arriving while every worker is busy gather and go the moment one is free. A lone shopper
+waits for no timer; under load the batches grow by themselves. With several workers the gathered requests are
 shared out (a worker takes 1/`parallel` of them, at most `max_batch`), so one worker does
 not take a wave of 60 while the other takes the one straggler: the workers then stay
 busy in turn instead of in lockstep, and the turns behind a batch overlap with the next.

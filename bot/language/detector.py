@@ -228,6 +228,12 @@ class LanguageDetector:
             if model is not None:
                 model.preload()
 
+    def language_of(self, text: str) -> tuple[str, float]:
+        """Blocking: (language, confidence) of a text on its own, with no conversation behind it: what
+        the responder's checks ask of a model's draft or translation."""
+        guess = self.detect(text)
+        return guess.language, guess.confidence
+
     def detect(self, text: str, *, conversation_language: str | None = None, hint: str | None = None) -> LanguageGuess:
         """Blocking (fast); the language the shopper wrote this message in."""
         script = dominant_script(text) if self.use_priors else None

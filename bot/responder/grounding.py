@@ -102,11 +102,12 @@ def unsupported_facts(draft: str, sources: Iterable[str]) -> list[str]:
     problems += [f"email {e}" for e in sorted(found.emails - known.emails)]
     problems += [f"phone {p}" for p in sorted(found.phones - known.phones)]
     problems += [f"code {c.upper()}" for c in sorted(found.codes - known.codes)]
+    if problems:
+        return problems
+    # Every number is the FAQ's: is each still a time it gives in that unit? (A text whose units the
+    # pattern does not know, German "3-5 Werktage", has no times to compare.)
     known_times = durations(known_text)
-    if not problems and known_times:  # every number is the FAQ's: is each still a time it gives in that unit?
-        # (A text whose units the pattern does not know, German "3-5 Werktage", has no times to compare.)
-        problems += [f"duration {d}" for d in sorted(durations(draft) - known_times)]
-    return problems
+    return [f"duration {d}" for d in sorted(durations(draft) - known_times)] if known_times else []
 
 
 # -- the echo check -------------------------------------------------------------------
@@ -274,10 +275,12 @@ def _with_clauses(sentence: str) -> list[str]:
     return [sentence, *clauses] if len(clauses) > 1 else [sentence]
 
 
+# The words a reply answers a yes/no question with (spaced scripts; Chinese).
+YES_NO_WORDS = "yes|no|sure|of course|ja|nein|oui|non|sí|si"
+YES_NO_CHINESE = "可以|不可以|能|不能|是的|是|不是|有|没有"
 # "Yes." alone answers nothing the shopper can act on, and drops whatever the FAQ's "Yes" depends on
 # ("可以。" for "can I exchange it?", where the entry allows it in the EU and UK only).
-BARE_ANSWER = re.compile(r"(?i)^(?:yes|no|sure|of course|ja|nein|oui|non|sí|si|可以|不可以|能|不能|是的|是|不是|有|没有)"
-                         r"\s*[.!。！]?$")
+BARE_ANSWER = re.compile(rf"(?i)^(?:{YES_NO_WORDS}|{YES_NO_CHINESE})\s*[.!。！]?$")
 
 
 def is_pleasantry(sentence: str) -> bool:
@@ -313,8 +316,8 @@ def negated(sentence: str) -> bool:
 # The word a reply answers the shopper's yes/no question with, before what the FAQ says: "No, you don't need
 # an account" restates "You don't need an account", and its "No" is no second negation. (The lead itself
 # is not checked: what follows it is, with its own negation.)
-ANSWER_LEAD = re.compile(r"(?i)^(?:(?:yes|no|yep|nope|sure|of course|good news|unfortunately|ja|nein|oui|non|sí|si)"
-                         r"\s*(?:[,:;!]|—|–|-)\s*|(?:可以|不可以|能|不能|是的|是|不是|对|有|没有)[，,：:！!]\s*)")
+ANSWER_LEAD = re.compile(rf"(?i)^(?:(?:{YES_NO_WORDS}|yep|nope|good news|unfortunately)\s*(?:[,:;!]|—|–|-)\s*"
+                         rf"|(?:{YES_NO_CHINESE}|对)[，,：:！!]\s*)")
 
 
 def without_lead(sentence: str) -> str:
