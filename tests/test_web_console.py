@@ -307,6 +307,23 @@ async def test_a_sent_reply_scrolls_into_view_while_the_faq_results_are_open(sho
     await expect(page.locator("#faq-results li").first).to_be_visible()  # and the FAQ results stay open
 
 
+async def test_a_queue_entry_stays_the_same_element_while_the_queue_changes_around_it(shop, browser):
+    """The queue re-renders on every event; an agent's click that lands mid-render must still open the chat."""
+    app, shopper = shop
+    page = await live_console(browser, app.http.base_url, "alice")
+    await shopper.say("c-3", "human please", name="Ola")
+    entry = await queue_item(page, "c-3").element_handle()
+    await shopper.say("c-4", "I want to talk to a person", name="Pia")  # a new handoff re-renders the queue
+    await expect(queue_item(page, "c-4")).to_be_visible()
+    await app.claim("webhook", "c-3", "alice")  # and moves c-3 from "Waiting" to "With an agent"
+    await expect(page.locator("#active .queue-item")).to_have_count(1)
+    assert await entry.evaluate("(node) => node.isConnected && node.closest('#active') !== null")
+    await expect(queue_item(page, "c-3")).to_have_count(1)
+    await entry.click()
+    await expect(page.locator("#transcript .msg.shopper .text").first).to_have_text("human please")
+    await expect(queue_item(page, "c-3")).to_have_class(re.compile(r"\bselected\b"))
+
+
 async def test_a_second_agent_cannot_claim_a_conversation_another_agent_holds(shop, browser):
     app, shopper = shop
     base = app.http.base_url

@@ -86,26 +86,42 @@ function reasonText(reason) {
 
 // -- the queue -------------------------------------------------------------------
 
+// Each conversation keeps one button across renders: the queue re-renders on every event, and a click
+// that lands while its button is being replaced would otherwise be lost.
+const queueButtons = new Map();  // "channel\u0000conversation" -> its button
+
 function renderQueue() {
   const waiting = queue.filter((item) => item.state === "waiting_agent");
   const active = queue.filter((item) => item.state === "agent");
+  const shown = new Set();
   for (const [list, items] of [[$("waiting"), waiting], [$("active"), active]]) {
-    list.replaceChildren(...items.map(queueItem));
+    list.replaceChildren(...items.map((item) => {
+      const button = queueButton(item);
+      shown.add(button);
+      return button.parentElement;
+    }));
   }
+  for (const [key, button] of queueButtons) if (!shown.has(button)) queueButtons.delete(key);
   $("waiting-count").textContent = String(waiting.length);
   $("active-count").textContent = String(active.length);
   $("queue-empty").hidden = queue.length > 0;
   document.title = (waiting.length ? "(" + waiting.length + ") " : "") + document.title.replace(/^\(\d+\) /, "");
 }
 
-function queueItem(item) {
-  const li = el("li");
-  const button = el("button", "queue-item");
-  button.type = "button";
-  button.dataset.channel = item.channel;
-  button.dataset.conversation = item.conversation;
-  if (open && open.channel === item.channel && open.conversation === item.conversation) button.classList.add("selected");
-  button.append(el("span", "who", who(item)));
+function queueButton(item) {
+  const key = item.channel + "\u0000" + item.conversation;
+  let button = queueButtons.get(key);
+  if (!button) {
+    button = el("button", "queue-item");
+    button.type = "button";
+    button.dataset.channel = item.channel;
+    button.dataset.conversation = item.conversation;
+    button.addEventListener("click", () => openConversation(item.channel, item.conversation));
+    el("li").append(button);
+    queueButtons.set(key, button);
+  }
+  button.classList.toggle("selected",
+    Boolean(open && open.channel === item.channel && open.conversation === item.conversation));
   const line = el("span", "line");
   line.append(el("span", "tag", item.channel));
   if (item.language) line.append(el("span", "tag", item.language));
@@ -117,11 +133,10 @@ function queueItem(item) {
   } else {
     line.append(document.createTextNode((item.agent === me ? "you" : item.agent) + " · " + ago(item.since)));
   }
-  button.append(line);
-  if (item.last_shopper_message) button.append(el("span", "preview", item.last_shopper_message));
-  button.addEventListener("click", () => openConversation(item.channel, item.conversation));
-  li.append(button);
-  return li;
+  const parts = [el("span", "who", who(item)), line];
+  if (item.last_shopper_message) parts.push(el("span", "preview", item.last_shopper_message));
+  button.replaceChildren(...parts);
+  return button;
 }
 
 // -- one conversation --------------------------------------------------------------
