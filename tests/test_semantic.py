@@ -53,9 +53,18 @@ def test_scores_without_classifiers_rank_the_entry_whose_phrasing_is_the_query()
 
 
 def test_one_entry_with_far_more_phrasings_than_the_rest_is_not_padded():
-    owners = ["big"] * 30 + [f"e{n}" for n in range(10)]
-    index = index_with(owners, ["big", *(f"e{n}" for n in range(10))])
-    assert index._slots is None  # 30 slots × 11 entries would be 8× the 40 phrasings
-    values = np.arange(40, dtype=np.float64)[None, :]
+    # 8 phrasings (within SLOT_MAX), but 8 slots × 21 entries would be 6× the 28 phrasings.
+    owners = ["big"] * 8 + [f"e{n}" for n in range(20)]
+    index = index_with(owners, ["big", *(f"e{n}" for n in range(20))])
+    assert index._slots is None
+    values = np.arange(28, dtype=np.float64)[None, :]
     best, nearest = index._best_per_entry(values)
-    assert best[0, 0] == 29 and nearest[0, 0] == 29 and nearest[0, 1:].tolist() == list(range(30, 40))
+    assert best[0, 0] == 7 and nearest[0, 0] == 7 and nearest[0, 1:].tolist() == list(range(8, 28))
+
+
+def test_entries_of_many_phrasings_each_are_not_slotted():
+    owners = [f"e{n % 3}" for n in range(30)]  # 10 phrasings an entry: more than SLOT_MAX slots
+    index = index_with(owners, ["e0", "e1", "e2"])
+    assert index._slots is None
+    best, nearest = index._best_per_entry(np.arange(30, dtype=np.float64)[None, :])
+    assert best[0].tolist() == [27, 28, 29] and nearest[0].tolist() == [27, 28, 29]
