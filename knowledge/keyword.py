@@ -1,10 +1,11 @@
-"""The whoosh keyword index over FAQ phrasings and answers.
+"""The keyword index over FAQ phrasings and answers.
 
-One text field per enabled language, each with that language's stop words and
-stemmer where whoosh has them; Chinese, Japanese, Korean and Thai runs (written
-without spaces) become overlapping character bigrams. A query is analyzed by
-every field's analyzer and built as plain terms, never parsed as query syntax:
-shopper text is data.
+One text field per enabled language, analysed with whoosh's analyzers: that
+language's stop words and stemmer where whoosh has them; Chinese, Japanese, Korean
+and Thai runs (written without spaces) become overlapping character bigrams. A query
+is analysed by every field's analyzer into plain terms, never parsed as query
+syntax: shopper text is data. Scoring is whoosh's BM25F, precomputed into column
+arrays (knowledge/bm25.py), so a query costs a few numpy operations.
 
 The index lives on disk, one folder per version under a root folder: the folder's
 name is a hash of this module's schema version, the languages and the FAQ's content
@@ -20,18 +21,17 @@ All methods block (file I/O); call them through `run_blocking`.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from whoosh import index as whoosh_index
 from whoosh import lang as whoosh_lang
 from whoosh.analysis import Analyzer, LowercaseFilter, StemFilter, StopFilter, Token, Tokenizer
-from whoosh.fields import ID, STORED, TEXT, Schema
-from whoosh.query import Or, Term
 
+from knowledge.bm25 import Bm25Index
 from knowledge.faq import FaqBase
 from knowledge.index_folders import (
     FolderHold,
@@ -45,13 +45,14 @@ from knowledge.index_folders import (
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "kefu-keyword-v1"
+SCHEMA_VERSION = "kefu-keyword-v2"  # v2: BM25 column arrays instead of a whoosh index
 _SCRIPT_RUNS = re.compile(
     r"([\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]+)|(\w+)"
 )
 QUESTION = "question"
 ANSWER = "answer"
 MARKER_FILE = "faq.marker"  # written last into a staging folder: present means complete
+DOCUMENTS_FILE = "documents.json"  # each document's entry, language, kind and text, by number
 ANSWER_WEIGHT = 0.6  # a match found only in an answer is weaker evidence than one in a question
 
 
@@ -115,6 +116,16 @@ class KeywordHit:
     matched_terms: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class IndexedDocument:
+    """One phrasing or answer of an entry, in one language: what a search hit names."""
+
+    entry_id: str
+    language: str
+    kind: str  # QUESTION or ANSWER
+    original: str
+
+
 class KeywordIndex:
     """The keyword index of one FAQ version, in its own folder under `root`."""
 
@@ -123,14 +134,10 @@ class KeywordIndex:
         self.languages = languages
         self.directory: Path | None = None  # the version's folder, once opened
         self._analyzers = {lang: language_analyzer(lang) for lang in languages}
-        self._index: whoosh_index.Index | None = None
+        self._documents: list[IndexedDocument] = []
+        self._bm25: Bm25Index | None = None
         self._hold: FolderHold | None = None
-        # The index never changes once built, so searchers, document terms and IDFs are reused.
-        self._local = threading.local()
-        self._searchers: list = []
         self._lock = threading.Lock()
-        self._doc_terms: dict[int, tuple[set[str], float]] = {}  # docnum → its terms, their weight
-        self._idf: dict[tuple[str, str], float] = {}
 
     def _marker(self, faq: FaqBase) -> str:
         return f"{SCHEMA_VERSION} {','.join(self.languages)} {faq.content_hash}"
@@ -170,74 +177,69 @@ class KeywordIndex:
         raise IndexFolderError(f"{target}: could not open or build the keyword index in {attempts} attempts")
 
     def _open(self, held: FolderHold) -> None:
+        try:
+            rows = json.loads((held.folder / DOCUMENTS_FILE).read_text(encoding="utf-8"))
+            bm25 = Bm25Index.load(held.folder)
+        except BaseException:
+            held.release()
+            raise
+        if len(rows) != bm25.doc_count:
+            held.release()
+            raise IndexFolderError(f"{held.folder}: {len(rows)} documents but {bm25.doc_count} indexed")
+        self._documents = [IndexedDocument(*row) for row in rows]
+        self._bm25 = bm25
         self._hold = held
         self.directory = held.folder
-        self._index = whoosh_index.open_dir(str(held.folder), readonly=True)
 
     def _write(self, folder: Path, faq: FaqBase, marker: str) -> None:
-        schema = Schema(
-            entry_id=ID(stored=True),
-            language=ID(stored=True),
-            kind=ID(stored=True),
-            original=STORED(),
-            **{field_name(lang): TEXT(analyzer=self._analyzers[lang]) for lang in self.languages},
-        )
-        ix = whoosh_index.create_in(str(folder), schema)
-        writer = ix.writer()
+        documents = self.documents_of(faq)
+        Bm25Index.build([(field_name(d.language), self.analyze(d.original, d.language)) for d in documents]).save(folder)
+        rows = [[d.entry_id, d.language, d.kind, d.original] for d in documents]
+        (folder / DOCUMENTS_FILE).write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
+        (folder / MARKER_FILE).write_text(marker, encoding="utf-8")  # last: its presence means complete
+
+    def documents_of(self, faq: FaqBase) -> list[IndexedDocument]:
+        """Every phrasing and answer the index holds, in document-number order."""
+        documents: list[IndexedDocument] = []
         for entry in faq.entries:
             for lang, variant in entry.variants.items():
-                for phrasing in variant.questions:
-                    writer.add_document(entry_id=entry.id, language=lang, kind=QUESTION, original=phrasing,
-                                        **{field_name(lang): phrasing})
-                writer.add_document(entry_id=entry.id, language=lang, kind=ANSWER, original=variant.answer,
-                                    **{field_name(lang): variant.answer})
+                documents.extend(IndexedDocument(entry.id, lang, QUESTION, q) for q in variant.questions)
+                documents.append(IndexedDocument(entry.id, lang, ANSWER, variant.answer))
             for lang, phrasing in entry.more_questions:
                 if lang in self._analyzers:  # reviewed phrasings in a language the index analyses
-                    writer.add_document(entry_id=entry.id, language=lang, kind=QUESTION, original=phrasing,
-                                        **{field_name(lang): phrasing})
-        writer.commit()
-        ix.close()
-        (folder / MARKER_FILE).write_text(marker, encoding="utf-8")  # last: its presence means complete
+                    documents.append(IndexedDocument(entry.id, lang, QUESTION, phrasing))
+        return documents
 
     def analyze(self, text: str, language: str) -> list[str]:
         return [token.text for token in self._analyzers[language](text)]
 
     def search(self, query: str, limit: int = 10) -> list[KeywordHit]:
         """Entries whose phrasings or answers share terms with `query`, best first."""
-        if self._index is None:
+        bm25 = self._bm25
+        if bm25 is None:
             raise RuntimeError("KeywordIndex.open_or_build() must run before search()")
         terms_by_field = {field_name(lang): set(self.analyze(query, lang)) for lang in self.languages}
-        clauses = [Term(name, term) for name, terms in terms_by_field.items() for term in sorted(terms)]
-        if not clauses:
-            return []
         best: dict[str, KeywordHit] = {}
         query_weights: dict[str, float] = {}  # field → the query's terms' total weight
-        searcher = self._searcher()
-        results = searcher.search(Or(clauses), limit=max(30, limit * 3), terms=True)
-        for hit in results:
-            language = hit["language"]
-            name = field_name(language)
-            query_terms = terms_by_field[name]
-            matched = {term.decode() if isinstance(term, bytes) else term
-                       for fname, term in hit.matched_terms() if fname == name}
-            if not matched:
-                continue
-            doc_terms, doc_weight = self._doc_weights(searcher, hit.docnum, name, hit["original"], language)
+        for scored in bm25.top(terms_by_field, limit=max(30, limit * 3)):
+            document = self._documents[scored.docnum]
+            name = field_name(document.language)
+            matched = scored.matched_terms
             if name not in query_weights:
-                query_weights[name] = self._weight(searcher, name, query_terms)
-            query_cover = _share(self._weight(searcher, name, matched & query_terms), query_weights[name])
-            doc_cover = _share(self._weight(searcher, name, matched & doc_terms), doc_weight)
-            if hit["kind"] == QUESTION:
+                query_weights[name] = bm25.weight(name, terms_by_field[name])
+            query_cover = _share(bm25.weight(name, matched), query_weights[name])
+            doc_cover = _share(bm25.weight(name, matched), float(bm25.doc_weights[scored.docnum]))
+            if document.kind == QUESTION:
                 confidence = query_cover ** 0.6 * doc_cover ** 0.4
             else:
                 confidence = ANSWER_WEIGHT * query_cover
             candidate = KeywordHit(
-                entry_id=hit["entry_id"],
+                entry_id=document.entry_id,
                 confidence=round(confidence, 4),
-                bm25=round(float(hit.score), 4),
-                matched_text=hit["original"],
-                language=language,
-                kind=hit["kind"],
+                bm25=round(scored.score, 4),
+                matched_text=document.original,
+                language=document.language,
+                kind=document.kind,
                 matched_terms=tuple(sorted(matched)),
             )
             current = best.get(candidate.entry_id)
@@ -246,49 +248,14 @@ class KeywordIndex:
         ranked = sorted(best.values(), key=lambda h: (-h.confidence, -h.bm25, h.entry_id))
         return ranked[:limit]
 
-    def _searcher(self):
-        """One searcher per thread (whoosh searchers are not shared between threads)."""
-        searcher = getattr(self._local, "searcher", None)
-        if searcher is None:
-            searcher = self._index.searcher()
-            self._local.searcher = searcher
-            with self._lock:
-                self._searchers.append(searcher)
-        return searcher
-
-    def _term_idf(self, searcher, field: str, term: str) -> float:
-        key = (field, term)
-        if key not in self._idf:
-            self._idf[key] = searcher.idf(field, term)
-        return self._idf[key]
-
-    def _weight(self, searcher, field: str, terms: set[str]) -> float:
-        """The terms' summed IDF (each at least 1e-6, so a term every phrasing has still counts)."""
-        return sum(max(self._term_idf(searcher, field, term), 1e-6) for term in terms)
-
-    def _doc_weights(self, searcher, docnum: int, field: str, original: str, language: str) -> tuple[set[str], float]:
-        """A phrasing's terms and their total weight, computed once: the index never changes."""
-        cached = self._doc_terms.get(docnum)
-        if cached is None:
-            terms = set(self.analyze(original, language))
-            cached = self._doc_terms.setdefault(docnum, (terms, self._weight(searcher, field, terms)))
-        return cached
-
     def close(self) -> None:
-        """Close the searchers and release the folder, so a sweep may delete it.
+        """Drop the arrays and release the folder, so a sweep may delete it.
 
         Safe to call twice, also from two threads at once (a stop racing a retiring reload).
         """
         with self._lock:
-            for searcher in self._searchers:
-                searcher.close()
-            self._searchers.clear()
-            self._local = threading.local()
-            self._doc_terms.clear()
-            self._idf.clear()
-            if self._index is not None:
-                self._index.close()
-                self._index = None
+            self._bm25 = None
+            self._documents = []
             if self._hold is not None:
                 self._hold.release()
                 self._hold = None

@@ -69,7 +69,7 @@ def main(index_dir: Path, faq_dir: Path) -> None:
                 answer = {"removed": [str(path) for path in search.remove_stale_indexes()]}
             elif command == "stage":
                 held = stage(index_dir / "keyword", argument)
-                (held.folder / "_MAIN_1.toc").write_bytes(b"half an index")
+                (held.folder / "bm25.npz").write_bytes(b"half an index")
                 staged.append(held)
                 answer = {"staging": str(held.folder)}
             elif command == "embed":

@@ -343,3 +343,56 @@ def test_faq_search_sweep_keeps_its_own_folder_and_removes_released_ones(faq_sea
 
 async def test_faq_search_async_matches_blocking(faq_search):
     assert await faq_search.search("return policy") == faq_search.search_blocking("return policy")
+
+
+# -- scores are whoosh's BM25F -------------------------------------------------------------
+
+SAMPLE_FAQ = Path(__file__).resolve().parent.parent / "examples" / "sample-shop" / "faq"
+ORACLE_QUERIES = [
+    "where is my order??", "how much is shipping to austria", "do you ship to japan", "我的退款呢",
+    "can I pay with klarna", "discount code does not work on sale items", "size chart for shoes",
+    "change my delivery address", "运费多少钱", "order order order shipping", "return", "the of a",
+    "how do i return a damaged item and get my money back", "退货 运费 谁付", "cancel order 12345",
+]
+
+
+def whoosh_oracle(folder: Path, ix: KeywordIndex, documents):
+    """A real whoosh index of the same documents, built the way kefu did before v2."""
+    from whoosh import index as whoosh_index
+    from whoosh.fields import TEXT, Schema
+
+    from knowledge.keyword import field_name
+
+    schema = Schema(**{field_name(lang): TEXT(analyzer=language_analyzer(lang)) for lang in ix.languages})
+    folder.mkdir()
+    built = whoosh_index.create_in(str(folder), schema)
+    writer = built.writer()
+    for document in documents:
+        writer.add_document(**{field_name(document.language): document.original})
+    writer.commit()
+    return built
+
+
+@pytest.mark.parametrize("query", ORACLE_QUERIES)
+def test_scores_order_and_matched_terms_are_whooshs(tmp_path, query):
+    from whoosh.query import Or, Term
+
+    from knowledge.keyword import field_name
+
+    faq = load_faq_dir(SAMPLE_FAQ, default_language="en", languages=LANGUAGES)
+    ix = KeywordIndex(tmp_path / "index", LANGUAGES)
+    ix.open_or_build(faq)
+    built = whoosh_oracle(tmp_path / "whoosh", ix, ix.documents_of(faq))
+    terms = {field_name(lang): set(ix.analyze(query, lang)) for lang in LANGUAGES}
+    clauses = [Term(name, term) for name, field_terms in terms.items() for term in sorted(field_terms)]
+    with built.searcher() as searcher:
+        expected = [(hit.docnum, hit.score, {t.decode() for _, t in hit.matched_terms()})
+                    for hit in searcher.search(Or(clauses), limit=30, terms=True)] if clauses else []
+    got = ix._bm25.top(terms, limit=30)
+    assert [d.docnum for d in got] == [docnum for docnum, _, _ in expected]
+    assert [d.score for d in got] == pytest.approx([score for _, score, _ in expected], rel=1e-9)
+    assert [set(d.matched_terms) for d in got] == [matched for _, _, matched in expected]
+    if query != "the of a":
+        assert len(got) > 0  # the comparison is not vacuous
+    ix.close()
+    built.close()
