@@ -36,7 +36,9 @@ SEED = 20261201
 RIDGE = 0.01
 # Without a calibration (keyword-only search, or too few phrasings to quiz) the raw score is used.
 MIN_EXAMPLES = 8
-QUIZ_BATCH = 256  # questions scored at once
+# Questions scored at once. Each holds every entry's scores until graded: at 10,000 entries a batch of
+# 256 peaked 180 MB above one of 64 (571 vs 392 MB in-process, the quiz no faster).
+QUIZ_BATCH = 64
 
 
 @dataclass(frozen=True)

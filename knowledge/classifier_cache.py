@@ -17,7 +17,7 @@ from pathlib import Path
 
 from knowledge.embeddings import text_key
 from knowledge.index_folders import write_atomically
-from knowledge.semantic import ANSWER_TRAIN_WEIGHT, CHAR_C, CHAR_PARAMETER_BUDGET, SEMANTIC_C, Phrasing, TrainedModels
+from knowledge.semantic import TRAINING_SETTINGS, Phrasing, TrainedModels
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ KEEP = 8  # cached versions kept (an FAQ edited often would otherwise fill the d
 def classifier_key(phrasings: Sequence[Phrasing], encoder_ids: Sequence[str]) -> str:
     """What the classifiers depend on."""
     parts = [f"v{VERSION}", f"sklearn{version('scikit-learn')}", *encoder_ids,
-             f"C{SEMANTIC_C}/{CHAR_C}/answer{ANSWER_TRAIN_WEIGHT}/budget{CHAR_PARAMETER_BUDGET}"]
+             TRAINING_SETTINGS]
     parts += [f"{p.entry_id}\x1f{p.language}\x1f{p.kind}\x1f{p.text}" for p in phrasings]
     return text_key("\x1e".join(parts))
 

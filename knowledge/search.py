@@ -33,7 +33,7 @@ from knowledge.encoders import Encoder, encode_chunks
 from knowledge.faq import FaqBase, FaqEntry
 from knowledge.index_folders import sweep
 from knowledge.keyword import QUESTION, KeywordHit, KeywordIndex
-from knowledge.semantic import ANSWER_TRAIN_WEIGHT, CHARS, Phrasing, SemanticIndex, SemanticScores
+from knowledge.semantic import CHARS, TRAINING_SETTINGS, Phrasing, SemanticIndex, SemanticScores
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +219,7 @@ class FaqSearch:
         """What the calibration depends on: the FAQ's content, the encoders and how the index is trained."""
         assert self._semantic is not None and self._encoders is not None
         parts = [self.faq.content_hash, *self._encoders.ids, f"answer{self.settings.answer_weight}",
-                 f"train{ANSWER_TRAIN_WEIGHT}", f"classifier{self._semantic.classifier}"]
+                 f"train{TRAINING_SETTINGS}", f"classifier{self._semantic.classifier}"]
         return text_key("|".join(parts))
 
     def _build_semantic(self, encoders: EncoderSet) -> SemanticIndex:

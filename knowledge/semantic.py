@@ -32,9 +32,17 @@ NN_TEMPERATURE = 0.05  # softmax over cosines when an FAQ is too large to train 
 # one-phrasing sample FAQ 0.72 -> 0.78, on the shipped one 0.88 -> 0.91.
 ANSWER_TRAIN_WEIGHT = 0.5
 CHARS = "chars"  # the character n-gram classifier's name among the votes
-# lbfgs keeps ~20 copies of the coefficients: cap classes × character features so that a
-# 1,000-entry FAQ trains in seconds and ~0.5 GB instead of minutes and ~19 GB (measured).
+# Training memory grows with classes × character features: cap them so that a 1,000-entry FAQ trains
+# in seconds and a few hundred MB instead of minutes and ~19 GB (measured with lbfgs).
 CHAR_PARAMETER_BUDGET = 2_000_000
+# The character model's solver: lbfgs keeps ~44 float64 copies of the coefficients (scipy's workspace of
+# 10 correction pairs, and sklearn's gradients), 708 MB at 1,000 entries; newton-cg with float32
+# features keeps a handful, 171 MB (the same FAQ: 8.6 → 11.5 s). It made a 1,000-entry build the
+# server's memory peak.
+CHAR_SOLVER = "newton-cg"
+# Every setting that changes what training learns: part of the trained classifiers' and the calibration's cache keys.
+TRAINING_SETTINGS = (f"C{SEMANTIC_C}/{CHAR_C}/answer{ANSWER_TRAIN_WEIGHT}/budget{CHAR_PARAMETER_BUDGET}"
+                     f"/{CHAR_SOLVER}-float32")
 # The slot layout (see `_slots`) for entries of a few phrasings each, as large FAQs are: at most
 # SLOT_MAX slots, and at most SLOT_PADDING padded slots per real phrasing.
 SLOT_MAX = 8
@@ -182,9 +190,9 @@ class SemanticIndex:
                 return
             texts = [normalize_text(self.phrasings[i].text).lower() for i in questions]
             vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 4), sublinear_tf=True, lowercase=True,
-                                         max_features=max(1000, CHAR_PARAMETER_BUDGET // classes))
+                                         max_features=max(1000, CHAR_PARAMETER_BUDGET // classes), dtype=np.float32)
             features = vectorizer.fit_transform(texts)
-            char_model = LogisticRegression(C=CHAR_C, max_iter=1000)
+            char_model = LogisticRegression(C=CHAR_C, solver=CHAR_SOLVER, max_iter=1000)
             char_model.fit(features, labels[questions])
             self._char = (CharVectorizer.of(vectorizer), LinearModel.of(char_model))
 
