@@ -1,4 +1,4 @@
-"""knowledge/keyword.py and knowledge/search.py: the whoosh index over FAQ phrasings and answers."""
+"""knowledge/keyword.py, knowledge/bm25.py and knowledge/search.py: the keyword index over FAQ phrasings and answers."""
 
 from __future__ import annotations
 
