@@ -3,9 +3,11 @@ model — answer quality on Bitext questions against the sample shop's FAQ.
 
     .venv/bin/python bench/llm.py                       # tiny local model: lag and overhead only
     .venv/bin/python bench/llm.py --gguf MODEL.gguf     # plus 50 Bitext + 12 Chinese questions through llama-cpp
+    .venv/bin/python bench/llm.py --gguf MODEL.gguf --set second   # bench/data/shoppers.csv's en + zh questions
+    (--style compose|write: how the model shapes the reply; the sample shop's config by default)
 
-Prints a table, writes bench/results/llm.json and, with a model, every question, draft and
-verdict to bench/results/llm_replies.md for reading.
+Prints a table, writes bench/results/llm_SET.json and, with a model, every question, draft and
+verdict to bench/results/llm_replies_SET.md for reading.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from bot.responder.grounding import SemanticGrounder  # noqa: E402
 from bot.language.detector import LanguageDetector  # noqa: E402
 from bot.llm import Generation, LlamaCppBackend, Sampling, TransformersBackend  # noqa: E402
 from bot.responder.llm import GroundedResponder  # noqa: E402
+from bot.responder.compose import INSTRUCTIONS  # noqa: E402
 from bot.responder.prompt import ChatMessage  # noqa: E402
 from bot.responder import ExtractiveResponder  # noqa: E402
 from bot.texts import Texts  # noqa: E402
@@ -81,6 +84,8 @@ class Canned:
 
     async def generate(self, messages, sampling, deadline):  # noqa: ANN001
         system = messages[0].content
+        if system == INSTRUCTIONS:  # the compose style: choose the first sentence
+            return Generation("NONE: 1", self.name)
         answer = system.split("\nA: ", 1)[1].split("\n", 1)[0]
         return Generation(answer.split(". ")[0] + ".", self.name)
 
@@ -110,16 +115,24 @@ CHINESE = (
 )
 
 
+def second_set() -> list[tuple[str, str, str]]:
+    """bench/data/shoppers.csv's questions in the sample shop's languages: written for retrieval, never used
+    to tune the responder ((message, expected entry, language) triples)."""
+    with (REPO / "bench" / "data" / "shoppers.csv").open(encoding="utf-8", newline="") as handle:
+        return [(row["text"], row["expected"], row["language"]) for row in csv.DictReader(handle)
+                if row["kind"] == "question" and row["language"] in ("en", "zh")]
+
+
 def one_line(text: str) -> str:
     """A multi-line draft as one quoted line, so the reply that follows it stays readable."""
     return " / ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 async def quality(generator, asked: list[tuple[str, str, str]], out: Path, deadline: float,  # noqa: ANN001
-                  temperature: float | None = None) -> dict:
+                  temperature: float | None = None, style: str | None = None) -> dict:
     """`asked`: (message, intent, language) triples."""
     config = load_config(SAMPLE)
-    settings = dataclasses.replace(config.responder, deadline_seconds=deadline)
+    settings = dataclasses.replace(config.responder, deadline_seconds=deadline, style=style or config.responder.style)
     if temperature is not None:
         settings = dataclasses.replace(settings, temperature=temperature)
     config = dataclasses.replace(config, responder=settings)
@@ -152,11 +165,14 @@ async def quality(generator, asked: list[tuple[str, str, str]], out: Path, deadl
             "llm_used": len(sent), "llm_in_right_language": sum(detector.detect(r["reply"]).language == language
                                                                  for r in sent)}
     latencies = sorted(r["ms"] for r in asked) or [0.0]
-    lines = [f"# {generator.name} replies ({len(records)} Bitext questions, sample shop FAQ)\n"]
+    lines = [f"# {generator.name} replies ({len(records)} questions, sample shop FAQ, {config.responder.style} style)\n"]
     for r in records:
         verdict = r["trace"].get("used", "not asked (no confident answer)")
         reason = r["trace"].get("fallback", "")
         refused = f"\n> model's draft (refused): {one_line(r['trace']['draft'])}\n" if "draft" in r["trace"] else ""
+        if "choice" in r["trace"]:
+            dropped = f" (lead dropped: {r['trace']['lead_dropped']})" if "lead_dropped" in r["trace"] else ""
+            refused += f"\n> model's choice: {one_line(r['trace']['choice'])}{dropped}\n"
         if "refused" in r["trace"]:
             first = r["trace"]["refused"]
             refused = f"\n> first draft (refused: {first['reason']}): {one_line(first['draft'])}\n{refused}"
@@ -167,7 +183,7 @@ async def quality(generator, asked: list[tuple[str, str, str]], out: Path, deadl
             "llm_share_of_asked": round(len(used) / len(asked), 3) if asked else 0.0,
             "latency_p50_ms": round(statistics.median(latencies)), "latency_p95_ms":
             round(latencies[int(0.95 * (len(latencies) - 1))]),
-            "temperature": config.responder.temperature,
+            "temperature": config.responder.temperature, "style": config.responder.style,
             "second_tries": sum("refused" in r["trace"] for r in asked),
             "sent_after_second_try": sum("refused" in r["trace"] for r in used),
             "per_language": per_language,
@@ -183,6 +199,9 @@ async def main() -> int:
     parser.add_argument("--no-chinese", dest="chinese", action="store_false",
                         help="skip the 12 Chinese messages asked after the Bitext ones")
     parser.add_argument("--temperature", type=float, help="sampling temperature (default: the config's, 0 = greedy)")
+    parser.add_argument("--style", choices=("compose", "write"), help="the responder's style (default: the config's)")
+    parser.add_argument("--set", choices=("dev", "second"), default="dev",
+                        help="dev: Bitext + the Chinese messages; second: bench/data/shoppers.csv (en, zh)")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     figures = {"tiny_model": await loop_lag()}
@@ -191,12 +210,16 @@ async def main() -> int:
     if args.gguf:
         backend = LlamaCppBackend(LlamaCppConfig(str(args.gguf), args.threads, 4096), max_waiting=4)
         await backend.start()
-        asked = [(*q, "en") for q in questions(args.n)] + ([(*q, "zh") for q in CHINESE] if args.chinese else [])
-        figures["llama_cpp"] = await quality(backend, asked, RESULTS / "llm_replies.md", args.deadline,
-                                             args.temperature)
+        if args.set == "dev":
+            asked = [(*q, "en") for q in questions(args.n)] + ([(*q, "zh") for q in CHINESE] if args.chinese else [])
+        else:
+            asked = second_set()
+        figures["llama_cpp"] = await quality(backend, asked, RESULTS / f"llm_replies_{args.set}.md", args.deadline,
+                                             args.temperature, args.style)
+        figures["llama_cpp"]["set"] = args.set
         await backend.stop()
     print(json.dumps(figures, indent=2))
-    (RESULTS / "llm.json").write_text(json.dumps(figures, indent=2), encoding="utf-8")
+    (RESULTS / f"llm_{args.set}.json").write_text(json.dumps(figures, indent=2), encoding="utf-8")
     return 0
 
 

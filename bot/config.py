@@ -150,9 +150,11 @@ class ResponderConfig:
     openai: OpenAIConfig
     llama_cpp: LlamaCppConfig
     second_try: bool = True  # a refused draft is rewritten from the entry once, when the deadline leaves time
+    style: str = "compose"  # compose: the model chooses the FAQ's sentences; write: it writes its own words
 
 
 RESPONDERS = ("extractive", "transformers", "openai", "llama-cpp")
+RESPONDER_STYLES = ("compose", "write")
 
 
 @dataclass(frozen=True)
@@ -491,8 +493,8 @@ def _check_translation_fits(shop_t: _Table, responder: ResponderConfig, pipeline
 
 def _build_responder(table: _Table, environ: Mapping[str, str], base: Path) -> ResponderConfig:
     table.allow_only("backend", "deadline_seconds", "max_new_tokens", "temperature", "top_p", "history_turns",
-                     "max_waiting", "tone", "show_sources", "min_similarity", "second_try", "transformers", "openai",
-                     "llama_cpp")
+                     "max_waiting", "tone", "show_sources", "min_similarity", "second_try", "style", "transformers",
+                     "openai", "llama_cpp")
     backend = table.choice("backend", "extractive", RESPONDERS)
     hf_t = table.table("transformers")
     hf_t.allow_only("model", "dtype", "threads")
@@ -539,6 +541,7 @@ def _build_responder(table: _Table, environ: Mapping[str, str], base: Path) -> R
         show_sources=table.bool("show_sources", False),
         min_similarity=table.float("min_similarity", 0.6, 0.0, 1.0),
         second_try=table.bool("second_try", True),
+        style=table.choice("style", "compose", RESPONDER_STYLES),
         transformers=transformers,
         openai=openai,
         llama_cpp=llama_cpp,

@@ -50,12 +50,14 @@ async def serving(server: FakeModelServer) -> AsyncIterator[FakeModelServer]:
         yield server
 
 
-def openai_responder_toml(base_url: str, deadline_seconds: float) -> str:
-    """The [responder] tables of a kefu.toml that generate with the fake server at `base_url`."""
+def openai_responder_toml(base_url: str, deadline_seconds: float, style: str = "write") -> str:
+    """The [responder] tables of a kefu.toml that generate with the fake server at `base_url`
+    (in the `write` style unless told: most tests check what the checks do with written drafts)."""
     return f"""
 [responder]
 backend = "openai"
 deadline_seconds = {deadline_seconds}
+style = "{style}"
 
 [responder.openai]
 base_url = "{base_url}"

@@ -282,6 +282,7 @@ async def test_llm_fallbacks_are_counted_with_a_bounded_reason(tmp_path):
 [responder]
 backend = "openai"
 deadline_seconds = 1.0
+style = "write"
 
 [responder.openai]
 base_url = "{base_url}/v1"
@@ -319,6 +320,7 @@ max_retries = 0
     ("the reply repeats the shopper's words the FAQ never uses: drone", "ungrounded"),
     ("the reply states nothing from the FAQ (greetings or apologies only)", "ungrounded"),
     ("the reply names personal data the shopper did not write in this message", "personal_data"),
+    ("the model's choice could not be read", "unreadable_choice"),
     ("something new went wrong", "other"),
 ])
 def test_fallback_reasons_map_to_a_few_kinds(reason, kind):

@@ -1,10 +1,15 @@
-"""The LLM responder: a fluent reply written from the retrieved FAQ entries, or the extractive answer.
+"""The LLM responder: a reply shaped by a model from the matched FAQ entry, or the extractive answer.
+
+Two styles (`[responder] style`). `compose` (the default): the model chooses which of the
+entry's sentences answer the shopper and a yes/no/sorry lead, and kefu sends those
+sentences verbatim (bot/responder/compose.py). `write`: the model writes its own reply,
+which every check of bot/responder/review.py must pass.
 
 The extractive draft is computed first and is what the shopper gets whenever the
-model fails: no answer in time, an error, empty or degenerate output, the wrong
-language, a fact the FAQ does not contain, or a claim the FAQ does not support. The
-draft's trace records which backend wrote the reply, its latency and tokens, or
-why it fell back.
+model fails: no answer in time, an error, an unreadable choice, empty or degenerate
+output, the wrong language, a fact the FAQ does not contain, or a claim the FAQ does
+not support. The draft's trace records which backend shaped the reply, its latency and
+tokens, or why it fell back.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from dataclasses import replace
 from typing import Any
 
 from bot.config import ResponderConfig
+from bot.responder.compose import MAX_NEW_TOKENS, answer_units, checked_lead, choice_messages, compose, parse_choice
 from bot.responder.grounding import SemanticGrounder
 from bot.llm import GenerationBackend, GenerationError, Sampling
 from bot.messages import ReplyKind
@@ -63,6 +69,8 @@ class GroundedResponder:
         deadline = time.monotonic() + self._config.deadline_seconds
         trace: dict[str, Any] = {"backend": self._generator.name, "faq_ids": [h.entry.id for h in entries]}
         context = context or ResponseContext()
+        if self._config.style == "compose":
+            return await self._compose(question, language, entries[0], base, trace, started, deadline)
         try:
             draft = await self._generate(question, language, entries, context, trace, deadline)
         except DraftRejected as refused:
@@ -82,6 +90,38 @@ class GroundedResponder:
         trace["used"] = "llm"
         log.info("responder.generated backend=%s latency_ms=%.0f", self._generator.name, trace["latency_ms"])
         return replace(draft, trace=trace)
+
+    async def _compose(self, question: str, language: str, hit: Hit, base: Draft, trace: dict[str, Any],
+                       started: float, deadline: float) -> Draft:
+        """The entry's own sentences that the model chose, after the lead it chose (when they support it)."""
+        variant = hit.entry.variant(language)
+        units = answer_units(variant.answer)
+        sampling = replace(self._sampling, max_new_tokens=min(self._sampling.max_new_tokens, MAX_NEW_TOKENS))
+        messages = choice_messages(PiiMasker().mask(question).text, units)
+        try:
+            generation = await self._generator.generate(messages, sampling, deadline)
+        except GenerationError as exc:
+            return self._fall_back(base, exc.reason, trace, started)
+        trace.update(prompt_tokens=generation.prompt_tokens, completion_tokens=generation.completion_tokens,
+                     choice=generation.text.strip()[:80])
+        choice = parse_choice(generation.text, units)
+        if choice is None:
+            return self._fall_back(base, "the model's choice could not be read", trace, started)
+        lead, dropped = checked_lead(choice.lead, units, choice.units)
+        if dropped is not None:
+            trace["lead_dropped"] = f"{choice.lead}: {dropped}"
+        trace.update(lead=lead, sentences=[i + 1 for i in choice.units], of_sentences=len(units), used="llm",
+                     latency_ms=round((time.perf_counter() - started) * 1000, 1))
+        log.info("responder.composed backend=%s latency_ms=%.0f sentences=%d/%d", self._generator.name,
+                 trace["latency_ms"], len(choice.units), len(units))
+        numbers = ", ".join(str(i + 1) for i in choice.units)
+        return replace(
+            base,
+            text=compose(lead, units, choice.units, variant.language),
+            why=f"{base.why}; sentence(s) {numbers} of {len(units)} chosen by the {self._generator.name} model, "
+                f"sent as the FAQ writes them" + (f" after \"{lead.lower()}\"" if lead != "NONE" else ""),
+            trace=trace,
+        )
 
     def _second_try_fits(self, started: float, deadline: float) -> bool:
         spent = time.perf_counter() - started
