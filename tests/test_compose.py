@@ -11,11 +11,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from conftest import ask, stored_meta, write_config
-from fake_llm import FakeModelServer, openai_responder_toml, serving
+from conftest import ask, stored_meta
+from fake_llm import FakeModelServer, serving, shop_with_model
 
 from bot.app import KefuApp
-from bot.config import load_config
 from bot.responder.compose import (INSTRUCTIONS, answer_units, checked_lead, choice_messages, compose,
                                    parse_choice)
 
@@ -127,9 +126,7 @@ async def model_server() -> AsyncIterator[FakeModelServer]:
 
 @pytest.fixture
 async def shop(tmp_path: Path, model_server: FakeModelServer) -> AsyncIterator[KefuApp]:
-    path = write_config(tmp_path, extra=openai_responder_toml(model_server.base_url, 2.0, style="compose"))
-    async with KefuApp(load_config(path, environ={"TEST_LLM_KEY": "sk-test-123"}), channels=["webhook"],
-                       serve_http=True) as running:
+    async with shop_with_model(tmp_path, model_server, style="compose") as running:
         yield running
 
 
