@@ -84,8 +84,8 @@ class Canned:
 
     async def generate(self, messages, sampling, deadline):  # noqa: ANN001
         system = messages[0].content
-        if system == INSTRUCTIONS:  # the compose style: choose the first sentence
-            return Generation("NONE: 1", self.name)
+        if system == INSTRUCTIONS:  # the compose style: copy the first sentence
+            return Generation(messages[1].content.split("\n1. ", 1)[1].split("\n", 1)[0], self.name)
         answer = system.split("\nA: ", 1)[1].split("\n", 1)[0]
         return Generation(answer.split(". ")[0] + ".", self.name)
 
@@ -170,9 +170,9 @@ async def quality(generator, asked: list[tuple[str, str, str]], out: Path, deadl
         verdict = r["trace"].get("used", "not asked (no confident answer)")
         reason = r["trace"].get("fallback", "")
         refused = f"\n> model's draft (refused): {one_line(r['trace']['draft'])}\n" if "draft" in r["trace"] else ""
-        if "choice" in r["trace"]:
-            dropped = f" (lead dropped: {r['trace']['lead_dropped']})" if "lead_dropped" in r["trace"] else ""
-            refused += f"\n> model's choice: {one_line(r['trace']['choice'])}{dropped}\n"
+        if "copy" in r["trace"]:
+            sent = f" → sentences {r['trace']['sentences']} of {r['trace']['of_sentences']}" if "sentences" in r["trace"] else ""
+            refused += f"\n> model's copy: {one_line(r['trace']['copy'])}{sent}\n"
         if "refused" in r["trace"]:
             first = r["trace"]["refused"]
             refused = f"\n> first draft (refused: {first['reason']}): {one_line(first['draft'])}\n{refused}"

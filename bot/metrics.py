@@ -51,7 +51,7 @@ FALLBACK_KINDS = tuple((re.compile(pattern), kind) for pattern, kind in (
     (r"the reply is in '", "wrong_language"),
     (r"the reply names personal data", "personal_data"),
     (r"not in the FAQ|claim not backed|the reply (repeats|sends|uses|states) ", "ungrounded"),
-    (r"the model's choice could not be read", "unreadable_choice"),  # the compose style
+    (r"the model's copy matches no sentence", "unfaithful_copy"),  # the compose style
 ))
 
 Stats = Callable[[], Awaitable[Mapping[str, int]]]

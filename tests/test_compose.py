@@ -15,8 +15,8 @@ from conftest import ask, stored_meta
 from fake_llm import FakeModelServer, serving, shop_with_model
 
 from bot.app import KefuApp
-from bot.responder.compose import (INSTRUCTIONS, answer_units, checked_lead, choice_messages, compose,
-                                   parse_choice)
+from bot.responder.compose import INSTRUCTIONS, answer_units, choice_messages, choose, compose
+from bot.responder.grounding import terms_of
 
 PAYMENT = ("We accept Visa, Mastercard, American Express, PayPal, Alipay, WeChat Pay and Apple Pay. All prices "
            "are charged in euros (EUR) when you place your order; if your card is in another currency, your bank "
@@ -37,6 +37,12 @@ def test_prose_is_split_into_sentences():
     assert not any(u.block or u.leans_back for u in units)
 
 
+def test_a_bare_yes_stays_with_the_sentence_that_says_when():
+    units = answer_units("Yes. Within the EU and UK you can exchange for free. Elsewhere, return and reorder.")
+    assert [u.text for u in units] == ["Yes. Within the EU and UK you can exchange for free.",
+                                       "Elsewhere, return and reorder."]
+
+
 def test_a_table_and_a_numbered_list_are_one_unit_each():
     answer = ("Our sizes:\n\n| EU | UK |\n|---|---|\n| 37 | 4 |\n| 38 | 5 |\n\nTo exchange:\n"
               "1. Open My orders.\n2. Choose Exchange.\nWe pay the return label.")
@@ -53,65 +59,83 @@ def test_chinese_sentences_and_the_ones_that_lean_back():
     assert [u.leans_back for u in units] == [False, True, False]
 
 
-# -- the model's line -------------------------------------------------------------------
+# -- from the model's copy to the FAQ's sentences ----------------------------------------------
 
 
-@pytest.mark.parametrize(("line", "lead", "chosen"), [
-    ("YES: 2", "YES", (1,)),
-    ("no: 3", "NO", (2,)),
-    ("NONE: 1, 2", "NONE", (0, 1)),
-    ("SORRY - 3 and 1", "SORRY", (0, 2)),
-    ("Answer line: YES: 1、3", "YES", (0, 2)),
-    ("NONE: 2, 9", "NONE", (1,)),  # a number past the end is ignored
+def english(text: str) -> set[str]:
+    return terms_of(text, "en")
+
+
+@pytest.mark.parametrize(("copy", "question", "chosen"), [
+    ("We don't offer cash on delivery.", "cash on delivery possible?", (2,)),
+    ("3. We don't offer cash on delivery", "cash on delivery possible?", (2,)),  # its number copied too
+    ("We accept Visa, Mastercard and Apple Pay.", "do you take apple pay", (0,)),  # shortened: still the first
 ])
-def test_choice_lines_are_read(line, lead, chosen):
-    choice = parse_choice(line, answer_units(PAYMENT))
-    assert choice is not None and (choice.lead, choice.units) == (lead, chosen)
+def test_a_copy_is_mapped_to_the_sentence_it_comes_from(copy, question, chosen):
+    choice = choose(copy, question, answer_units(PAYMENT), english)
+    assert choice is not None and choice.units == chosen and choice.added == ()
 
 
-@pytest.mark.parametrize("line", ["We accept Visa and PayPal.", "YES", "NONE: 7", "", "maybe: 1"])
-def test_an_unreadable_choice_is_none(line):
-    assert parse_choice(line, answer_units(PAYMENT)) is None
+@pytest.mark.parametrize("copy", ["We accept Klarna as a payment method.", "can i pay with klarna?", "", "Yes!"])
+def test_the_models_own_words_are_no_choice(copy):
+    assert choose(copy, "can i pay with klarna?", answer_units(PAYMENT), english) is None
+
+
+def test_the_entrys_own_topic_words_bring_in_nothing():
+    copy = "We don't offer cash on delivery."
+    assert choose(copy, "can i pay cash?", answer_units(PAYMENT), english).units == (0, 2)  # "Apple Pay"
+    topic = ["Which payment methods do you accept?", "can i pay with paypal"]
+    assert choose(copy, "can i pay cash?", answer_units(PAYMENT), english, topic).units == (2,)
+
+
+def test_a_sentence_naming_the_shoppers_word_is_sent_too():
+    returns = answer_units("You can return items within 30 days of delivery, as long as they're unworn. Pierced "
+                           "earrings, underwear and gift cards can't be returned. Returns are free within the EU.")
+    choice = choose("You can return items within 30 days of delivery.", "can i return earrings?", returns, english)
+    assert choice is not None and choice.units == (0, 1) and choice.copied == 0 and choice.added == (1,)
+
+
+def test_the_sentence_closest_in_meaning_is_sent_with_the_copied_one():
+    copy = "We accept Visa, Mastercard and Apple Pay."
+    choice = choose(copy, "cash?", answer_units(PAYMENT), english, closest=2)
+    assert choice is not None and choice.units == (0, 2) and choice.copied == 0 and choice.added == (2,)
+
+
+def test_a_sentence_saying_also_leans_back():
+    units = answer_units("Use the tracking link in your shipping email. You can also find it under My orders.")
+    assert [u.leans_back for u in units] == [False, True]
 
 
 def test_a_chosen_sentence_brings_the_one_it_leans_on():
     units = answer_units("EU orders arrive in 3-5 days. Otherwise allow 7-14 days. Tracking is emailed.")
-    choice = parse_choice("NONE: 2", units)
+    choice = choose("Otherwise allow 7-14 days.", "how long", units, english)
     assert choice is not None and choice.units == (0, 1)
 
 
-# -- the lead ----------------------------------------------------------------------------
+def test_chinese_copies_are_mapped_by_their_character_pairs():
+    units = answer_units("我们支持 Visa 和支付宝。我们不提供货到付款。")
+    choice = choose("我们不提供货到付款", "可以货到付款吗", units, lambda text: terms_of(text, "zh"))
+    assert choice is not None and choice.units == (1,)
 
 
-@pytest.mark.parametrize(("lead", "chosen", "kept", "why"), [
-    ("NO", (2,), "NO", None),  # "We don't offer cash on delivery."
-    ("SORRY", (2,), "SORRY", None),
-    ("YES", (0,), "YES", None),
-    ("YES", (2,), "NONE", "a chosen sentence says no"),
-    ("NO", (0,), "NONE", "no chosen sentence says no"),
-    ("NONE", (0, 2), "NONE", None),
-])
-def test_the_lead_must_agree_with_the_chosen_sentences(lead, chosen, kept, why):
-    assert checked_lead(lead, answer_units(PAYMENT), chosen) == (kept, why)
-
-
-def test_composed_replies_in_english_and_chinese():
+def test_composed_replies_keep_the_faqs_order_and_layout():
     units = answer_units(PAYMENT)
-    assert compose("NO", units, (2,), "en") == "No. We don't offer cash on delivery."
-    assert compose("NONE", units, (0, 2), "en") == (
+    assert compose(units, (0, 2), "en") == (
         "We accept Visa, Mastercard, American Express, PayPal, Alipay, WeChat Pay and Apple Pay. "
         "We don't offer cash on delivery.")
-    chinese = answer_units("我们接受 Visa 和支付宝。我们不提供货到付款。")
-    assert compose("NO", chinese, (1,), "zh") == "很抱歉，我们不提供货到付款。"
-    assert compose("YES", chinese, (0,), "zh") == "是的，我们接受 Visa 和支付宝。"
-    assert compose("YES", units, (0,), "ko") == units[0].text  # no words for the lead: the sentence alone
+    chinese = answer_units("我们支持 Visa 和支付宝。我们不提供货到付款。")
+    assert compose(chinese, (0, 1), "zh") == "我们支持 Visa 和支付宝。我们不提供货到付款。"
+    listed = answer_units("To exchange:\n1. Open My orders.\n2. Choose Exchange.\nWe pay the label.")
+    assert compose(listed, (0, 1, 2), "en") == "To exchange:\n1. Open My orders.\n2. Choose Exchange.\nWe pay the label."
 
 
-def test_the_instructions_come_first_and_never_change():
+def test_the_instructions_and_the_answer_come_before_the_message():
     first = choice_messages("do you take klarna?", answer_units(PAYMENT))
-    second = choice_messages("我的退款呢", answer_units("退款会在 5-10 个工作日内到账。"))
+    second = choice_messages("cash?", answer_units(PAYMENT))
     assert first[0].content == second[0].content == INSTRUCTIONS
-    assert "1. We accept Visa" in first[1].content and "3. We don't offer cash on delivery." in first[1].content
+    prefix = first[1].content.split("<shopper_message>")[0]
+    assert prefix == second[1].content.split("<shopper_message>")[0]  # the KV cache's shared prefix
+    assert "1. We accept Visa" in prefix and "3. We don't offer cash on delivery." in prefix
     assert "<shopper_message>\ndo you take klarna?\n</shopper_message>" in first[1].content
 
 
@@ -130,38 +154,32 @@ async def shop(tmp_path: Path, model_server: FakeModelServer) -> AsyncIterator[K
         yield running
 
 
-async def test_the_chosen_sentences_are_sent_verbatim_after_the_lead(shop, model_server):
-    model_server.script = [(200, "NO: 3")]
+async def test_the_faqs_sentence_is_sent_for_the_models_copy(shop, model_server):
+    model_server.script = [(200, "We do not offer cash on delivery!")]  # a copy, slightly off
     reply = await ask(shop, "can I pay cash on delivery? mail me at jo@example.com")
-    assert reply["text"] == "No. We don't offer cash on delivery."
+    assert reply["text"] == "We don't offer cash on delivery."
     assert reply["kind"] == "answer" and reply["faq_ids"] == ["payment-methods"]
-    assert "sentence(s) 3 of 3 chosen by the openai model" in reply["why"]
+    assert "sentence(s) 3 of 3 sent as the FAQ writes them, picked by the openai model" in reply["why"]
     meta = stored_meta(shop, reply)["responder"]
-    assert meta["used"] == "llm" and meta["lead"] == "NO" and meta["sentences"] == [3]
+    assert meta["used"] == "llm" and meta["sentences"] == [3] and meta["copy"] == "We do not offer cash on delivery!"
     sent = model_server.requests[0]["body"]
-    assert sent["max_tokens"] <= 16 and sent["messages"][0]["content"] == INSTRUCTIONS
+    assert sent["max_tokens"] <= 96 and sent["messages"][0]["content"] == INSTRUCTIONS
     assert "jo@example.com" not in json.dumps(sent) and "[EMAIL_1]" in sent["messages"][1]["content"]
 
 
-async def test_a_lead_the_sentences_do_not_support_is_dropped(shop, model_server):
-    model_server.script = [(200, "YES: 3")]
-    reply = await ask(shop, "can I pay cash on delivery?")
-    assert reply["text"] == "We don't offer cash on delivery."
-    assert stored_meta(shop, reply)["responder"]["lead_dropped"] == "YES: a chosen sentence says no"
-
-
-async def test_an_unreadable_choice_falls_back_to_the_whole_answer(shop, model_server):
-    model_server.script = [(200, "Sure! We accept cash on delivery in Iceland.")]
-    reply = await ask(shop, "can I pay cash on delivery?")
+async def test_a_copy_of_the_models_own_falls_back_to_the_whole_answer(shop, model_server):
+    model_server.script = [(200, "Sure! We accept Klarna in Iceland.")]
+    reply = await ask(shop, "can I pay with klarna?")
     assert reply["text"].startswith("We accept Visa, Mastercard") and reply["text"].endswith(
         "We don't offer cash on delivery.")
     meta = stored_meta(shop, reply)["responder"]
-    assert meta["used"] == "extractive" and meta["fallback"] == "the model's choice could not be read"
-    assert "Iceland" not in reply["text"]
+    assert meta["used"] == "extractive" and meta["fallback"] == "the model's copy matches no sentence of the answer"
+    assert "Klarna" not in reply["text"]
 
 
-async def test_a_chinese_shopper_gets_the_chinese_sentences(shop, model_server):
-    model_server.script = [(200, "SORRY: 1")]
-    reply = await ask(shop, "可以货到付款吗？")
-    assert reply["text"] == "很抱歉，我们支持 Visa、Mastercard、American Express、PayPal、支付宝、微信支付和 Apple Pay，暂不支持货到付款。"
+async def test_a_chinese_shopper_gets_the_chinese_sentence(shop, model_server):
+    model_server.script = [(200, "所有价格均以欧元计价并在下单时扣款")]
+    reply = await ask(shop, "用什么货币付款？")
+    assert reply["text"].endswith("所有价格均以欧元（EUR）计价并在下单时扣款；如果您的卡是其他币种，将由发卡银行进行货币换算。")
+    assert stored_meta(shop, reply)["responder"]["copied"] == 2
     assert "我们支持 Visa" in model_server.requests[0]["body"]["messages"][1]["content"]

@@ -320,7 +320,7 @@ max_retries = 0
     ("the reply repeats the shopper's words the FAQ never uses: drone", "ungrounded"),
     ("the reply states nothing from the FAQ (greetings or apologies only)", "ungrounded"),
     ("the reply names personal data the shopper did not write in this message", "personal_data"),
-    ("the model's choice could not be read", "unreadable_choice"),
+    ("the model's copy matches no sentence of the answer", "unfaithful_copy"),
     ("something new went wrong", "other"),
 ])
 def test_fallback_reasons_map_to_a_few_kinds(reason, kind):

@@ -126,6 +126,11 @@ def _analyzer(language: str):  # noqa: ANN202 (a whoosh analyzer)
     return language_analyzer(language)
 
 
+def terms_of(text: str, language: str) -> set[str]:
+    """The text's index terms in that language (stemmed, stop words and numbers left out)."""
+    return set(_terms(_analyzer(language), text))
+
+
 def _terms(analyzer, text: str) -> dict[str, str]:  # noqa: ANN001 (a whoosh analyzer)
     """Index term -> the word as written, for words without digits (order numbers are the literal check's)."""
     return {token.text: token.original for token in analyzer(text, keeporiginal=True)
@@ -347,6 +352,11 @@ class SemanticGrounder:
     def __init__(self, encode: Callable[[Sequence[str]], Any], min_similarity: float):
         self._encode = encode
         self._min = min_similarity
+
+    def closest(self, text: str, candidates: Sequence[str]) -> int:
+        """Blocking (encodes): the index of the candidate closest in meaning to `text`."""
+        vectors = self._encode([text, *candidates])
+        return int((vectors[1:] @ vectors[0]).argmax())
 
     def check(self, draft: str, context: Sequence[str]) -> list[Claim]:
         """Blocking (encodes); the claims that are not pleasantries, each with its verdict."""

@@ -1,13 +1,13 @@
 """The LLM responder: a reply shaped by a model from the matched FAQ entry, or the extractive answer.
 
-Two styles (`[responder] style`). `compose` (the default): the model chooses which of the
-entry's sentences answer the shopper and a yes/no/sorry lead, and kefu sends those
-sentences verbatim (bot/responder/compose.py). `write`: the model writes its own reply,
-which every check of bot/responder/review.py must pass.
+Two styles (`[responder] style`). `write` (the default): the model writes its own reply,
+which every check of bot/responder/review.py must pass. `compose`: the model copies the
+entry's sentence that answers the shopper, and kefu sends the FAQ's own sentence it came
+from, with those the shopper's words need (bot/responder/compose.py).
 
 The extractive draft is computed first and is what the shopper gets whenever the
-model fails: no answer in time, an error, an unreadable choice, empty or degenerate
-output, the wrong language, a fact the FAQ does not contain, or a claim the FAQ does
+model fails: no answer in time, an error, empty or degenerate
+output, a copy that is not the FAQ's, the wrong language, a fact the FAQ does not contain, or a claim the FAQ does
 not support. The draft's trace records which backend shaped the reply, its latency and
 tokens, or why it fell back.
 """
@@ -20,9 +20,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
+from bot.concurrency import run_blocking
 from bot.config import ResponderConfig
-from bot.responder.compose import MAX_NEW_TOKENS, answer_units, checked_lead, choice_messages, compose, parse_choice
-from bot.responder.grounding import SemanticGrounder
+from bot.responder.compose import MAX_NEW_TOKENS, answer_units, choice_messages, choose, compose
+from bot.responder.grounding import SemanticGrounder, terms_of
 from bot.llm import GenerationBackend, GenerationError, Sampling
 from bot.messages import ReplyKind
 from bot.responder.pii import PiiMasker, restore
@@ -50,6 +51,7 @@ class GroundedResponder:
         self.history_turns = config.history_turns  # the prompt shows the conversation so far
         self._shop = shop
         self._reviewer = DraftReviewer(shop=shop, detect_language=detect_language, grounder=grounder)
+        self._grounder = grounder
         self._sampling = Sampling.from_config(config)
 
     async def respond(self, *, question: str, language: str, hits: list[Hit], faq: FaqBase,
@@ -93,7 +95,7 @@ class GroundedResponder:
 
     async def _compose(self, question: str, language: str, hit: Hit, base: Draft, trace: dict[str, Any],
                        started: float, deadline: float) -> Draft:
-        """The entry's own sentences that the model chose, after the lead it chose (when they support it)."""
+        """The entry's own sentences: the one the model copied, and those it must not go without."""
         variant = hit.entry.variant(language)
         units = answer_units(variant.answer)
         sampling = replace(self._sampling, max_new_tokens=min(self._sampling.max_new_tokens, MAX_NEW_TOKENS))
@@ -103,23 +105,25 @@ class GroundedResponder:
         except GenerationError as exc:
             return self._fall_back(base, exc.reason, trace, started)
         trace.update(prompt_tokens=generation.prompt_tokens, completion_tokens=generation.completion_tokens,
-                     choice=generation.text.strip()[:80])
-        choice = parse_choice(generation.text, units)
+                     copy=generation.text.strip()[:300])
+        closest = (await run_blocking(self._grounder.closest, question, [unit.text for unit in units])
+                   if self._grounder is not None and len(units) > 1 else None)
+        choice = choose(generation.text, question, units, lambda text: terms_of(text, variant.language),
+                        variant.questions, closest)
         if choice is None:
-            return self._fall_back(base, "the model's choice could not be read", trace, started)
-        lead, dropped = checked_lead(choice.lead, units, choice.units)
-        if dropped is not None:
-            trace["lead_dropped"] = f"{choice.lead}: {dropped}"
-        trace.update(lead=lead, sentences=[i + 1 for i in choice.units], of_sentences=len(units), used="llm",
-                     latency_ms=round((time.perf_counter() - started) * 1000, 1))
+            return self._fall_back(base, "the model's copy matches no sentence of the answer", trace, started)
+        trace.update(sentences=[i + 1 for i in choice.units], copied=choice.copied + 1, of_sentences=len(units),
+                     used="llm", latency_ms=round((time.perf_counter() - started) * 1000, 1))
         log.info("responder.composed backend=%s latency_ms=%.0f sentences=%d/%d", self._generator.name,
                  trace["latency_ms"], len(choice.units), len(units))
         numbers = ", ".join(str(i + 1) for i in choice.units)
+        added = (f" (sentence {choice.copied + 1} copied by the model; with it the closest in meaning, those "
+                 f"naming the shopper's words and those it leans on)" if choice.added else "")
         return replace(
             base,
-            text=compose(lead, units, choice.units, variant.language),
-            why=f"{base.why}; sentence(s) {numbers} of {len(units)} chosen by the {self._generator.name} model, "
-                f"sent as the FAQ writes them" + (f" after \"{lead.lower()}\"" if lead != "NONE" else ""),
+            text=compose(units, choice.units, variant.language),
+            why=f"{base.why}; sentence(s) {numbers} of {len(units)} sent as the FAQ writes them{added}, "
+                f"picked by the {self._generator.name} model",
             trace=trace,
         )
 
