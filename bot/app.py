@@ -307,7 +307,8 @@ class KefuApp:
             log.warning("app.semantic_grounding_off reason=no sentence encoder (search.encoders is empty); "
                         "only numbers, links and contacts are checked")
         encode = self._through_queue(encoder)
-        grounder = SemanticGrounder(encode, config.responder.min_similarity) if encode else None
+        grounder = (SemanticGrounder(encode, config.responder.min_similarity, encoder.id)
+                    if encode and encoder is not None else None)
 
         translator = None
         if config.shop.reply_in == "translate":

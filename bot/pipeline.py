@@ -313,7 +313,7 @@ class ResponderStage:
         history = await self._store.recent_turns(turn.inbound.conversation_key, turn.inbound.id,
                                                  2 * turns) if turns else []
         context = ResponseContext(history=tuple(history), mood=turn.mood,
-                                  upset=turn.mood is not None and turn.mood <= self._upset_below)
+                                  upset=turn.mood is not None and turn.mood <= self._upset_below, vectors=turn.vectors)
         turn.draft = await self._responder.respond(question=turn.inbound.text, language=language, hits=turn.hits,
                                                    faq=turn.faq, context=context)
         if turn.draft.trace:

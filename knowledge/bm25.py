@@ -159,6 +159,9 @@ def _field_postings(docnums: list[int], counts: list[Counter], doc_count: int,
     """One field's columns, scored with whoosh's BM25F (see the module docstring)."""
     total_length = sum(len(documents[d][1]) for d in docnums)
     average_length = (total_length / doc_count if doc_count else 0.0) or 1.0
+    # Each document's length normalisation, with whoosh's one-byte quantized length.
+    norms = {d: K1 * ((1 - B) + B * (byte_to_length(length_to_byte(len(documents[d][1]))) or 1) / average_length)
+             for d in docnums}
     postings: dict[str, list[tuple[int, int]]] = {}
     for docnum in docnums:
         for term, tf in counts[docnum].items():
@@ -170,10 +173,8 @@ def _field_postings(docnums: list[int], counts: list[Counter], doc_count: int,
     scores: list[float] = []
     for term, j in vocabulary.items():
         for docnum, tf in postings[term]:  # ascending: documents were visited in order
-            length = byte_to_length(length_to_byte(len(documents[docnum][1]))) or 1
-            norm = K1 * ((1 - B) + B * length / average_length)
             docs.append(docnum)
-            scores.append(float(idf[j]) * tf * (K1 + 1) / (tf + norm))
+            scores.append(float(idf[j]) * tf * (K1 + 1) / (tf + norms[docnum]))
         indptr[j + 1] = len(docs)
     return FieldPostings(vocabulary=vocabulary, idf=idf, indptr=indptr,
                          docs=np.array(docs, dtype=np.int32), scores=np.array(scores, dtype=np.float64))

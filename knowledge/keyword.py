@@ -227,8 +227,9 @@ class KeywordIndex:
             matched = scored.matched_terms
             if name not in query_weights:
                 query_weights[name] = bm25.weight(name, terms_by_field[name])
-            query_cover = _share(bm25.weight(name, matched), query_weights[name])
-            doc_cover = _share(bm25.weight(name, matched), float(bm25.doc_weights[scored.docnum]))
+            matched_weight = bm25.weight(name, matched)
+            query_cover = _share(matched_weight, query_weights[name])
+            doc_cover = _share(matched_weight, float(bm25.doc_weights[scored.docnum]))
             if document.kind == QUESTION:
                 confidence = query_cover ** 0.6 * doc_cover ** 0.4
             else:

@@ -85,6 +85,15 @@ def config(config_path: Path) -> Config:
     return load_config(config_path, environ={})
 
 
+@pytest.fixture
+async def model_server():  # noqa: ANN201 (a FakeModelServer: tests/fake_llm.py imports this module)
+    """A fake OpenAI-compatible model server on 127.0.0.1 answering with the grounded default."""
+    from fake_llm import FakeModelServer, serving
+
+    async with serving(FakeModelServer()) as server:
+        yield server
+
+
 @pytest.fixture(autouse=True)
 def release_aiohttp_handlers() -> Iterator[None]:
     """Let each test's apps go once it ends.

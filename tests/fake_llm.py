@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from conftest import loopback_server, write_config
 
+from bot.app import KefuApp
+from bot.config import load_config
+
 GROUNDED = ("Standard delivery takes 3-5 business days to the EU and UK. Orders placed before 14:00 CET on a "
             "business day are dispatched the same day.")
 
@@ -71,9 +74,6 @@ max_retries = 2
 @asynccontextmanager
 async def shop_with_model(tmp_path, server: FakeModelServer, style: str = "write"):  # noqa: ANN001 (a Path)
     """A running kefu (webhook over HTTP) that generates with `server`, 2 s deadline."""
-    from bot.app import KefuApp
-    from bot.config import load_config
-
     path = write_config(tmp_path, extra=openai_responder_toml(server.base_url, 2.0, style=style))
     async with KefuApp(load_config(path, environ={"TEST_LLM_KEY": "sk-test-123"}), channels=["webhook"],
                        serve_http=True) as running:

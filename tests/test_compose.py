@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ask, stored_meta
-from fake_llm import FakeModelServer, serving, shop_with_model
+from fake_llm import FakeModelServer, shop_with_model
 
 from bot.app import KefuApp
 from bot.responder.compose import INSTRUCTIONS, answer_units, choice_messages, choose, compose
@@ -143,12 +143,6 @@ def test_the_instructions_and_the_answer_come_before_the_message():
 
 
 @pytest.fixture
-async def model_server() -> AsyncIterator[FakeModelServer]:
-    async with serving(FakeModelServer()) as server:
-        yield server
-
-
-@pytest.fixture
 async def shop(tmp_path: Path, model_server: FakeModelServer) -> AsyncIterator[KefuApp]:
     async with shop_with_model(tmp_path, model_server, style="compose") as running:
         yield running
@@ -183,3 +177,22 @@ async def test_a_chinese_shopper_gets_the_chinese_sentence(shop, model_server):
     assert reply["text"].endswith("所有价格均以欧元（EUR）计价并在下单时扣款；如果您的卡是其他币种，将由发卡银行进行货币换算。")
     assert stored_meta(shop, reply)["responder"]["copied"] == 2
     assert "我们支持 Visa" in model_server.requests[0]["body"]["messages"][1]["content"]
+
+
+def test_the_closest_sentence_reuses_the_messages_own_vector():
+    import numpy as np
+
+    from bot.responder.grounding import SemanticGrounder
+
+    asked: list[list[str]] = []
+    table = {"cash": [1.0, 0.0], "We accept cards.": [0.0, 1.0], "No cash on delivery.": [0.9, 0.1]}
+
+    def encode(texts):  # noqa: ANN001, ANN202
+        asked.append(list(texts))
+        return np.array([table[t] for t in texts])
+
+    grounder = SemanticGrounder(encode, 0.6, "use-test")
+    candidates = ["We accept cards.", "No cash on delivery."]
+    assert grounder.closest("cash", candidates, np.array([1.0, 0.0])) == 1
+    assert asked == [candidates]  # the message itself was not encoded again
+    assert grounder.closest("cash", candidates) == 1 and asked[-1] == ["cash", *candidates]

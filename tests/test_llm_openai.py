@@ -9,15 +9,9 @@ from pathlib import Path
 
 import pytest
 from conftest import ask, stored_meta
-from fake_llm import GROUNDED, FakeModelServer, serving, shop_with_model
+from fake_llm import GROUNDED, FakeModelServer, shop_with_model
 
 from bot.app import KefuApp
-
-
-@pytest.fixture
-async def model_server() -> AsyncIterator[FakeModelServer]:
-    async with serving(FakeModelServer()) as server:
-        yield server
 
 
 @pytest.fixture

@@ -62,7 +62,7 @@ class Unit:
 class Choice:
     units: tuple[int, ...]  # 0-based, ascending
     copied: int  # the unit the model's copy came from
-    added: tuple[int, ...]  # units sent with it: they name the shopper's words, or it leans on them
+    added: tuple[int, ...]  # sent with it: the closest in meaning, those naming the shopper's words, those leaned on
 
 
 def answer_units(answer: str) -> list[Unit]:

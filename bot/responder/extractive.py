@@ -14,7 +14,7 @@ from bot.config import RetrievalConfig
 from bot.messages import ReplyKind
 from bot.texts import Texts
 from knowledge.faq import FaqBase
-from knowledge.search import Hit, is_confident
+from knowledge.search import Hit, QueryVectors, is_confident
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,7 @@ class ResponseContext:
     history: Sequence[tuple[str, str]] = ()  # (role, text) since the last handoff ended, oldest first
     mood: float | None = None
     upset: bool = False
+    vectors: QueryVectors | None = None  # the message's own, encoded once for the turn
 
 
 class Responder(Protocol):

@@ -349,14 +349,20 @@ class SemanticGrounder:
     30 days"), fails the draft.
     """
 
-    def __init__(self, encode: Callable[[Sequence[str]], Any], min_similarity: float):
+    def __init__(self, encode: Callable[[Sequence[str]], Any], min_similarity: float, encoder_id: str | None = None):
         self._encode = encode
         self._min = min_similarity
+        self.encoder_id = encoder_id  # whose vectors `encode` makes: a turn's own vector of that encoder is reused
 
-    def closest(self, text: str, candidates: Sequence[str]) -> int:
-        """Blocking (encodes): the index of the candidate closest in meaning to `text`."""
-        vectors = self._encode([text, *candidates])
-        return int((vectors[1:] @ vectors[0]).argmax())
+    def closest(self, text: str, candidates: Sequence[str], text_vector: Any = None) -> int:
+        """Blocking (encodes the candidates, and `text` unless its vector is given): the index of the
+        candidate closest in meaning to `text`."""
+        if text_vector is None:
+            vectors = self._encode([text, *candidates])
+            text_vector, vectors = vectors[0], vectors[1:]
+        else:
+            vectors = self._encode(list(candidates))
+        return int((vectors @ text_vector).argmax())
 
     def check(self, draft: str, context: Sequence[str]) -> list[Claim]:
         """Blocking (encodes); the claims that are not pleasantries, each with its verdict."""

@@ -72,7 +72,7 @@ class GroundedResponder:
         trace: dict[str, Any] = {"backend": self._generator.name, "faq_ids": [h.entry.id for h in entries]}
         context = context or ResponseContext()
         if self._config.style == "compose":
-            return await self._compose(question, language, entries[0], base, trace, started, deadline)
+            return await self._compose(question, language, entries[0], base, context, trace, started, deadline)
         try:
             draft = await self._generate(question, language, entries, context, trace, deadline)
         except DraftRejected as refused:
@@ -93,8 +93,8 @@ class GroundedResponder:
         log.info("responder.generated backend=%s latency_ms=%.0f", self._generator.name, trace["latency_ms"])
         return replace(draft, trace=trace)
 
-    async def _compose(self, question: str, language: str, hit: Hit, base: Draft, trace: dict[str, Any],
-                       started: float, deadline: float) -> Draft:
+    async def _compose(self, question: str, language: str, hit: Hit, base: Draft, context: ResponseContext,
+                       trace: dict[str, Any], started: float, deadline: float) -> Draft:
         """The entry's own sentences: the one the model copied, and those it must not go without."""
         variant = hit.entry.variant(language)
         units = answer_units(variant.answer)
@@ -106,8 +106,10 @@ class GroundedResponder:
             return self._fall_back(base, exc.reason, trace, started)
         trace.update(prompt_tokens=generation.prompt_tokens, completion_tokens=generation.completion_tokens,
                      copy=generation.text.strip()[:300])
-        closest = (await run_blocking(self._grounder.closest, question, [unit.text for unit in units])
-                   if self._grounder is not None and len(units) > 1 else None)
+        closest = None
+        if self._grounder is not None and len(units) > 1:
+            own = (context.vectors or {}).get(self._grounder.encoder_id or "")
+            closest = await run_blocking(self._grounder.closest, question, [unit.text for unit in units], own)
         choice = choose(generation.text, question, units, lambda text: terms_of(text, variant.language),
                         variant.questions, closest)
         if choice is None:
