@@ -4,6 +4,7 @@ model — answer quality on Bitext questions against the sample shop's FAQ.
     .venv/bin/python bench/llm.py                       # tiny local model: lag and overhead only
     .venv/bin/python bench/llm.py --gguf MODEL.gguf     # plus 50 Bitext + 12 Chinese questions through llama-cpp
     .venv/bin/python bench/llm.py --gguf MODEL.gguf --set second   # bench/data/shoppers.csv's en + zh questions
+    .venv/bin/python bench/llm.py --gguf MODEL.gguf --set other    # its questions in 9 other languages
     (--style compose|write: how the model shapes the reply; the sample shop's config by default)
 
 Prints a table, writes bench/results/llm_SET.json and, with a model, every question, draft and
@@ -30,7 +31,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from bot.config import LlamaCppConfig, TransformersLMConfig, load_config  # noqa: E402
 from bot.responder.grounding import SemanticGrounder  # noqa: E402
-from bot.language.detector import LanguageDetector  # noqa: E402
+from bot.language.detector import LanguageDetector, reply_language  # noqa: E402
 from bot.llm import Generation, LlamaCppBackend, Sampling, TransformersBackend  # noqa: E402
 from bot.responder.llm import GroundedResponder  # noqa: E402
 from bot.responder.compose import INSTRUCTIONS  # noqa: E402
@@ -115,12 +116,14 @@ CHINESE = (
 )
 
 
-def second_set() -> list[tuple[str, str, str]]:
-    """bench/data/shoppers.csv's questions in the sample shop's languages: written for retrieval, never used
-    to tune the responder ((message, expected entry, language) triples)."""
+def shoppers_set(enabled: bool) -> list[tuple[str, str, str]]:
+    """bench/data/shoppers.csv's questions, written for retrieval and never used to tune the responder
+    ((message, expected entry, language) triples): in the sample shop's languages (en, zh: the second set),
+    or in the others (de, es, fr, it, ja, ko, nl, pt…), which the responder answers from the English
+    entries before the reply is translated."""
     with (REPO / "bench" / "data" / "shoppers.csv").open(encoding="utf-8", newline="") as handle:
         return [(row["text"], row["expected"], row["language"]) for row in csv.DictReader(handle)
-                if row["kind"] == "question" and row["language"] in ("en", "zh")]
+                if row["kind"] == "question" and (row["language"] in ("en", "zh")) == enabled]
 
 
 def one_line(text: str) -> str:
@@ -149,8 +152,9 @@ async def quality(generator, asked: list[tuple[str, str, str]], out: Path, deadl
     for text, intent, language in asked:
         hits = search.search_blocking(text, language=language, limit=5)
         started = time.perf_counter()
-        draft = await responder.respond(question=text, language=language, hits=hits, faq=search.faq)
-        records.append({"question": text, "intent": intent, "language": language, "reply": draft.text,
+        written_in = reply_language(language, config.shop.languages, config.shop.default_language)
+        draft = await responder.respond(question=text, language=written_in, hits=hits, faq=search.faq)
+        records.append({"question": text, "intent": intent, "language": language, "written_in": written_in, "reply": draft.text,
                         "kind": draft.kind.value, "trace": dict(draft.trace or {}),
                         "ms": (time.perf_counter() - started) * 1000})
     search.close()
@@ -162,7 +166,7 @@ async def quality(generator, asked: list[tuple[str, str, str]], out: Path, deadl
         sent = [r for r in theirs if r["trace"].get("used") == "llm"]
         per_language[language] = {
             "questions": sum(r["language"] == language for r in records), "model_asked": len(theirs),
-            "llm_used": len(sent), "llm_in_right_language": sum(detector.detect(r["reply"]).language == language
+            "llm_used": len(sent), "llm_in_right_language": sum(detector.detect(r["reply"]).language == r["written_in"]
                                                                  for r in sent)}
     latencies = sorted(r["ms"] for r in asked) or [0.0]
     lines = [f"# {generator.name} replies ({len(records)} questions, sample shop FAQ, {config.responder.style} style)\n"]
@@ -173,6 +177,8 @@ async def quality(generator, asked: list[tuple[str, str, str]], out: Path, deadl
         if "copy" in r["trace"]:
             sent = f" → sentences {r['trace']['sentences']} of {r['trace']['of_sentences']}" if "sentences" in r["trace"] else ""
             refused += f"\n> model's copy: {one_line(r['trace']['copy'])}{sent}\n"
+            if "pointer" in r["trace"]:
+                refused += f"> asked for the sentence's number: {r['trace']['pointer']}\n"
         if "refused" in r["trace"]:
             first = r["trace"]["refused"]
             refused = f"\n> first draft (refused: {first['reason']}): {one_line(first['draft'])}\n{refused}"
@@ -184,8 +190,8 @@ async def quality(generator, asked: list[tuple[str, str, str]], out: Path, deadl
             "latency_p50_ms": round(statistics.median(latencies)), "latency_p95_ms":
             round(latencies[int(0.95 * (len(latencies) - 1))]),
             "temperature": config.responder.temperature, "style": config.responder.style,
-            "second_tries": sum("refused" in r["trace"] for r in asked),
-            "sent_after_second_try": sum("refused" in r["trace"] for r in used),
+            "second_tries": sum("refused" in r["trace"] or "pointer" in r["trace"] for r in asked),
+            "sent_after_second_try": sum("refused" in r["trace"] or "pointer" in r["trace"] for r in used),
             "per_language": per_language,
             "fallback_reasons": sorted({r["trace"]["fallback"].split(":")[0] for r in asked if "fallback" in r["trace"]})}
 
@@ -200,8 +206,9 @@ async def main() -> int:
                         help="skip the 12 Chinese messages asked after the Bitext ones")
     parser.add_argument("--temperature", type=float, help="sampling temperature (default: the config's, 0 = greedy)")
     parser.add_argument("--style", choices=("compose", "write"), help="the responder's style (default: the config's)")
-    parser.add_argument("--set", choices=("dev", "second"), default="dev",
-                        help="dev: Bitext + the Chinese messages; second: bench/data/shoppers.csv (en, zh)")
+    parser.add_argument("--set", choices=("dev", "second", "other"), default="dev",
+                        help="dev: Bitext + the Chinese messages; second: bench/data/shoppers.csv (en, zh); "
+                             "other: its messages in the languages the sample shop does not enable")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     figures = {"tiny_model": await loop_lag()}
@@ -213,7 +220,7 @@ async def main() -> int:
         if args.set == "dev":
             asked = [(*q, "en") for q in questions(args.n)] + ([(*q, "zh") for q in CHINESE] if args.chinese else [])
         else:
-            asked = second_set()
+            asked = shoppers_set(enabled=args.set == "second")
         figures["llama_cpp"] = await quality(backend, asked, RESULTS / f"llm_replies_{args.set}.md", args.deadline,
                                              args.temperature, args.style)
         figures["llama_cpp"]["set"] = args.set

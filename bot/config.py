@@ -150,7 +150,7 @@ class ResponderConfig:
     openai: OpenAIConfig
     llama_cpp: LlamaCppConfig
     second_try: bool = True  # a refused draft is rewritten from the entry once, when the deadline leaves time
-    style: str = "write"  # write: the model writes its own words; compose: it picks the FAQ's sentences
+    style: str = "compose"  # compose: the model picks the FAQ's sentences; write: it writes its own words
 
 
 RESPONDERS = ("extractive", "transformers", "openai", "llama-cpp")
@@ -541,7 +541,7 @@ def _build_responder(table: _Table, environ: Mapping[str, str], base: Path) -> R
         show_sources=table.bool("show_sources", False),
         min_similarity=table.float("min_similarity", 0.6, 0.0, 1.0),
         second_try=table.bool("second_try", True),
-        style=table.choice("style", "write", RESPONDER_STYLES),
+        style=table.choice("style", "compose", RESPONDER_STYLES),
         transformers=transformers,
         openai=openai,
         llama_cpp=llama_cpp,

@@ -43,6 +43,20 @@ def test_a_bare_yes_stays_with_the_sentence_that_says_when():
                                        "Elsewhere, return and reorder."]
 
 
+@pytest.mark.parametrize("apology", ["Sorry about that!", "We're so sorry to hear that.", "非常抱歉！"])
+def test_a_bare_apology_stays_with_the_sentence_that_says_what_to_do(apology):
+    """Sent alone, "Sorry about that!" was the whole reply to "I received the wrong size" (bench/llm.py --set other)."""
+    units = answer_units(f"{apology} Contact us within 14 days with your order number. We'll send a free label.")
+    assert [u.text for u in units] == [f"{apology} Contact us within 14 days with your order number.",
+                                       "We'll send a free label."]
+
+
+def test_an_apology_with_a_claim_and_a_thanks_stand_alone():
+    assert len(answer_units("Sorry, pierced earrings can't be returned. Everything else can.")) == 2
+    assert [u.text for u in answer_units("You're welcome! Thanks for shopping with us.")] == [
+        "You're welcome!", "Thanks for shopping with us."]
+
+
 def test_a_table_and_a_numbered_list_are_one_unit_each():
     answer = ("Our sizes:\n\n| EU | UK |\n|---|---|\n| 37 | 4 |\n| 38 | 5 |\n\nTo exchange:\n"
               "1. Open My orders.\n2. Choose Exchange.\nWe pay the return label.")
@@ -76,7 +90,15 @@ def test_a_copy_is_mapped_to_the_sentence_it_comes_from(copy, question, chosen):
     assert choice is not None and choice.units == chosen and choice.added == ()
 
 
-@pytest.mark.parametrize("copy", ["We accept Klarna as a payment method.", "can i pay with klarna?", "", "Yes!"])
+@pytest.mark.parametrize(("pointer", "chosen"), [("3", (2,)), ("2.", (1,)), ("Sentence 1", (0,)), ("第3句", (2,)),
+                                                ("3。", (2,))])
+def test_a_sentence_named_by_its_number_is_chosen(pointer, chosen):
+    choice = choose(pointer, "cash on delivery possible?", answer_units(PAYMENT), english)
+    assert choice is not None and choice.copied == chosen[0] and chosen[0] in choice.units
+
+
+@pytest.mark.parametrize("copy", ["We accept Klarna as a payment method.", "can i pay with klarna?", "", "Yes!",
+                                  "4", "0", "3 or 4"])
 def test_the_models_own_words_are_no_choice(copy):
     assert choose(copy, "can i pay with klarna?", answer_units(PAYMENT), english) is None
 
@@ -177,6 +199,27 @@ async def test_a_chinese_shopper_gets_the_chinese_sentence(shop, model_server):
     assert reply["text"].endswith("所有价格均以欧元（EUR）计价并在下单时扣款；如果您的卡是其他币种，将由发卡银行进行货币换算。")
     assert stored_meta(shop, reply)["responder"]["copied"] == 2
     assert "我们支持 Visa" in model_server.requests[0]["body"]["messages"][1]["content"]
+
+
+async def test_a_model_repeating_the_message_is_asked_for_the_sentences_number(shop, model_server):
+    model_server.script = [(200, "用什么货币付款？"), (200, "2")]  # the shopper's message echoed, then a number
+    reply = await ask(shop, "用什么货币付款？")
+    assert reply["text"].endswith("所有价格均以欧元（EUR）计价并在下单时扣款；如果您的卡是其他币种，将由发卡银行进行货币换算。")
+    meta = stored_meta(shop, reply)["responder"]
+    assert meta["used"] == "llm" and meta["copied"] == 2 and meta["pointer"] == "2" and meta["copy"] == "用什么货币付款？"
+    asked_again = model_server.requests[1]["body"]
+    assert asked_again["messages"][:2] == model_server.requests[0]["body"]["messages"]  # the same chat, cached
+    assert asked_again["messages"][2] == {"role": "assistant", "content": "用什么货币付款？"}
+    assert asked_again["messages"][3]["content"].startswith("That is not one of the numbered sentences")
+    assert asked_again["max_tokens"] <= 8
+
+
+async def test_a_second_reply_that_names_no_sentence_falls_back(shop, model_server):
+    model_server.script = [(200, "Sure! We accept Klarna."), (200, "Klarna is fine.")]
+    reply = await ask(shop, "can I pay with klarna?")
+    meta = stored_meta(shop, reply)["responder"]
+    assert meta["used"] == "extractive" and meta["fallback"] == "the model's copy matches no sentence of the answer"
+    assert len(model_server.requests) == 2 and "Klarna" not in reply["text"]
 
 
 def test_the_closest_sentence_reuses_the_messages_own_vector():

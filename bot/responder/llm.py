@@ -1,9 +1,10 @@
 """The LLM responder: a reply shaped by a model from the matched FAQ entry, or the extractive answer.
 
-Two styles (`[responder] style`). `write` (the default): the model writes its own reply,
-which every check of bot/responder/review.py must pass. `compose`: the model copies the
-entry's sentence that answers the shopper, and kefu sends the FAQ's own sentence it came
-from, with those the shopper's words need (bot/responder/compose.py).
+Two styles (`[responder] style`). `compose` (the default): the model copies the entry's
+sentence that answers the shopper (or, asked again in the same chat, names its number), and
+kefu sends the FAQ's own sentence it came from, with those the shopper's words need
+(bot/responder/compose.py). `write`: the model writes its own reply, which every check of
+bot/responder/review.py must pass.
 
 The extractive draft is computed first and is what the shopper gets whenever the
 model fails: no answer in time, an error, empty or degenerate
@@ -22,7 +23,8 @@ from typing import Any
 
 from bot.concurrency import run_blocking
 from bot.config import ResponderConfig
-from bot.responder.compose import MAX_NEW_TOKENS, answer_units, choice_messages, choose, compose
+from bot.responder.compose import (MAX_NEW_TOKENS, RETRY_NEW_TOKENS, answer_units, choice_messages, choose, compose,
+                                   retry_messages)
 from bot.responder.grounding import SemanticGrounder, terms_of
 from bot.llm import GenerationBackend, GenerationError, Sampling
 from bot.messages import ReplyKind
@@ -110,8 +112,21 @@ class GroundedResponder:
         if self._grounder is not None and len(units) > 1:
             own = (context.vectors or {}).get(self._grounder.encoder_id or "")
             closest = await run_blocking(self._grounder.closest, question, [unit.text for unit in units], own)
-        choice = choose(generation.text, question, units, lambda text: terms_of(text, variant.language),
-                        variant.questions, closest)
+
+        def terms(text: str) -> set[str]:
+            return terms_of(text, variant.language)
+
+        choice = choose(generation.text, question, units, terms, variant.questions, closest)
+        if choice is None and self._second_try_fits(started, deadline):
+            log.info("responder.second_try backend=%s reason=copy matches no sentence", self._generator.name)
+            try:
+                generation = await self._generator.generate(
+                    retry_messages(messages, generation.text), replace(sampling, max_new_tokens=RETRY_NEW_TOKENS),
+                    deadline)
+            except GenerationError as exc:
+                return self._fall_back(base, exc.reason, trace, started)
+            trace["pointer"] = generation.text.strip()[:40]
+            choice = choose(generation.text, question, units, terms, variant.questions, closest)
         if choice is None:
             return self._fall_back(base, "the model's copy matches no sentence of the answer", trace, started)
         trace.update(sentences=[i + 1 for i in choice.units], copied=choice.copied + 1, of_sentences=len(units),
