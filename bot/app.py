@@ -32,6 +32,9 @@ from bot.handoff.store import HandoffStore
 from bot.http import HttpServer
 from bot.language.detector import LanguageDetector, known_languages
 from bot.metrics import Metrics
+from bot.orders.connect import order_source
+from bot.orders.stage import OrderStage
+from bot.orders.store import OrderLookups
 from bot.messages import (
     Channel,
     FaqSuggestion,
@@ -59,7 +62,9 @@ from bot.warmup import warm_up
 from bot.store import Store
 from bot.texts import Texts
 from bot.responder.translation import AnswerTranslator
+from commerce.guard import GuardedOrders
 from knowledge.encoders import Encoder
+from knowledge.faq import FaqBase
 from knowledge.service import KnowledgeBase
 
 log = logging.getLogger(__name__)
@@ -122,6 +127,7 @@ class KefuApp:
         self._workers: dict[str, DeliveryWorker] = {}
         self._notifiers: list[NotificationWorker] = []
         self._generator: GenerationBackend | None = None
+        self._orders: GuardedOrders | None = None
         self._started_channels: list[Channel] = []
         self._started_at = time.time()
         self._running = False
@@ -146,6 +152,7 @@ class KefuApp:
         detector = await run_blocking(LanguageDetector.from_config, config)
         analyzer = self.analyzer = await run_blocking(self._sentiment_analyzer)
         responder, translator = await self._responder(texts, detector)
+        order_stages = self._order_stages(texts, faq)
         encoder = self._sentence_encoder()
         self.insights = InsightsService(self.store, timezone=ZoneInfo(config.console.timezone),
                                         encode=self._through_queue(encoder),
@@ -186,6 +193,7 @@ class KefuApp:
                                answer_threshold=config.retrieval.answer_threshold,
                                followup_max_words=config.search.followup_max_words),
                 SentimentStage(analyzer, self.records),
+                *order_stages,
                 HandoffStage(policy, self.records, notices, answer_threshold=config.retrieval.answer_threshold,
                              ambiguity_ratio=config.retrieval.ambiguity_ratio,
                              asks_for_person=analyzer.cues.human_request),
@@ -255,6 +263,8 @@ class KefuApp:
             await worker.stop()
         if self._generator is not None:
             await self._generator.stop()
+        if self._orders is not None:
+            await self._orders.close()
         finished = self.warming_up is None or self.warming_up.done()
         if self.analyzer is not None:  # stops the snownlp worker, also while the warm-up waits for it to load
             await run_blocking(self.analyzer.close)
@@ -291,6 +301,21 @@ class KefuApp:
             for task in waits:
                 task.cancel()
             await asyncio.gather(*waits, return_exceptions=True)
+
+    def _order_stages(self, texts: Texts, faq: FaqBase) -> list[OrderStage]:
+        """The order stage when the shop connected its system; the intents must name FAQ entries that exist."""
+        config = self.config
+        if not config.orders.enabled:
+            return []
+        for intent, ids in config.orders.intents.items():
+            for index, faq_id in enumerate(ids):
+                if faq_id not in faq.by_id:
+                    raise ConfigError(config.path, f"orders.intents.{intent}",
+                                      f"item {index + 1} '{faq_id}' is not an FAQ id in {config.knowledge.faq_dir}")
+        self._orders = order_source(config.orders)
+        return [OrderStage(self._orders, OrderLookups(self.store), texts, config.orders,
+                           answer_threshold=config.retrieval.answer_threshold,
+                           ambiguity_ratio=config.retrieval.ambiguity_ratio)]
 
     async def _responder(self, texts: Texts, detector: LanguageDetector) -> tuple[Responder, AnswerTranslator | None]:
         """The extractive responder, or a generating one that falls back to it; with reply_in = "translate",

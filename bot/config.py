@@ -267,6 +267,45 @@ class PrivacyConfig:
     purge_interval_minutes: float = 60.0  # how often the retention purge runs while kefu serves
 
 
+ORDER_SOURCES = ("none", "file", "shopify", "woocommerce", "endpoint")
+ORDER_INTENTS = ("status", "not_arrived", "cancel", "change_address", "return_status")
+ORDER_PROOFS = ("email", "phone", "postcode")
+
+
+@dataclass(frozen=True)
+class OrdersConfig:
+    """Where kefu reads orders, how it recognises them and who may see one (bot/orders, commerce/)."""
+
+    source: str = "none"  # off until the merchant connects a shop system
+    number_pattern: str = r"#?\b\d{4,10}\b"
+    number_example: str = "#1001"
+    proof: tuple[str, ...] = ("email", "phone")
+    intents: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # intent → FAQ ids
+    verified_minutes: float = 30.0
+    max_failed_per_conversation: int = 3
+    max_failed_per_order: int = 5
+    failure_window_minutes: float = 60.0
+    cache_seconds: float = 60.0
+    timeout_seconds: float = 6.0
+    failures_to_open: int = 3
+    open_seconds: float = 30.0
+    stuck_after_days: int = 5  # a shipment with no carrier scan for this long goes to a person; 0: never
+    hand_over_not_received: bool = True
+    hand_over_changes: bool = True
+    file: Path | None = None
+    shop_url: str = ""  # Shopify: https://<shop>.myshopify.com
+    api_version: str = "2025-07"
+    token: str = field(default="", repr=False)  # Shopify access token, or the endpoint's bearer token
+    base_url: str = ""  # WooCommerce: the shop's site
+    consumer_key: str = field(default="", repr=False)
+    consumer_secret: str = field(default="", repr=False)
+    url_template: str = ""  # the merchant's endpoint: https://…/orders/{number}
+
+    @property
+    def enabled(self) -> bool:
+        return self.source != "none"
+
+
 @dataclass(frozen=True)
 class Config:
     path: Path
@@ -288,6 +327,7 @@ class Config:
     console: ConsoleConfig = ConsoleConfig()
     metrics: MetricsConfig = MetricsConfig()
     privacy: PrivacyConfig = PrivacyConfig()
+    orders: OrdersConfig = OrdersConfig()
 
 
 def load_config(path: Path | str, environ: Mapping[str, str] | None = None) -> Config:
@@ -320,7 +360,7 @@ def _build(root: _Table, path: Path, environ: Mapping[str, str]) -> Config:
     base = path.parent
     root.allow_only("shop", "storage", "knowledge", "retrieval", "search", "language", "pipeline", "http", "webhook",
                     "texts", "sentiment", "handoff", "responder", "telegram", "console", "metrics",
-                    "privacy")
+                    "privacy", "orders")
 
     shop_t = root.table("shop")
     shop_t.allow_only("name", "default_language", "languages", "reply_in")
@@ -442,6 +482,12 @@ def _build(root: _Table, path: Path, environ: Mapping[str, str]) -> Config:
     responder = _build_responder(root.table("responder"), environ, base)
     if shop.reply_in == "translate":
         _check_translation_fits(shop_t, responder, pipeline)
+    orders = _build_orders(root.table("orders"), environ, base)
+    privacy = _build_privacy(root.table("privacy"))
+    if orders.enabled and privacy.mask_stored and set(orders.proof) & {"email", "phone"}:
+        root.table("privacy").fail("mask_stored", "true stores the emails and phone numbers shoppers give to prove an "
+                                   "order is theirs as [EMAIL] and [PHONE], so no order could be shown: set it to "
+                                   "false, or orders.proof = [\"postcode\"]")
     return Config(
         path=path,
         shop=shop,
@@ -460,8 +506,84 @@ def _build(root: _Table, path: Path, environ: Mapping[str, str]) -> Config:
         telegram=_build_telegram(root.table("telegram"), environ),
         console=_build_console(root.table("console")),
         metrics=_build_metrics(root.table("metrics"), environ),
-        privacy=_build_privacy(root.table("privacy")),
+        privacy=privacy,
+        orders=orders,
     )
+
+
+def _build_orders(table: _Table, environ: Mapping[str, str], base: Path) -> OrdersConfig:
+    table.allow_only("source", "number_pattern", "number_example", "proof", "intents", "verified_minutes",
+                     "max_failed_per_conversation", "max_failed_per_order", "failure_window_minutes",
+                     "cache_seconds", "timeout_seconds", "failures_to_open", "open_seconds", "stuck_after_days",
+                     "hand_over_not_received", "hand_over_changes", "file", "shopify", "woocommerce", "endpoint")
+    source = table.choice("source", "none", ORDER_SOURCES)
+    defaults = OrdersConfig()
+    pattern = table.str("number_pattern", defaults.number_pattern)
+    try:
+        compiled = re.compile(pattern, re.IGNORECASE)
+    except re.error as exc:
+        table.fail("number_pattern", f"is not a valid regular expression: {exc}")
+    example = table.str("number_example", defaults.number_example)
+    if not compiled.search(example):
+        table.fail("number_example", f"'{example}' does not match number_pattern '{pattern}'")
+    proof = tuple(table.str_list("proof", list(defaults.proof)))
+    for index, kind in enumerate(proof):
+        if kind not in ORDER_PROOFS:
+            table.fail("proof", f"'{kind}' (item {index + 1}) is not one of: {', '.join(ORDER_PROOFS)}")
+    if not proof:
+        table.fail("proof", "needs at least one of: " + ", ".join(ORDER_PROOFS))
+    intents_t = table.table("intents")
+    intents_t.allow_only(*ORDER_INTENTS)
+    intents = {intent: tuple(intents_t.str_list(intent, [])) for intent in intents_t.keys()}
+    file_t, shopify_t, woo_t, endpoint_t = (table.table(name) for name in ("file", "shopify", "woocommerce",
+                                                                         "endpoint"))
+    file_t.allow_only("path")
+    shopify_t.allow_only("shop_url", "api_version", "token", "token_env")
+    woo_t.allow_only("base_url", "consumer_key", "consumer_key_env", "consumer_secret", "consumer_secret_env")
+    endpoint_t.allow_only("url_template", "token", "token_env")
+    settings: dict[str, Any] = {}
+    if source == "file":
+        if "path" not in file_t.keys():
+            file_t.fail("path", "is required when orders.source = \"file\" (a .json or .csv file)")
+        settings["file"] = file_t.path("path", base, "orders.json")
+    elif source == "shopify":
+        settings["shop_url"] = _base_url(shopify_t, "shop_url")
+        settings["api_version"] = shopify_t.str("api_version", defaults.api_version)
+        if not re.match(r"^\d{4}-\d{2}$|^unstable$", settings["api_version"]):
+            shopify_t.fail("api_version", f"'{settings['api_version']}' is not a Shopify API version like 2025-07")
+        settings["token"] = shopify_t.secret("token", "token_env", environ, required=True)
+    elif source == "woocommerce":
+        settings["base_url"] = _base_url(woo_t, "base_url")
+        settings["consumer_key"] = woo_t.secret("consumer_key", "consumer_key_env", environ, required=True)
+        settings["consumer_secret"] = woo_t.secret("consumer_secret", "consumer_secret_env", environ, required=True)
+    elif source == "endpoint":
+        template = endpoint_t.str("url_template", "")
+        if "{number}" not in template or not template.startswith(("https://", "http://")):
+            endpoint_t.fail("url_template", f"'{template}' must be an http(s) URL containing {{number}}")
+        settings["url_template"] = template
+        settings["token"] = endpoint_t.secret("token", "token_env", environ, required=False)
+    return OrdersConfig(
+        source=source, number_pattern=pattern, number_example=example, proof=proof, intents=intents,
+        verified_minutes=table.float("verified_minutes", defaults.verified_minutes, 1.0, 24 * 60.0),
+        max_failed_per_conversation=table.int("max_failed_per_conversation", 3, 1, 100),
+        max_failed_per_order=table.int("max_failed_per_order", 5, 1, 1000),
+        failure_window_minutes=table.float("failure_window_minutes", 60.0, 1.0, 7 * 24 * 60.0),
+        cache_seconds=table.float("cache_seconds", 60.0, 0.0, 3600.0),
+        timeout_seconds=table.float("timeout_seconds", 6.0, 0.5, 60.0),
+        failures_to_open=table.int("failures_to_open", 3, 1, 100),
+        open_seconds=table.float("open_seconds", 30.0, 1.0, 3600.0),
+        stuck_after_days=table.int("stuck_after_days", 5, 0, 365),
+        hand_over_not_received=table.bool("hand_over_not_received", True),
+        hand_over_changes=table.bool("hand_over_changes", True),
+        **settings,
+    )
+
+
+def _base_url(table: _Table, key: str) -> str:
+    value = table.str(key, "").rstrip("/")
+    if not re.match(r"^https?://[^/\s]+", value):
+        table.fail(key, f"'{value}' must be the shop's base URL, like https://lantern-lane.myshopify.com")
+    return value
 
 
 def _build_privacy(table: _Table) -> PrivacyConfig:

@@ -159,6 +159,7 @@ class Transcript:
     state: HandoffState = HandoffState.BOT
     agent: str | None = None
     mood: float | None = None
+    orders: tuple[dict[str, Any], ...] = ()  # orders verified in the conversation (no contact data), newest first
 
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -203,7 +204,7 @@ class HandoffView:
 
     def to_json(self) -> dict[str, Any]:
         return {**self.summary.to_json(), "transitions": [dict(t) for t in self.transitions],
-                "messages": self.transcript.to_json()["messages"]}
+                "messages": self.transcript.to_json()["messages"], "orders": [dict(o) for o in self.transcript.orders]}
 
 
 @runtime_checkable

@@ -57,6 +57,7 @@ class Turn:
     forward: bool = False  # a person handles the conversation: pass the message on, say nothing
     done: bool = False  # the draft is final (a command's answer): skip the remaining stages
     draft: Draft | None = None
+    postscript: str | None = None  # said after an answer from the FAQ (the order stage's offer to look it up)
     trace: dict[str, Any] = field(default_factory=dict)  # stored with the reply: why it was answered so
 
 
@@ -378,7 +379,7 @@ class Pipeline:
             return forwarded
         if turn.draft is None:
             raise RuntimeError("no stage produced a reply draft")
-        draft = self._with_language_note(turn, self._with_apology(turn.draft, turn))
+        draft = self._with_language_note(turn, self._with_apology(self._with_postscript(turn), turn))
         reply = Reply(
             channel=inbound.channel,
             conversation=inbound.conversation,
@@ -396,8 +397,9 @@ class Pipeline:
         deliver = self._pushes(inbound.channel)
         vector = StoredVector.of(turn.vectors, self._kept_vector)
         if turn.handoff is not None:
+            verified_order = (turn.trace.get("order") or {}).get("order")
             event = await self._notices.requested_event(turn.conversation, turn.handoff, mood=turn.mood,
-                                                        hits=turn.hits)
+                                                        hits=turn.hits, order=verified_order)
             handed, after = await self._records.start_handoff(
                 inbound.id, reply, reason=turn.handoff.reason.value, detail=turn.handoff.detail,
                 latency_ms=latency_ms, deliver=deliver, meta=turn.trace, event=event,
@@ -449,6 +451,13 @@ class Pipeline:
         log.info("turn.forwarded conversation=%s inbound=%d state=%s", turn.inbound.conversation_key,
                  turn.inbound.id, conversation.handoff.value)
         return TurnOutcome(None, conversation.handoff)
+
+    def _with_postscript(self, turn: Turn) -> Draft:
+        assert turn.draft is not None
+        if not turn.postscript or turn.draft.kind != ReplyKind.ANSWER:
+            return turn.draft
+        return replace(turn.draft, text=f"{turn.draft.text}\n\n{turn.postscript}",
+                       why=f"{turn.draft.why}; offered to look the order up")
 
     def _with_language_note(self, turn: Turn, draft: Draft) -> Draft:
         """A reply from the FAQ in another language than the shopper's says so first, in theirs (when kefu

@@ -12,7 +12,11 @@ from bot.errors import ConfigError
 TEXT_KEYS = ("not_sure", "no_match", "apology", "handoff", "handoff_after_hours", "handoff_delayed", "agent_joined",
              "handoff_delayed_after_hours", "handoff_returned", "conversation_closed", "weekdays", "welcome", "help",
              "language_set", "language_unknown", "reset_done", "unsupported_media", "left_queue", "turn_failed",
-             "other_language")
+             "other_language", "order_ask_number", "order_ask_proof", "order_no_match", "order_too_many_tries",
+             "order_unavailable", "order_status_pending_payment", "order_status_processing",
+             "order_status_partially_shipped", "order_status_shipped", "order_status_delivered",
+             "order_status_cancelled", "order_status_refunded", "order_status_on_hold", "order_tracking", "order_items",
+             "order_stuck", "order_not_received", "order_change_request")
 
 
 class Texts:

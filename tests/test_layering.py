@@ -26,7 +26,7 @@ def modules(package: str) -> list[Path]:
     return sorted((REPO / package).rglob("*.py"))
 
 
-@pytest.mark.parametrize("path", modules("bot") + modules("knowledge"), ids=lambda p: p.relative_to(REPO).as_posix())
+@pytest.mark.parametrize("path", modules("bot") + modules("knowledge") + modules("commerce"), ids=lambda p: p.relative_to(REPO).as_posix())
 def test_core_never_imports_adapters_or_telegram(path):
     bad = {name for name in imports_of(path) if name.split(".")[0] in ("adapters", "telegram")}
     assert bad == set()
@@ -36,7 +36,7 @@ def test_core_never_imports_adapters_or_telegram(path):
 def test_adapters_import_only_the_cores_data_and_no_other_adapter(path):
     own = "adapters." + path.relative_to(REPO / "adapters").parts[0].removesuffix(".py")  # a module or a package
     names = imports_of(path)
-    core = {name for name in names if name.split(".")[0] in ("bot", "knowledge")}
+    core = {name for name in names if name.split(".")[0] in ("bot", "knowledge", "commerce")}
     other_adapters = {name for name in names
                       if name.startswith("adapters") and name != own and not name.startswith(own + ".")}
     assert core <= ADAPTER_MAY_IMPORT
@@ -47,3 +47,12 @@ def test_layering_check_sees_real_imports():
     """Guard against the checks above passing vacuously."""
     assert "bot.messages" in imports_of(REPO / "adapters" / "webhook.py")
     assert "knowledge.search" in imports_of(REPO / "bot" / "pipeline.py")
+    assert "commerce.orders" in imports_of(REPO / "bot" / "orders" / "stage.py")
+
+
+@pytest.mark.parametrize("path", modules("commerce"), ids=lambda p: p.relative_to(REPO).as_posix())
+def test_commerce_reads_shops_and_knows_nothing_of_conversations(path):
+    """The shop connectors and order logic are the core's lowest layer: no pipeline, store or responder."""
+    bad = {name for name in imports_of(path)
+           if name.split(".")[0] == "bot" and name not in ("bot.concurrency", "bot.errors")}
+    assert bad == set()

@@ -517,3 +517,36 @@ async def test_a_telegram_shoppers_handoff_is_worked_in_the_browser(tmp_path, br
             assert sent[-1]["text"] == "Hi Mia, Alice here. Let me look at your order."
             assert "passing this conversation" in notice["text"]
             await expect(page.locator("#conversation-meta")).to_contain_text("with you")
+
+
+async def test_an_order_handed_over_is_shown_beside_the_transcript(tmp_path, browser):
+    from test_orders import ORDERS_TOML, sample_orders
+
+    (tmp_path / "orders.json").write_text(json.dumps(sample_orders()), encoding="utf-8")
+    orders = ORDERS_TOML.format(source="file", extra='[orders.file]\npath = "orders.json"\n')
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+        shopper = Shopper("", session)
+        async with loopback_server({"/replies": shopper.on_reply}) as receiver:
+            path = console_config(tmp_path, f"{receiver}/replies")
+            path.write_text(path.read_text(encoding="utf-8") + orders, encoding="utf-8")
+            async with KefuApp(load_config(path, environ={}), channels=["webhook", "web_console"],
+                               serve_http=True) as app:
+                shopper.base = app.http.base_url
+                page = await live_console(browser, app.http.base_url, "alice")
+                answer = await shopper.say("o-1", "where is LL-100003? my email is stuck@example.com", name="Kai")
+                assert answer["reply"]["kind"] == "handoff"
+                item = queue_item(page, "o-1")
+                await expect(item).to_contain_text("an order needs a person")
+                await item.click()
+                panel = page.locator("#orders")
+                await expect(panel).to_be_visible()
+                await expect(panel.locator("h3")).to_have_text("Order LL-100003 · shipped (shipped)")
+                await expect(panel.locator(".item")).to_have_text("1 × Boots")
+                await expect(panel.locator(".shipment")).to_contain_text("GLS · GLS998877")
+                await expect(panel.locator(".shipment")).to_contain_text("last scan")
+                assert "stuck@example.com" not in await panel.text_content()
+                # a conversation without a verified order shows no panel
+                await shopper.say("o-2", "I want to talk to a human please")
+                await queue_item(page, "o-2").click()
+                await expect(page.locator("#conversation-title")).to_have_text("o-2")
+                await expect(panel).to_be_hidden()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, time, timedelta
 from typing import Any
 
@@ -91,7 +91,9 @@ class HandoffNotices:
                      why=f"handed to a person: {decision.reason.value} ({decision.detail})")
 
     async def requested_event(self, conversation: ConversationState, decision: HandoffDecision, *,
-                              mood: float | None, hits: list[Hit]) -> QueuedEvent:
+                              mood: float | None, hits: list[Hit], order: Mapping[str, Any] | None = None
+                              ) -> QueuedEvent:
+        """The agents' notice of a new handoff: why, the last messages, what the bot tried, the verified order."""
         transcript = await self._store.transcript(conversation.key)
         recent = transcript.messages[-SUMMARY_MESSAGES:] if transcript else ()
         payload = {
@@ -103,6 +105,8 @@ class HandoffNotices:
             "last_messages": [{"role": str(m.role), "text": m.text, "created_at": m.created_at} for m in recent],
             "faq_tried": [{"faq_id": hit.entry.id, "score": round(hit.score, 3)} for hit in hits[:3]],
         }
+        if order is not None:
+            payload["order"] = dict(order)
         return QueuedEvent(self.targets, "handoff.requested", payload)
 
     def shopper_message_event(self, conversation: ConversationState, message_id: int, text: str, *,

@@ -30,6 +30,7 @@ class HandoffReason(StrEnum):
     UNCONFIDENT = "unconfident"  # the bot could not answer confidently several turns in a row
     FAQ_FLAGGED = "faq_flagged"  # the matched FAQ entry says `handoff: true`
     KEYWORD = "keyword"  # one of the merchant's handoff keywords
+    ORDER = "order"  # an order needs a person: a stuck parcel, delivered but not received, a change request
 
 
 class Action(StrEnum):

@@ -24,10 +24,11 @@ from bot.store.sqlite import (
     first_reply,
     insert_outbound,
     reply_from_row,
+    verified_orders,
 )
 
 __all__ = [
     "ANSWERED", "FAILED", "FORWARDED", "PENDING", "SENT", "SETTLED", "ConversationState", "InboundRecord",
     "PendingDelivery", "Store", "StoreClosedError", "StoredInbound", "answer_inbound", "conversation_from_row",
-    "first_reply", "insert_outbound", "reply_from_row",
+    "first_reply", "insert_outbound", "reply_from_row", "verified_orders",
 ]

@@ -176,6 +176,44 @@ def _m007_message_vectors(db: sqlite_utils.Database) -> None:
     db["messages"].add_column("vector_encoder", str)
 
 
+def _m008_order_lookups(db: sqlite_utils.Database) -> None:
+    """Every order lookup (who, which order, what came of it) and each conversation's order in progress.
+
+    No contact data of the order is kept: `proof` says which kind of detail matched ("email"),
+    never its value; `summary` (status, items, tracking) is kept for verified lookups only, for
+    the agents who take the conversation over.
+    """
+    db["order_lookups"].create(
+        {
+            "id": int,
+            "at": str,
+            "conversation_key": str,
+            "message_id": int,
+            "order_number": str,
+            "source": str,
+            "result": str,  # verified, asked_proof, no_match, not_found, unavailable, rate_limited
+            "proof": str,  # which detail matched: email, phone, postcode, customer
+            "summary": str,  # JSON, verified lookups only
+        },
+        pk="id",
+        not_null={"at", "conversation_key", "result"},
+    )
+    db.execute("CREATE INDEX order_lookups_by_conversation ON order_lookups (conversation_key, id)")
+    db.execute("CREATE INDEX order_lookups_by_order ON order_lookups (order_number, at)")
+    db["order_sessions"].create(
+        {
+            "conversation_key": str,
+            "order_number": str,  # the order the conversation is about (asked for proof, or verified)
+            "intent": str,
+            "verified_number": str,
+            "verified_at": str,
+            "updated_at": str,
+        },
+        pk="conversation_key",
+        not_null={"updated_at"},
+    )
+
+
 MIGRATIONS: list[Migration] = [
     ("001_conversations_and_messages", _m001_conversations_and_messages),
     ("002_language_choice", _m002_language_choice),
@@ -184,6 +222,7 @@ MIGRATIONS: list[Migration] = [
     ("005_messages_by_time", _m005_messages_by_time),
     ("006_privacy_audit", _m006_privacy_audit),
     ("007_message_vectors", _m007_message_vectors),
+    ("008_order_lookups", _m008_order_lookups),
 ]
 
 

@@ -597,7 +597,19 @@ def _transcript(db: sqlite_utils.Database, conversation_key: str) -> Transcript 
         state=HandoffState(conv["handoff_state"]),
         agent=conv["agent"],
         mood=conv["mood"],
+        orders=tuple(verified_orders(db, conversation_key)),
     )
+
+
+def verified_orders(db: sqlite_utils.Database, conversation_key: str) -> list[dict[str, Any]]:
+    """The orders verified in a conversation (the latest lookup of each, newest first), for the agents."""
+    rows = db.execute(
+        "SELECT order_number, summary, at FROM order_lookups WHERE conversation_key = ? AND result = 'verified' "
+        "AND summary IS NOT NULL ORDER BY id DESC", [conversation_key]).fetchall()
+    latest: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        latest.setdefault(row["order_number"], {**json.loads(row["summary"]), "looked_up_at": row["at"]})
+    return list(latest.values())
 
 
 def _faq_tried(meta: str | None) -> tuple[tuple[str, float], ...]:

@@ -76,7 +76,8 @@ function who(item) {
 
 const REASONS = {
   explicit_request: "asked for a person", upset: "upset", unconfident: "the bot was unsure",
-  faq_flagged: "a topic for people", keyword: "a keyword", claimed: "claimed", released: "released to the bot",
+  faq_flagged: "a topic for people", keyword: "a keyword", order: "an order needs a person", claimed: "claimed",
+  released: "released to the bot",
   closed: "closed", shopper_wrote: "the shopper wrote again", shopper_left: "the shopper went back to the bot",
 };
 
@@ -208,6 +209,7 @@ function renderConversation() {
     : someoneElse ? v.agent + " is handling this conversation."
     : "The bot answers this conversation; it is not waiting for a person.";
 
+  renderOrders(v.orders || []);
   const list = $("transcript");
   const key = v.channel + "/" + v.conversation;
   // Stay where the agent scrolled to, unless they sent a reply: then it must be in view, even when the open FAQ
@@ -222,6 +224,38 @@ function renderConversation() {
   items.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : a.order - b.order));
   list.replaceChildren(...items.map((item) => item.node));
   if (!stay) list.scrollTop = list.scrollHeight;  // a new conversation, or the agent was reading the latest
+}
+
+// The orders the shopper proved are theirs in this conversation, as the shop's system gave them.
+function renderOrders(orders) {
+  const box = $("orders");
+  box.hidden = orders.length === 0;
+  box.replaceChildren(...orders.map((order) => {
+    const card = el("div", "order");
+    card.append(el("h3", "", "Order " + order.number + " · " + order.status.replace(/_/g, " ")
+      + (order.source_status ? " (" + order.source_status + ")" : "")));
+    const facts = [];
+    if (order.created_at) facts.push("placed " + order.created_at.slice(0, 10));
+    if (order.total) facts.push(order.total + " " + (order.currency || ""));
+    if (order.looked_up_at) facts.push("looked up " + clock(order.looked_up_at));
+    card.append(el("div", "info", facts.join(" · ")));
+    for (const item of order.items || []) {
+      card.append(el("div", "item", item.quantity + " × " + item.title + (item.variant ? " (" + item.variant + ")" : "")));
+    }
+    for (const s of order.shipments || []) {
+      const line = el("div", "shipment", [s.carrier, s.tracking_number, s.status].filter(Boolean).join(" · ")
+        + (s.last_event_at ? " · last scan " + s.last_event_at.slice(0, 10) : ""));
+      if (s.tracking_url && /^https?:\/\//.test(s.tracking_url)) {
+        const link = el("a", "", "track");
+        link.href = s.tracking_url;
+        link.target = "_blank";
+        link.rel = "noopener noreferrer";
+        line.append(" ", link);
+      }
+      card.append(line);
+    }
+    return card;
+  }));
 }
 
 function messageNode(message) {

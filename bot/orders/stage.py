@@ -1,0 +1,185 @@
+"""The order stage: "where is my order?" answered from the shop's system, after the shopper proves it is theirs.
+
+It runs after retrieval and sentiment, before the handoff stage. It takes the turn when the
+message carries an order number in the shop's format, or when the conversation is waiting for
+the proof it asked for and the message gives an email or phone number. A confident FAQ match the
+merchant marked as an order question (`[orders.intents]`) without a number is answered from the
+FAQ as before, with the offer to look the order up after it. Anything else goes on unchanged.
+
+Identity before data: an order is shown only after the message gives the order's email or
+phone (or postcode, when the merchant allows it). A wrong detail and an unknown number read
+the same to the shopper, failures are limited per conversation and per order number (no
+enumeration), and every lookup is recorded without the order's contact data.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from bot.config import OrdersConfig
+from bot.handoff import HandoffDecision, HandoffReason
+from bot.messages import HandoffState, ReplyKind, utc_now
+from bot.orders.replies import order_reply
+from bot.orders.rules import order_action
+from bot.orders.store import Lookup, OrderLookups, OrderSession
+from bot.responder import Draft
+from bot.scripts import dense_characters
+from bot.texts import Texts
+from commerce.orders import Order, OrderSource, ShopUnavailable
+from commerce.recognize import OrderIntent, OrderNumbers, gives_proof, proof_matches
+from knowledge.search import is_confident
+
+if TYPE_CHECKING:
+    from bot.pipeline import Turn
+
+log = logging.getLogger(__name__)
+
+ASKED_PROOF_MINUTES = 30.0  # how long a "please give your email" waits for the answer
+
+
+def _words_besides(text: str, number: str) -> int:
+    """Words (or CJK characters, two to a word) left in the message once the order number is taken out."""
+    rest = re.sub(re.escape(number), " ", text, flags=re.IGNORECASE)
+    return len(re.findall(r"[^\W\d_]{2,}", rest)) + dense_characters(rest) // 2
+
+
+class OrderStage:
+    name = "orders"
+
+    def __init__(self, source: OrderSource, lookups: OrderLookups, texts: Texts, config: OrdersConfig, *,
+                 answer_threshold: float, ambiguity_ratio: float, clock: Callable[[], datetime] = utc_now):
+        self._source = source
+        self._lookups = lookups
+        self._texts = texts
+        self._config = config
+        self._numbers = OrderNumbers.of(config.number_pattern)
+        self._faq_intents = {faq_id: OrderIntent(intent) for intent, ids in config.intents.items() for faq_id in ids}
+        self._answer_threshold = answer_threshold
+        self._ambiguity_ratio = ambiguity_ratio
+        self._clock = clock
+
+    async def run(self, turn: Turn) -> None:
+        if turn.conversation.handoff in (HandoffState.WAITING_AGENT, HandoffState.AGENT):
+            return  # a person handles the conversation: the handoff stage forwards the message
+        key = turn.conversation.key
+        text = turn.inbound.text
+        number = self._numbers.find(text)
+        # A message that is little more than the number answers "what's your order number?": the
+        # question it answers was asked before (the FAQ's best match for "LL-100004" says nothing).
+        intent = self._intent(turn) if number is None or _words_besides(text, number) > 2 else None
+        session = await self._lookups.session(key)
+        awaiting = self._awaiting_proof(session)
+        if number is None and intent is None and not (awaiting and gives_proof(text)):
+            return
+        number = number or (session.order_number if awaiting or intent else None)
+        intent = intent or OrderIntent(session.intent or OrderIntent.STATUS.value)
+        language = turn.reply_language or ""
+        turn.trace["order"] = {"intent": intent.value, "number": number}
+        if number is None:  # the FAQ's answer goes out as usual, with the offer to look the order up after it
+            await self._lookups.save_session(key, OrderSession(intent=intent.value))
+            turn.postscript, _ = self._texts.get("order_ask_number", language, example=self._config.number_example)
+            return
+        if self._verified(session, number):
+            await self._show(turn, number, intent, session, proof="earlier in this conversation")
+            return
+        failed_here, failed_order = await self._lookups.failed_proofs(
+            key, number, timedelta(minutes=self._config.failure_window_minutes))
+        if (failed_here >= self._config.max_failed_per_conversation
+                or failed_order >= self._config.max_failed_per_order):
+            await self._record(turn, number, "rate_limited")
+            log.warning("orders.rate_limited conversation=%s order=%s failed_here=%d failed_for_order=%d",
+                        key, number, failed_here, failed_order)
+            self._reply(turn, "order_too_many_tries", language,
+                        why=f"order {number}: too many details that did not match ({failed_here} here, "
+                            f"{failed_order} for the order)")
+            return
+        if not gives_proof(text):
+            await self._lookups.save_session(key, OrderSession(order_number=number, intent=intent.value))
+            await self._record(turn, number, "asked_proof")
+            self._reply(turn, "order_ask_proof", language, why=f"order {number}: asked for the order's email or phone")
+            return
+        order = await self._find(turn, number, language)
+        if order is False:
+            return
+        proof = proof_matches(order, text, self._config.proof) if isinstance(order, Order) else None
+        if proof is None:
+            await self._record(turn, number, "no_match" if order else "not_found")
+            await self._lookups.save_session(key, OrderSession(order_number=number, intent=intent.value))
+            self._reply(turn, "order_no_match", language,
+                        why=f"order {number}: the details given do not match an order")
+            return
+        await self._show(turn, number, intent, session, proof=proof, order=order)
+
+    def _intent(self, turn: Turn) -> OrderIntent | None:
+        """The order question the confident FAQ match stands for, if the merchant marked it as one."""
+        if not self._faq_intents or not is_confident(turn.hits, self._answer_threshold, self._ambiguity_ratio):
+            return None
+        return self._faq_intents.get(turn.hits[0].entry.id)
+
+    def _awaiting_proof(self, session: OrderSession) -> bool:
+        return bool(session.order_number and session.updated_at
+                    and self._clock() - session.updated_at <= timedelta(minutes=ASKED_PROOF_MINUTES))
+
+    def _verified(self, session: OrderSession, number: str) -> bool:
+        return bool(session.verified_number == number and session.verified_at
+                    and self._clock() - session.verified_at <= timedelta(minutes=self._config.verified_minutes))
+
+    async def _find(self, turn: Turn, number: str, language: str) -> Order | None | bool:
+        """The order (None when the shop has none: told as a mismatch); False when the shop cannot answer."""
+        try:
+            return await self._source.find(number)
+        except ShopUnavailable as exc:
+            await self._record(turn, number, "unavailable")
+            log.warning("orders.unavailable source=%s order=%s reason=%s", exc.source, number, exc.reason)
+            self._reply(turn, "order_unavailable", language,
+                        why=f"order {number}: the shop's system did not answer ({exc.reason})")
+            return False
+
+    async def _show(self, turn: Turn, number: str, intent: OrderIntent, session: OrderSession, *, proof: str,
+                    order: Order | None | bool = None) -> None:
+        language = turn.reply_language or ""
+        if order is None:
+            order = await self._find(turn, number, language)
+            if order is False:
+                return
+            if order is None:  # verified before, gone now (deleted in the shop)
+                self._reply(turn, "order_no_match", language, why=f"order {number}: no longer found")
+                return
+        assert isinstance(order, Order)
+        now = self._clock()
+        await self._lookups.save_session(turn.conversation.key, OrderSession(
+            order_number=number, intent=intent.value, verified_number=number,
+            verified_at=session.verified_at if proof == "earlier in this conversation" else now))
+        summary = order.summary()
+        await self._record(turn, number, "verified", proof=proof, summary=summary)
+        status, written_in = order_reply(order, self._texts, language)
+        turn.trace["order"] = {"intent": intent.value, "number": order.number, "proof": proof, "order": summary}
+        action = order_action(order, intent, self._config, now)
+        why = f"order {order.number} from {self._source.name}, identity shown by {proof}"
+        if action is None:
+            turn.draft = Draft(text=status, language=written_in, kind=ReplyKind.ANSWER, why=why)
+        else:
+            notice, _ = self._texts.get(action.text_key, written_in, order=order.number, **action.values)
+            turn.handoff = HandoffDecision(HandoffReason.ORDER, action.detail)
+            turn.trace["handoff"] = {"reason": HandoffReason.ORDER.value, "detail": action.detail}
+            turn.draft = Draft(text=f"{status}\n\n{notice}", language=written_in, kind=ReplyKind.HANDOFF,
+                               why=f"{why}; handed to a person: {action.detail}")
+        turn.done = True
+
+    def _reply(self, turn: Turn, key: str, language: str, *, why: str) -> None:
+        text, written_in = self._texts.get(key, language, order=turn.trace.get("order", {}).get("number") or "",
+                                           example=self._config.number_example)
+        turn.draft = Draft(text=text, language=written_in, kind=ReplyKind.ANSWER, why=why)
+        turn.done = True
+
+    async def _record(self, turn: Turn, number: str, result: str, *, proof: str | None = None,
+                      summary: dict | None = None) -> None:
+        await self._lookups.record(Lookup(conversation_key=turn.conversation.key, message_id=turn.inbound.id,
+                                          order_number=number, source=self._source.name, result=result, proof=proof,
+                                          summary=summary))
+        log.info("orders.lookup conversation=%s order=%s result=%s proof=%s", turn.conversation.key, number,
+                 result, proof or "-")
