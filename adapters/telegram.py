@@ -38,7 +38,7 @@ from bot.config import Config, TelegramConfig
 from bot.errors import (AdapterError, ConversationNotFoundError, DeliveryError, HandoffConflictError, KefuError,
                         OverloadedError)
 from bot.json_input import loads_json
-from bot.messages import DeliveryPolicy, HandoffState, Message, Reply
+from bot.messages import DeliveryPolicy, HandoffState, Link, Message, Reply
 
 log = logging.getLogger(__name__)
 
@@ -337,7 +337,7 @@ class TelegramChannel:
         if reply.channel != CHANNEL:
             raise DeliveryError(f"not a Telegram reply: {reply.channel}", permanent=True)
         parts = split_text(reply.text) or ["…"]
-        keyboard = quick_reply_keyboard(reply.quick_replies)
+        keyboard = quick_reply_keyboard(reply.quick_replies, reply.links)
         for index, part in enumerate(parts):
             last = index == len(parts) - 1
             await self.send(int(reply.conversation), part, keyboard if last else None)
@@ -454,12 +454,14 @@ def agent_name(user: Any) -> str:
     return user.full_name or (f"@{user.username}" if user.username else str(user.id))
 
 
-def quick_reply_keyboard(questions: tuple[str, ...]) -> InlineKeyboardMarkup | None:
-    """One button per suggested question; the data is only an index (Telegram allows 64 bytes)."""
-    if not questions:
+def quick_reply_keyboard(questions: tuple[str, ...], links: tuple[Link, ...] = ()) -> InlineKeyboardMarkup | None:
+    """One button per suggested question (the data is only an index: Telegram allows 64 bytes), then one
+    URL button per offered link (a product page)."""
+    if not questions and not links:
         return None
-    return InlineKeyboardMarkup([[InlineKeyboardButton(q[:60], callback_data=f"q:{i}")]
-                                 for i, q in enumerate(questions)])
+    rows = [[InlineKeyboardButton(q[:60], callback_data=f"q:{i}")] for i, q in enumerate(questions)]
+    rows += [[InlineKeyboardButton(link.title[:60], url=link.url)] for link in links]
+    return InlineKeyboardMarkup(rows)
 
 
 def agent_keyboard(tag: str, state: HandoffState) -> InlineKeyboardMarkup | None:

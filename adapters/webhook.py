@@ -40,7 +40,8 @@ log = logging.getLogger(__name__)
 CHANNEL = "webhook"
 DELIVERY_HEADER = "X-Kefu-Delivery"
 MAX_ID_CHARS = 200
-_FIELDS = {"conversation_id", "text", "user_id", "message_id", "language", "set_language", "display_name"}
+_FIELDS = {"conversation_id", "text", "user_id", "message_id", "language", "set_language", "display_name",
+           "customer_id", "customer_hash"}
 AGENT_PREFIX = "/v1/agent"
 MAX_AGENT_NAME_CHARS = 100
 QUEUE_STATES = (HandoffState.WAITING_AGENT, HandoffState.AGENT)
@@ -95,7 +96,7 @@ def _optional_str(data: Mapping[str, Any], key: str, limit: int = MAX_ID_CHARS) 
     value = data.get(key)
     if value is None:
         return None
-    if isinstance(value, int) and not isinstance(value, bool) and key in ("message_id", "user_id"):
+    if isinstance(value, int) and not isinstance(value, bool) and key in ("message_id", "user_id", "customer_id"):
         value = str(value)
     if not isinstance(value, str) or not value.strip():
         raise BadRequest(400, "invalid_field", f"'{key}' must be a non-empty string", field=key)
@@ -127,6 +128,11 @@ def parse_message(body: bytes, max_text_chars: int, languages: tuple[str, ...] =
     if choice is not None and choice.lower() not in languages:
         raise BadRequest(400, "invalid_field", f"'set_language' must be one of the shop's languages: "
                          f"{', '.join(languages)}", field="set_language")
+    customer_id = _optional_str(data, "customer_id")
+    customer_hash = _optional_str(data, "customer_hash", 128)
+    if (customer_id is None) != (customer_hash is None):
+        raise BadRequest(400, "missing_field", "'customer_id' and 'customer_hash' go together: the hash is the "
+                         "shop's HMAC-SHA256 of the id", field="customer_hash" if customer_id else "customer_id")
     return Message(
         channel=CHANNEL,
         conversation=conversation,
@@ -136,6 +142,8 @@ def parse_message(body: bytes, max_text_chars: int, languages: tuple[str, ...] =
         display_name=_optional_str(data, "display_name"),
         language_hint=language.lower() if language else None,
         language_choice=choice.lower() if choice else None,
+        customer_id=customer_id,
+        customer_hash=customer_hash,
     )
 
 

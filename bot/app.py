@@ -35,6 +35,8 @@ from bot.metrics import Metrics
 from bot.orders.connect import order_source
 from bot.orders.stage import OrderStage
 from bot.orders.store import OrderLookups
+from bot.products.service import CatalogService, catalog_source
+from bot.products.stage import ProductStage
 from bot.messages import (
     Channel,
     FaqSuggestion,
@@ -128,6 +130,7 @@ class KefuApp:
         self._notifiers: list[NotificationWorker] = []
         self._generator: GenerationBackend | None = None
         self._orders: GuardedOrders | None = None
+        self.catalog: CatalogService | None = None
         self._started_channels: list[Channel] = []
         self._started_at = time.time()
         self._running = False
@@ -153,6 +156,7 @@ class KefuApp:
         analyzer = self.analyzer = await run_blocking(self._sentiment_analyzer)
         responder, translator = await self._responder(texts, detector)
         order_stages = self._order_stages(texts, faq)
+        product_stages = await self._product_stages(texts)
         encoder = self._sentence_encoder()
         self.insights = InsightsService(self.store, timezone=ZoneInfo(config.console.timezone),
                                         encode=self._through_queue(encoder),
@@ -194,6 +198,7 @@ class KefuApp:
                                followup_max_words=config.search.followup_max_words),
                 SentimentStage(analyzer, self.records),
                 *order_stages,
+                *product_stages,
                 HandoffStage(policy, self.records, notices, answer_threshold=config.retrieval.answer_threshold,
                              ambiguity_ratio=config.retrieval.ambiguity_ratio,
                              asks_for_person=analyzer.cues.human_request),
@@ -265,6 +270,8 @@ class KefuApp:
             await self._generator.stop()
         if self._orders is not None:
             await self._orders.close()
+        if self.catalog is not None:
+            await self.catalog.stop()
         finished = self.warming_up is None or self.warming_up.done()
         if self.analyzer is not None:  # stops the snownlp worker, also while the warm-up waits for it to load
             await run_blocking(self.analyzer.close)
@@ -316,6 +323,17 @@ class KefuApp:
         return [OrderStage(self._orders, OrderLookups(self.store), texts, config.orders,
                            answer_threshold=config.retrieval.answer_threshold,
                            ambiguity_ratio=config.retrieval.ambiguity_ratio)]
+
+    async def _product_stages(self, texts: Texts) -> list[ProductStage]:
+        """The product stage when the shop connected its catalog, indexed with the FAQ's encoders."""
+        config = self.config
+        if not config.catalog.enabled:
+            return []
+        self.catalog = CatalogService(config, catalog_source(config), self.knowledge.encoders)
+        await self.catalog.start()
+        return [ProductStage(self.catalog, self.store, texts, config.catalog,
+                             answer_threshold=config.retrieval.answer_threshold,
+                             ambiguity_ratio=config.retrieval.ambiguity_ratio)]
 
     async def _responder(self, texts: Texts, detector: LanguageDetector) -> tuple[Responder, AnswerTranslator | None]:
         """The extractive responder, or a generating one that falls back to it; with reply_in = "translate",

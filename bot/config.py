@@ -300,6 +300,33 @@ class OrdersConfig:
     consumer_key: str = field(default="", repr=False)
     consumer_secret: str = field(default="", repr=False)
     url_template: str = ""  # the merchant's endpoint: https://…/orders/{number}
+    # The shop's secret for signed customer ids (HMAC-SHA256): a logged-in shopper's own orders need no email.
+    customer_secret: str = field(default="", repr=False)
+
+    @property
+    def enabled(self) -> bool:
+        return self.source != "none"
+
+
+CATALOG_SOURCES = ("none", "file", "shopify", "woocommerce")
+
+
+@dataclass(frozen=True)
+class CatalogConfig:
+    """Where kefu reads the shop's products for product questions and recommendations (bot/products)."""
+
+    source: str = "none"
+    file: Path | None = None
+    shop_url: str = ""  # Shopify
+    api_version: str = "2025-07"
+    token: str = field(default="", repr=False)
+    base_url: str = ""  # WooCommerce
+    consumer_key: str = field(default="", repr=False)
+    consumer_secret: str = field(default="", repr=False)
+    refresh_minutes: float = 10.0  # changed products are read this often (a file: when it changes)
+    full_refresh_hours: float = 24.0  # the whole catalog again, so deleted products go
+    min_similarity: float = 0.58  # a product is about the message when its closest text is this close
+    max_recommendations: int = 3
 
     @property
     def enabled(self) -> bool:
@@ -328,6 +355,7 @@ class Config:
     metrics: MetricsConfig = MetricsConfig()
     privacy: PrivacyConfig = PrivacyConfig()
     orders: OrdersConfig = OrdersConfig()
+    catalog: CatalogConfig = CatalogConfig()
 
 
 def load_config(path: Path | str, environ: Mapping[str, str] | None = None) -> Config:
@@ -360,7 +388,7 @@ def _build(root: _Table, path: Path, environ: Mapping[str, str]) -> Config:
     base = path.parent
     root.allow_only("shop", "storage", "knowledge", "retrieval", "search", "language", "pipeline", "http", "webhook",
                     "texts", "sentiment", "handoff", "responder", "telegram", "console", "metrics",
-                    "privacy", "orders")
+                    "privacy", "orders", "catalog")
 
     shop_t = root.table("shop")
     shop_t.allow_only("name", "default_language", "languages", "reply_in")
@@ -508,6 +536,22 @@ def _build(root: _Table, path: Path, environ: Mapping[str, str]) -> Config:
         metrics=_build_metrics(root.table("metrics"), environ),
         privacy=privacy,
         orders=orders,
+        catalog=_build_catalog(root.table("catalog"), environ, base),
+    )
+
+
+def _build_catalog(table: _Table, environ: Mapping[str, str], base: Path) -> CatalogConfig:
+    table.allow_only("source", "refresh_minutes", "full_refresh_hours", "min_similarity", "max_recommendations",
+                     "file", "shopify", "woocommerce")
+    source = table.choice("source", "none", CATALOG_SOURCES)
+    settings = _shop_system(table, source, environ, base, "catalog.json")
+    return CatalogConfig(
+        source=source,
+        refresh_minutes=table.float("refresh_minutes", 10.0, 0.1, 24 * 60.0),
+        full_refresh_hours=table.float("full_refresh_hours", 24.0, 0.1, 24 * 30.0),
+        min_similarity=table.float("min_similarity", 0.58, 0.0, 1.0),
+        max_recommendations=table.int("max_recommendations", 3, 1, 10),
+        **settings,
     )
 
 
@@ -515,7 +559,8 @@ def _build_orders(table: _Table, environ: Mapping[str, str], base: Path) -> Orde
     table.allow_only("source", "number_pattern", "number_example", "proof", "intents", "verified_minutes",
                      "max_failed_per_conversation", "max_failed_per_order", "failure_window_minutes",
                      "cache_seconds", "timeout_seconds", "failures_to_open", "open_seconds", "stuck_after_days",
-                     "hand_over_not_received", "hand_over_changes", "file", "shopify", "woocommerce", "endpoint")
+                     "hand_over_not_received", "hand_over_changes", "file", "shopify", "woocommerce", "endpoint",
+                     "customer_secret", "customer_secret_env")
     source = table.choice("source", "none", ORDER_SOURCES)
     defaults = OrdersConfig()
     pattern = table.str("number_pattern", defaults.number_pattern)
@@ -535,34 +580,20 @@ def _build_orders(table: _Table, environ: Mapping[str, str], base: Path) -> Orde
     intents_t = table.table("intents")
     intents_t.allow_only(*ORDER_INTENTS)
     intents = {intent: tuple(intents_t.str_list(intent, [])) for intent in intents_t.keys()}
-    file_t, shopify_t, woo_t, endpoint_t = (table.table(name) for name in ("file", "shopify", "woocommerce",
-                                                                         "endpoint"))
-    file_t.allow_only("path")
-    shopify_t.allow_only("shop_url", "api_version", "token", "token_env")
-    woo_t.allow_only("base_url", "consumer_key", "consumer_key_env", "consumer_secret", "consumer_secret_env")
+    endpoint_t = table.table("endpoint")
     endpoint_t.allow_only("url_template", "token", "token_env")
-    settings: dict[str, Any] = {}
-    if source == "file":
-        if "path" not in file_t.keys():
-            file_t.fail("path", "is required when orders.source = \"file\" (a .json or .csv file)")
-        settings["file"] = file_t.path("path", base, "orders.json")
-    elif source == "shopify":
-        settings["shop_url"] = _base_url(shopify_t, "shop_url")
-        settings["api_version"] = shopify_t.str("api_version", defaults.api_version)
-        if not re.match(r"^\d{4}-\d{2}$|^unstable$", settings["api_version"]):
-            shopify_t.fail("api_version", f"'{settings['api_version']}' is not a Shopify API version like 2025-07")
-        settings["token"] = shopify_t.secret("token", "token_env", environ, required=True)
-    elif source == "woocommerce":
-        settings["base_url"] = _base_url(woo_t, "base_url")
-        settings["consumer_key"] = woo_t.secret("consumer_key", "consumer_key_env", environ, required=True)
-        settings["consumer_secret"] = woo_t.secret("consumer_secret", "consumer_secret_env", environ, required=True)
-    elif source == "endpoint":
+    settings = _shop_system(table, source, environ, base, "orders.json")
+    if source == "endpoint":
         template = endpoint_t.str("url_template", "")
         if "{number}" not in template or not template.startswith(("https://", "http://")):
             endpoint_t.fail("url_template", f"'{template}' must be an http(s) URL containing {{number}}")
         settings["url_template"] = template
         settings["token"] = endpoint_t.secret("token", "token_env", environ, required=False)
+    customer_secret = table.secret("customer_secret", "customer_secret_env", environ, required=False)
+    if customer_secret and len(customer_secret) < 16:
+        table.fail("customer_secret", "must be at least 16 characters long")
     return OrdersConfig(
+        customer_secret=customer_secret,
         source=source, number_pattern=pattern, number_example=example, proof=proof, intents=intents,
         verified_minutes=table.float("verified_minutes", defaults.verified_minutes, 1.0, 24 * 60.0),
         max_failed_per_conversation=table.int("max_failed_per_conversation", 3, 1, 100),
@@ -577,6 +608,30 @@ def _build_orders(table: _Table, environ: Mapping[str, str], base: Path) -> Orde
         hand_over_changes=table.bool("hand_over_changes", True),
         **settings,
     )
+
+
+def _shop_system(table: _Table, source: str, environ: Mapping[str, str], base: Path, file_default: str
+                 ) -> dict[str, Any]:
+    """The `file`, `shopify` and `woocommerce` sub-tables orders and the catalog share, for the chosen source."""
+    file_t, shopify_t, woo_t = (table.table(name) for name in ("file", "shopify", "woocommerce"))
+    file_t.allow_only("path")
+    shopify_t.allow_only("shop_url", "api_version", "token", "token_env")
+    woo_t.allow_only("base_url", "consumer_key", "consumer_key_env", "consumer_secret", "consumer_secret_env")
+    if source == "file":
+        if "path" not in file_t.keys():
+            file_t.fail("path", f"is required when {table.dotted('source')} = \"file\" (a .json or .csv file)")
+        return {"file": file_t.path("path", base, file_default)}
+    if source == "shopify":
+        version = shopify_t.str("api_version", OrdersConfig.api_version)
+        if not re.match(r"^\d{4}-\d{2}$|^unstable$", version):
+            shopify_t.fail("api_version", f"'{version}' is not a Shopify API version like 2025-07")
+        return {"shop_url": _base_url(shopify_t, "shop_url"), "api_version": version,
+                "token": shopify_t.secret("token", "token_env", environ, required=True)}
+    if source == "woocommerce":
+        return {"base_url": _base_url(woo_t, "base_url"),
+                "consumer_key": woo_t.secret("consumer_key", "consumer_key_env", environ, required=True),
+                "consumer_secret": woo_t.secret("consumer_secret", "consumer_secret_env", environ, required=True)}
+    return {}
 
 
 def _base_url(table: _Table, key: str) -> str:
@@ -957,6 +1012,10 @@ class _Table:
 
     def _dotted(self, key: str) -> str:
         return f"{self._prefix}.{key}" if self._prefix else key
+
+    def dotted(self, key: str) -> str:
+        """The key as a merchant writes it in messages: "orders.source"."""
+        return self._dotted(key)
 
     def fail(self, key: str, problem: str) -> None:
         dotted = self._dotted(key)

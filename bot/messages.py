@@ -74,10 +74,21 @@ class Message:
     role: Role = Role.SHOPPER
     timestamp: datetime = field(default_factory=utc_now)
     media: str | None = None  # what else was sent: "photo", "voice", "sticker", "document", "location"…
+    # A logged-in shopper's id in the shop, with the shop's HMAC of it (checked by the core, bot/orders).
+    customer_id: str | None = None
+    customer_hash: str | None = None
 
     @property
     def conversation_key(self) -> str:
         return conversation_key(self.channel, self.conversation)
+
+
+@dataclass(frozen=True)
+class Link:
+    """A link a reply offers (a product page): channels show it as a button where they can."""
+
+    title: str
+    url: str
 
 
 @dataclass(frozen=True)
@@ -97,6 +108,7 @@ class Reply:
     message_id: int | None = None  # the store's id of this outbound message
     in_reply_to: int | None = None  # the store's id of the inbound message
     created_at: datetime = field(default_factory=utc_now)
+    links: tuple[Link, ...] = ()  # also written in `text`, so a channel without buttons loses nothing
 
     @property
     def conversation_key(self) -> str:
@@ -109,6 +121,7 @@ class Reply:
         data["quick_replies"] = list(self.quick_replies)
         data["faq_ids"] = list(self.faq_ids)
         data["created_at"] = self.created_at.isoformat()
+        data["links"] = [{"title": link.title, "url": link.url} for link in self.links]
         return data
 
 
@@ -144,6 +157,7 @@ class TranscriptEntry:
     media: str | None = None  # shopper messages: what was sent besides text
     why: str | None = None  # bot replies: why it answered so
     faq_tried: tuple[tuple[str, float], ...] = ()  # bot replies: the FAQ entries retrieval ranked, with scores
+    links: tuple[Link, ...] = ()  # bot replies: the product pages offered
 
 
 @dataclass(frozen=True)
@@ -168,6 +182,7 @@ class Transcript:
             message["role"] = str(message["role"])
             message["faq_ids"] = list(message["faq_ids"])
             message["faq_tried"] = [{"faq_id": faq_id, "score": score} for faq_id, score in message["faq_tried"]]
+            message["links"] = list(message["links"])
         return data
 
 

@@ -22,7 +22,7 @@ from bot.handoff import (Action, HandoffDecision, HandoffPolicy, HandoffReason, 
 from bot.handoff.store import HandoffStore
 from bot.language.detector import LanguageDetector, LanguageGuess, reply_language
 from bot.llm import GenerationError
-from bot.messages import HandoffState, Reply, ReplyKind
+from bot.messages import HandoffState, Link, Reply, ReplyKind
 from bot.metrics import FORWARDED, Metrics
 from bot.responder import Draft, Responder, ResponseContext
 from bot.scripts import dense_characters
@@ -58,6 +58,7 @@ class Turn:
     done: bool = False  # the draft is final (a command's answer): skip the remaining stages
     draft: Draft | None = None
     postscript: str | None = None  # said after an answer from the FAQ (the order stage's offer to look it up)
+    links: tuple[Link, ...] = ()  # offered with the postscript (the products that follow the FAQ's answer)
     trace: dict[str, Any] = field(default_factory=dict)  # stored with the reply: why it was answered so
 
 
@@ -392,6 +393,7 @@ class Pipeline:
             confidence=draft.confidence,
             why=draft.why,
             in_reply_to=inbound.id,
+            links=draft.links,
         )
         latency_ms = (time.perf_counter() - started) * 1000
         deliver = self._pushes(inbound.channel)
@@ -457,7 +459,8 @@ class Pipeline:
         if not turn.postscript or turn.draft.kind != ReplyKind.ANSWER:
             return turn.draft
         return replace(turn.draft, text=f"{turn.draft.text}\n\n{turn.postscript}",
-                       why=f"{turn.draft.why}; offered to look the order up")
+                       links=(*turn.draft.links, *turn.links),
+                       why=f"{turn.draft.why}; then what the order or product stage added")
 
     def _with_language_note(self, turn: Turn, draft: Draft) -> Draft:
         """A reply from the FAQ in another language than the shopper's says so first, in theirs (when kefu

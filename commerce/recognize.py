@@ -8,6 +8,8 @@ order number in the shop's format is an order question by itself.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -75,6 +77,20 @@ def proof_matches(order: Order, text: str, accepted: tuple[str, ...]) -> str | N
         if len(want) >= 3 and want in joined:
             return "postcode"
     return None
+
+
+def signed_customer(customer_id: str | None, customer_hash: str | None, secret: str) -> str | None:
+    """The shop's customer id when the shop signed it (hex HMAC-SHA256 of the id with the shared secret),
+    else None: an id anyone could type proves nothing."""
+    if not (customer_id and customer_hash and secret):
+        return None
+    expected = hmac.new(secret.encode(), customer_id.encode(), hashlib.sha256).hexdigest()
+    return customer_id if hmac.compare_digest(expected, customer_hash.strip().lower()) else None
+
+
+def same_customer(order: Order, customer_id: str) -> bool:
+    """Whether the order is this customer's; Shopify's "gid://shopify/Customer/7001" matches "7001"."""
+    return bool(order.customer_id) and order.customer_id.rsplit("/", 1)[-1] == customer_id.rsplit("/", 1)[-1]
 
 
 def gives_proof(text: str) -> bool:

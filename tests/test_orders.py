@@ -11,7 +11,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
-from conftest import ask, stored_meta, write_config
+from conftest import TOKEN, ask, stored_meta, write_config
 
 from bot.app import KefuApp
 from bot.config import load_config
@@ -34,7 +34,7 @@ def sample_orders() -> list[dict]:
                         "tracking_url": "https://www.dhl.de/track?piececode=00340434161094042557",
                         "shipped_at": iso(2), "last_event_at": iso(1)}]},
         {"number": "LL-100002", "status": "processing", "created_at": iso(1), "email": "li.wei@example.com",
-         "phone": "+86 138 0013 8000", "items": [{"title": "Wool scarf", "quantity": 2}]},
+         "phone": "+86 138 0013 8000", "customer_id": "cust-42", "items": [{"title": "Wool scarf", "quantity": 2}]},
         {"number": "LL-100003", "status": "shipped", "created_at": iso(12), "email": "stuck@example.com",
          "items": [{"title": "Boots", "quantity": 1}],
          "shipments": [{"carrier": "GLS", "tracking_number": "GLS998877", "shipped_at": iso(11),
@@ -355,3 +355,35 @@ async def test_a_woocommerce_order_is_read_through_the_rest_api(tmp_path):
     assert "DPD" not in wrong["text"]
     assert "#4321" in shown["text"] and "DPD tracking number: 01234567890123" in shown["text"]
     assert woo.calls("/orders/4321")
+
+
+CUSTOMER_SECRET = "shop-customer-secret-0123456789"
+
+
+async def post(app: KefuApp, body: dict) -> tuple[int, dict]:
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{app.http.base_url}/v1/messages", json=body,
+                             headers={"Authorization": f"Bearer {TOKEN}"}) as response:
+            return response.status, await response.json()
+
+
+async def test_a_logged_in_shopper_signed_by_the_shop_sees_their_order_without_giving_an_email(tmp_path):
+    import hashlib
+    import hmac
+
+    signed = hmac.new(CUSTOMER_SECRET.encode(), b"cust-42", hashlib.sha256).hexdigest()
+    config = load_config(orders_config(tmp_path, extra=f'customer_secret = "{CUSTOMER_SECRET}"'), environ={})
+    async with KefuApp(config, channels=["webhook"], serve_http=True) as app:
+        status, own = await post(app, {"conversation_id": "in", "text": "where is LL-100002?", "customer_id": "cust-42",
+                                       "customer_hash": signed})
+        _, forged = await post(app, {"conversation_id": "forged", "text": "where is LL-100002?",
+                                     "customer_id": "cust-42", "customer_hash": "0" * 64})
+        _, other = await post(app, {"conversation_id": "other", "text": "where is LL-100001?",
+                                    "customer_id": "cust-42", "customer_hash": signed})  # not this customer's
+        bad_status, missing = await post(app, {"conversation_id": "x", "text": "hi", "customer_id": "cust-42"})
+        results = [(row["conversation_key"], row["result"], row["proof"]) for row in lookups(app)]
+    assert status == 200 and "Wool scarf" in own["reply"]["text"]
+    assert "email address or phone number" in forged["reply"]["text"] and "Wool scarf" not in forged["reply"]["text"]
+    assert "email address or phone number" in other["reply"]["text"]
+    assert bad_status == 400 and missing["field"] == "customer_hash"
+    assert ("webhook:in", "verified", "customer") in results

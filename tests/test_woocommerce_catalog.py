@@ -362,6 +362,8 @@ async def test_no_rest_api_at_the_base_url_is_catalog_unavailable(shop, caplog):
     with pytest.raises(CatalogUnavailable, match="404"):
         await source.products()
     await source.close()
+    assert "catalog.woocommerce_no_api" in caplog.text
+    assert "woocommerce_no_currency" not in caplog.text  # an HTML 404 page is no missing capability
 
 
 # -- construction ----------------------------------------------------------------------------------

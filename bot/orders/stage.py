@@ -4,10 +4,12 @@ It runs after retrieval and sentiment, before the handoff stage. It takes the tu
 message carries an order number in the shop's format, or when the conversation is waiting for
 the proof it asked for and the message gives an email or phone number. A confident FAQ match the
 merchant marked as an order question (`[orders.intents]`) without a number is answered from the
-FAQ as before, with the offer to look the order up after it. Anything else goes on unchanged.
+FAQ as before, with the offer to look the order up after it; with a number but no proof yet, the
+FAQ's answer goes out with the request for the email or phone after it. Anything else goes on.
 
 Identity before data: an order is shown only after the message gives the order's email or
-phone (or postcode, when the merchant allows it). A wrong detail and an unknown number read
+phone (or postcode, when the merchant allows it), or when the shop's site sent the logged-in
+customer's id signed with the shared secret and the order is that customer's. A wrong detail and an unknown number read
 the same to the shopper, failures are limited per conversation and per order number (no
 enumeration), and every lookup is recorded without the order's contact data.
 """
@@ -30,7 +32,7 @@ from bot.responder import Draft
 from bot.scripts import dense_characters
 from bot.texts import Texts
 from commerce.orders import Order, OrderSource, ShopUnavailable
-from commerce.recognize import OrderIntent, OrderNumbers, gives_proof, proof_matches
+from commerce.recognize import OrderIntent, OrderNumbers, gives_proof, proof_matches, same_customer, signed_customer
 from knowledge.search import is_confident
 
 if TYPE_CHECKING:
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+EARLIER = "earlier"  # the proof kind of an order verified before in the same conversation
 ASKED_PROOF_MINUTES = 30.0  # how long a "please give your email" waits for the answer
 
 
@@ -84,7 +87,7 @@ class OrderStage:
             turn.postscript, _ = self._texts.get("order_ask_number", language, example=self._config.number_example)
             return
         if self._verified(session, number):
-            await self._show(turn, number, intent, session, proof="earlier in this conversation")
+            await self._show(turn, number, intent, session, proof=EARLIER)
             return
         failed_here, failed_order = await self._lookups.failed_proofs(
             key, number, timedelta(minutes=self._config.failure_window_minutes))
@@ -97,9 +100,24 @@ class OrderStage:
                         why=f"order {number}: too many details that did not match ({failed_here} here, "
                             f"{failed_order} for the order)")
             return
+        customer = signed_customer(turn.inbound.customer_id, turn.inbound.customer_hash, self._config.customer_secret)
+        if turn.inbound.customer_id and customer is None:
+            log.warning("orders.customer_hash_invalid conversation=%s: the customer id's signature does not match "
+                        "(check [orders] customer_secret); asking for the email instead", key)
+        if customer is not None:
+            found = await self._find(turn, number, language)
+            if found is False:
+                return
+            if isinstance(found, Order) and same_customer(found, customer):
+                await self._show(turn, number, intent, session, proof="customer", order=found)
+                return
         if not gives_proof(text):
             await self._lookups.save_session(key, OrderSession(order_number=number, intent=intent.value))
             await self._record(turn, number, "asked_proof")
+            if self._faq_answers(turn):  # "LL-739201 shipped monday, how do I see where it is": the FAQ's
+                # answer first, then the request for proof (nothing about the order is said yet)
+                turn.postscript, _ = self._texts.get("order_ask_proof", language, order=number)
+                return
             self._reply(turn, "order_ask_proof", language, why=f"order {number}: asked for the order's email or phone")
             return
         order = await self._find(turn, number, language)
@@ -113,6 +131,9 @@ class OrderStage:
                         why=f"order {number}: the details given do not match an order")
             return
         await self._show(turn, number, intent, session, proof=proof, order=order)
+
+    def _faq_answers(self, turn: Turn) -> bool:
+        return is_confident(turn.hits, self._answer_threshold, self._ambiguity_ratio)
 
     def _intent(self, turn: Turn) -> OrderIntent | None:
         """The order question the confident FAQ match stands for, if the merchant marked it as one."""
@@ -153,13 +174,14 @@ class OrderStage:
         now = self._clock()
         await self._lookups.save_session(turn.conversation.key, OrderSession(
             order_number=number, intent=intent.value, verified_number=number,
-            verified_at=session.verified_at if proof == "earlier in this conversation" else now))
+            verified_at=session.verified_at if proof == EARLIER else now))
         summary = order.summary()
         await self._record(turn, number, "verified", proof=proof, summary=summary)
         status, written_in = order_reply(order, self._texts, language)
         turn.trace["order"] = {"intent": intent.value, "number": order.number, "proof": proof, "order": summary}
         action = order_action(order, intent, self._config, now)
-        why = f"order {order.number} from {self._source.name}, identity shown by {proof}"
+        shown = "shown earlier in this conversation" if proof == EARLIER else f"shown by {proof}"
+        why = f"order {order.number} from {self._source.name}, identity {shown}"
         if action is None:
             turn.draft = Draft(text=status, language=written_in, kind=ReplyKind.ANSWER, why=why)
         else:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bot.config import RetrievalConfig
-from bot.messages import ReplyKind
+from bot.messages import Link, ReplyKind
 from bot.texts import Texts
 from knowledge.faq import FaqBase
 from knowledge.search import Hit, QueryVectors, is_confident
@@ -29,6 +29,7 @@ class Draft:
     confidence: float | None = None
     why: str = ""
     trace: Mapping[str, Any] | None = None  # how a generated reply was made (backend, tokens, fallback reason)
+    links: tuple[Link, ...] = ()  # product pages offered with the reply
 
 
 @dataclass(frozen=True)

@@ -214,6 +214,17 @@ def _m008_order_lookups(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m009_reply_links(db: sqlite_utils.Database) -> None:
+    """The links a reply offers (product pages), as JSON [{"title", "url"}], for channels with buttons."""
+    db["messages"].add_column("links", str)
+
+
+def _m010_signed_customer(db: sqlite_utils.Database) -> None:
+    """The shop's customer id and its HMAC sent with a logged-in shopper's message (bot/orders checks it)."""
+    db["messages"].add_column("customer_id", str)
+    db["messages"].add_column("customer_hash", str)
+
+
 MIGRATIONS: list[Migration] = [
     ("001_conversations_and_messages", _m001_conversations_and_messages),
     ("002_language_choice", _m002_language_choice),
@@ -223,6 +234,8 @@ MIGRATIONS: list[Migration] = [
     ("006_privacy_audit", _m006_privacy_audit),
     ("007_message_vectors", _m007_message_vectors),
     ("008_order_lookups", _m008_order_lookups),
+    ("009_reply_links", _m009_reply_links),
+    ("010_signed_customer", _m010_signed_customer),
 ]
 
 

@@ -22,6 +22,7 @@ from bot.concurrency import SerialExecutor
 from bot.errors import KefuError
 from bot.messages import (
     HandoffState,
+    Link,
     Message,
     Reply,
     ReplyKind,
@@ -62,6 +63,8 @@ class StoredInbound:
     role: Role
     created_at: str
     media: str | None = None
+    customer_id: str | None = None  # a logged-in shopper's id in the shop, as the channel passed it
+    customer_hash: str | None = None  # the shop's HMAC-SHA256 of it (checked in bot/orders, never trusted unchecked)
 
 
 @dataclass(frozen=True)
@@ -323,12 +326,13 @@ def _record_inbound(db: sqlite_utils.Database, message: Message) -> InboundRecor
     cursor = db.execute(
         """
         INSERT INTO messages (conversation_key, direction, role, channel, conversation, user_id,
-                              external_id, text, language_hint, status, created_at, media)
-        VALUES (?, 'in', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                              external_id, text, language_hint, status, created_at, media, customer_id,
+                              customer_hash)
+        VALUES (?, 'in', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         """,
         [message.conversation_key, message.role.value, message.channel, message.conversation,
          message.user_id, message.external_id, message.text, message.language_hint, PENDING,
-         message.timestamp.isoformat(), message.media],
+         message.timestamp.isoformat(), message.media, message.customer_id, message.customer_hash],
     )
     row = db.execute("SELECT * FROM messages WHERE id = ?", [cursor.lastrowid]).fetchone()
     return InboundRecord(message=_inbound_from_row(row), duplicate=False, reply=None,
@@ -360,6 +364,8 @@ def _inbound_from_row(row: sqlite3.Row) -> StoredInbound:
         role=Role(row["role"]),
         created_at=row["created_at"],
         media=row["media"],
+        customer_id=row["customer_id"],
+        customer_hash=row["customer_hash"],
     )
 
 
@@ -378,6 +384,7 @@ def reply_from_row(row: sqlite3.Row) -> Reply:
         message_id=row["id"],
         in_reply_to=row["reply_to"],
         created_at=datetime.fromisoformat(row["created_at"]),
+        links=tuple(Link(item["title"], item["url"]) for item in json.loads(row["links"] or "[]")),
     )
 
 
@@ -515,15 +522,17 @@ def insert_outbound(
         """
         INSERT INTO messages (conversation_key, direction, role, channel, conversation, user_id, text,
                               language, kind, quick_replies, faq_ids, confidence, why, reply_to,
-                              latency_ms, meta, delivery, created_at)
-        VALUES (?, 'out', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                              latency_ms, meta, delivery, created_at, links)
+        VALUES (?, 'out', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         """,
         [reply.conversation_key, Role.BOT.value if reply.kind != ReplyKind.AGENT else Role.AGENT.value,
          reply.channel, reply.conversation, reply.user_id, reply.text, reply.language, reply.kind.value,
          json.dumps(list(reply.quick_replies), ensure_ascii=False),
          json.dumps(list(reply.faq_ids), ensure_ascii=False), reply.confidence, reply.why, reply_to,
          round(latency_ms, 2) if latency_ms is not None else None, json.dumps(meta, ensure_ascii=False, default=str),
-         PENDING if deliver else None, reply.created_at.isoformat()],
+         PENDING if deliver else None, reply.created_at.isoformat(),
+         json.dumps([{"title": link.title, "url": link.url} for link in reply.links], ensure_ascii=False)
+         if reply.links else None],
     )
     db.execute("UPDATE conversations SET updated_at = ? WHERE key = ?", [_now(), reply.conversation_key])
     row = db.execute("SELECT * FROM messages WHERE id = ?", [cursor.lastrowid]).fetchone()
@@ -582,6 +591,7 @@ def _transcript(db: sqlite_utils.Database, conversation_key: str) -> Transcript 
             media=row["media"],
             why=row["why"],
             faq_tried=_faq_tried(row["meta"]),
+            links=tuple(Link(item["title"], item["url"]) for item in json.loads(row["links"] or "[]")),
         )
         for row in rows
     )

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import re
 import time
@@ -24,9 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.concurrency import run_blocking
-from bot.errors import KefuError
 from commerce.orders import Order
-from commerce.sources.records import RecordError, order_from_record
+from commerce.sources.records import MerchantFileError, RecordError, json_records, order_from_record
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +35,8 @@ CSV_ITEM = re.compile(r"^\s*(?:(\d+)\s*[x×]\s*)?(.+?)\s*(?:\(([^()]*)\))?\s*$")
 SHIPMENT_COLUMNS = ("carrier", "tracking_number", "tracking_url", "shipped_at", "delivered_at", "last_event_at")
 
 
-class OrderFileError(KefuError):
+class OrderFileError(MerchantFileError):
     """The orders file cannot be used as written: names the file, the line or record, and the field."""
-
-    def __init__(self, path: Path, where: str, problem: str):
-        super().__init__(f"{path}{where}: {problem}")
-        self.path = path
 
 
 @dataclass(frozen=True)
@@ -63,7 +57,8 @@ def read_orders(path: Path) -> dict[str, Order]:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise OrderFileError(path, "", f"cannot be read: {exc}") from None
-    records = _csv_records(path, text) if path.suffix.lower() == ".csv" else _json_records(path, text)
+    records = _csv_records(path, text) if path.suffix.lower() == ".csv" else json_records(
+        path, text, plural="orders", singular="order", key="number", error=OrderFileError)
     orders: dict[str, Order] = {}
     for where, record in records:
         try:
@@ -75,23 +70,6 @@ def read_orders(path: Path) -> dict[str, Order]:
             raise OrderFileError(path, where, f"order {order.number} is listed twice")
         orders[key] = order
     return orders
-
-
-def _json_records(path: Path, text: str) -> list[tuple[str, dict[str, Any]]]:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise OrderFileError(path, f":{exc.lineno}", f"is not valid JSON: {exc.msg}") from None
-    if isinstance(data, dict):
-        data = data.get("orders")
-    if not isinstance(data, list):
-        raise OrderFileError(path, "", 'must hold a list of orders, or {"orders": [...]}')
-    records = []
-    for index, record in enumerate(data):
-        if not isinstance(record, dict):
-            raise OrderFileError(path, f" order {index + 1}", "must be an object")
-        records.append((f" order {index + 1} ({record.get('number', '?')})", record))
-    return records
 
 
 def _csv_records(path: Path, text: str) -> list[tuple[str, dict[str, Any]]]:

@@ -16,10 +16,13 @@ date without a zone is UTC). A bad record is an error naming the field, never a 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
+from bot.errors import KefuError
 from commerce.orders import LineItem, Order, OrderStatus, Shipment
 
 STATUSES = tuple(status.value for status in OrderStatus)
@@ -34,11 +37,38 @@ class RecordError(ValueError):
         self.problem = problem
 
 
+class MerchantFileError(KefuError):
+    """A merchant's file (orders, catalog) cannot be used as written: names the file, the line or record, the field."""
+
+    def __init__(self, path: Path, where: str, problem: str):
+        super().__init__(f"{path}{where}: {problem}")
+        self.path = path
+
+
+def json_records(path: Path, text: str, *, plural: str, singular: str, key: str,
+                 error: type[MerchantFileError]) -> list[tuple[str, dict[str, Any]]]:
+    """The objects of a JSON list (or `{plural: [...]}`), each with where it is ("order 2 (LL-100002)")."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise error(path, f":{exc.lineno}", f"is not valid JSON: {exc.msg}") from None
+    if isinstance(data, dict):
+        data = data.get(plural)
+    if not isinstance(data, list):
+        raise error(path, "", f'must hold a list of {plural}, or {{"{plural}": [...]}}')
+    records = []
+    for index, record in enumerate(data):
+        if not isinstance(record, dict):
+            raise error(path, f" {singular} {index + 1}", "must be an object")
+        records.append((f" {singular} {index + 1} ({record.get(key, '?')})", record))
+    return records
+
+
 def order_from_record(record: Mapping[str, Any]) -> Order:
-    number = _text(record, "number")
+    number = text_field(record, "number")
     if not number:
         raise RecordError("number", "is required")
-    status = _text(record, "status").lower()
+    status = text_field(record, "status").lower()
     if status not in STATUSES:
         raise RecordError("status", f"'{status}' is not one of: {', '.join(STATUSES)}")
     items = record.get("items") or []
@@ -51,15 +81,15 @@ def order_from_record(record: Mapping[str, Any]) -> Order:
         created_at=_when(record, "created_at"),
         updated_at=_when(record, "updated_at"),
         cancelled_at=_when(record, "cancelled_at"),
-        total=_text(record, "total"),
-        currency=_text(record, "currency"),
+        total=text_field(record, "total"),
+        currency=text_field(record, "currency"),
         items=tuple(_item(item, index) for index, item in enumerate(items)),
         shipments=tuple(_shipment(shipment, index) for index, shipment in enumerate(shipments)),
-        source_status=_text(record, "source_status") or status,
-        email=_text(record, "email"),
-        phone=_text(record, "phone"),
-        postcode=_text(record, "postcode"),
-        customer_id=_text(record, "customer_id"),
+        source_status=text_field(record, "source_status") or status,
+        email=text_field(record, "email"),
+        phone=text_field(record, "phone"),
+        postcode=text_field(record, "postcode"),
+        customer_id=text_field(record, "customer_id"),
     )
 
 
@@ -71,10 +101,10 @@ def _item(value: Any, index: int) -> LineItem:
         quantity = int(quantity)
     if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 1:
         raise RecordError(f"items[{index}].quantity", f"must be a whole number of at least 1, got {quantity!r}")
-    title = _text(value, "title")
+    title = text_field(value, "title")
     if not title:
         raise RecordError(f"items[{index}].title", "is required")
-    return LineItem(title=title, quantity=quantity, variant=_text(value, "variant"), sku=_text(value, "sku"))
+    return LineItem(title=title, quantity=quantity, variant=text_field(value, "variant"), sku=text_field(value, "sku"))
 
 
 def _shipment(value: Any, index: int) -> Shipment:
@@ -82,17 +112,18 @@ def _shipment(value: Any, index: int) -> Shipment:
         raise RecordError(f"shipments[{index}]", "must be an object")
     where = f"shipments[{index}]"
     return Shipment(
-        carrier=_text(value, "carrier"),
-        tracking_number=_text(value, "tracking_number"),
+        carrier=text_field(value, "carrier"),
+        tracking_number=text_field(value, "tracking_number"),
         tracking_url=_url(value, "tracking_url", where),
         shipped_at=_when(value, "shipped_at", where),
         delivered_at=_when(value, "delivered_at", where),
         last_event_at=_when(value, "last_event_at", where),
-        status=_text(value, "status"),
+        status=text_field(value, "status"),
     )
 
 
-def _text(record: Mapping[str, Any], key: str) -> str:
+def text_field(record: Mapping[str, Any], key: str) -> str:
+    """A field as text (numbers too: "total": 59.9); RecordError naming it when it is anything else."""
     value = record.get(key)
     if value is None:
         return ""
@@ -104,14 +135,14 @@ def _text(record: Mapping[str, Any], key: str) -> str:
 
 
 def _url(record: Mapping[str, Any], key: str, where: str) -> str:
-    value = _text(record, key)
+    value = text_field(record, key)
     if value and not value.startswith(("https://", "http://")):
         raise RecordError(f"{where}.{key}", f"'{value}' must start with https:// or http://")
     return value
 
 
 def _when(record: Mapping[str, Any], key: str, where: str = "") -> datetime | None:
-    value = _text(record, key)
+    value = text_field(record, key)
     if not value:
         return None
     try:

@@ -66,13 +66,16 @@ STATUSES: dict[str, OrderStatus] = {
 NOT_ORDERS = frozenset({"trash", "checkout-draft", "auto-draft"})
 
 
-class WooCommerceOrders:
-    """An OrderSource over one WooCommerce shop; see the module docstring for how it authenticates."""
+class WooClient:
+    """One WooCommerce shop's REST API as kefu reaches it: its address, how kefu signs in there, one session.
 
-    name = "woocommerce"
+    Shared by the order and catalog sources; `error` is the exception each raises when the shop
+    cannot be reached (ShopUnavailable or its catalog subclass).
+    """
 
-    def __init__(self, *, base_url: str, consumer_key: str, consumer_secret: str, timeout_seconds: float = 5.0,
-                 session: aiohttp.ClientSession | None = None, query_string_auth: bool = False):
+    def __init__(self, *, base_url: str, consumer_key: str, consumer_secret: str, timeout_seconds: float,
+                 session: aiohttp.ClientSession | None, query_string_auth: bool, name: str,
+                 error: type[ShopUnavailable]):
         base = base_url.strip().rstrip("/")
         scheme = urlsplit(base).scheme
         if scheme not in ("https", "http") or not urlsplit(base).netloc:
@@ -83,13 +86,53 @@ class WooCommerceOrders:
         if query_string_auth and scheme != "https":
             raise ValueError("query_string_auth works over https only: WooCommerce ignores a key in the query "
                              "string of a plain-http request")
-        self._api = base + API_PATH
+        self.api = base + API_PATH
+        self.secret = consumer_secret
         self._key = consumer_key
-        self._secret = consumer_secret
         self._mode = "oauth1" if scheme == "http" else ("query" if query_string_auth else "basic")
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self._session = session
         self._owns_session = session is None
+        self._name = name
+        self._error = error
+
+    async def send(self, url: str, params: dict[str, str]) -> tuple[int, Mapping[str, str], bytes]:
+        query, headers = self._authenticated(url, params)  # signed per attempt: a nonce is good once
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        try:
+            async with self._session.get(url, params=query, headers=headers, timeout=self._timeout,
+                                         allow_redirects=False) as response:
+                return response.status, response.headers, await response.read()
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            reason = f"{type(exc).__name__}: {exc}".replace(self.secret, "***")[:200]
+            raise self._error(self._name, reason) from None
+
+    def _authenticated(self, url: str, params: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+        """The query and headers of one request, with the credentials where this shop's scheme wants them."""
+        if self._mode == "basic":
+            token = base64.b64encode(f"{self._key}:{self.secret}".encode()).decode("ascii")
+            return params, {**HEADERS, "Authorization": f"Basic {token}"}
+        if self._mode == "query":
+            return {**params, "consumer_key": self._key, "consumer_secret": self.secret}, HEADERS
+        return oauth1_signed("GET", url, params, self._key, self.secret), HEADERS
+
+    async def close(self) -> None:
+        if self._session is not None and self._owns_session:
+            await self._session.close()
+            self._session = None
+
+
+class WooCommerceOrders:
+    """An OrderSource over one WooCommerce shop; see the module docstring for how it authenticates."""
+
+    name = "woocommerce"
+
+    def __init__(self, *, base_url: str, consumer_key: str, consumer_secret: str, timeout_seconds: float = 5.0,
+                 session: aiohttp.ClientSession | None = None, query_string_auth: bool = False):
+        self._client = WooClient(base_url=base_url, consumer_key=consumer_key, consumer_secret=consumer_secret,
+                                 timeout_seconds=timeout_seconds, session=session,
+                                 query_string_auth=query_string_auth, name=self.name, error=ShopUnavailable)
 
     async def find(self, number: str) -> Order | None:
         wanted = number.strip().lstrip("#").strip()
@@ -109,44 +152,21 @@ class WooCommerceOrders:
         return self._order(match) if match is not None else None
 
     async def close(self) -> None:
-        if self._session is not None and self._owns_session:
-            await self._session.close()
-            self._session = None
+        await self._client.close()
 
     # -- HTTP ------------------------------------------------------------------------------------
 
     async def _get(self, path: str, params: dict[str, str]) -> Any:
         """GET an API path and decode it; None when WooCommerce says there is no such order."""
-        url = self._api + path
+        url = self._client.api + path
         query = {**params, "include_meta": TRACKING_META}  # WooCommerce 8.9+; older ones send all meta
-        status, headers, body = await self._send(url, query)
+        status, headers, body = await self._client.send(url, query)
         if status == 429:
             wait = _retry_after(headers.get("Retry-After"))
             if wait is not None and wait <= MAX_RETRY_AFTER_SECONDS:
                 await asyncio.sleep(wait)
-                status, headers, body = await self._send(url, query)
+                status, headers, body = await self._client.send(url, query)
         return self._decode(status, headers, body)
-
-    async def _send(self, url: str, params: dict[str, str]) -> tuple[int, Mapping[str, str], bytes]:
-        query, headers = self._authenticated(url, params)  # signed per attempt: a nonce is good once
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
-        try:
-            async with self._session.get(url, params=query, headers=headers, timeout=self._timeout,
-                                         allow_redirects=False) as response:
-                return response.status, response.headers, await response.read()
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            reason = f"{type(exc).__name__}: {exc}".replace(self._secret, "***")[:200]
-            raise ShopUnavailable(self.name, reason) from None
-
-    def _authenticated(self, url: str, params: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
-        """The query and headers of one request, with the credentials where this shop's scheme wants them."""
-        if self._mode == "basic":
-            token = base64.b64encode(f"{self._key}:{self._secret}".encode()).decode("ascii")
-            return params, {**HEADERS, "Authorization": f"Basic {token}"}
-        if self._mode == "query":
-            return {**params, "consumer_key": self._key, "consumer_secret": self._secret}, HEADERS
-        return oauth1_signed("GET", url, params, self._key, self._secret), HEADERS
 
     def _decode(self, status: int, headers: Mapping[str, str], body: bytes) -> Any:
         if status == 200:
@@ -160,7 +180,8 @@ class WooCommerceOrders:
             return None
         if status == 404:
             log.warning("orders.woocommerce_no_api status=404 code=%s: no WooCommerce REST API at %s (check "
-                        "base_url, that WooCommerce is active and permalinks are not 'Plain')", code or "-", self._api)
+                        "base_url, that WooCommerce is active and permalinks are not 'Plain')", code or "-",
+                        self._client.api)
             raise ShopUnavailable(self.name, f"no WooCommerce REST API at the base URL (HTTP 404 {code or 'page'})")
         if status in (401, 403):
             log.warning("orders.woocommerce_refused status=%d code=%s: the shop refused the REST API key; check "

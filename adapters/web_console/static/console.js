@@ -280,6 +280,14 @@ function messageNode(message) {
   if (message.faq_tried && message.faq_tried.length && role !== "agent") {
     li.append(el("div", "info tried", "FAQ tried: " + message.faq_tried.map((t) => t.faq_id + " (" + Number(t.score).toFixed(2) + ")").join(", ")));
   }
+  for (const link of message.links || []) {
+    if (!/^https?:\/\//.test(link.url)) continue;
+    const a = el("a", "link-button", link.title);
+    a.href = link.url;
+    a.target = "_blank";
+    a.rel = "noopener noreferrer";
+    li.append(a);
+  }
   if (role === "bot" && message.why) li.append(el("div", "info why", "why: " + message.why));
   return li;
 }

@@ -1,0 +1,202 @@
+"""The product stage: questions about a product and requests for recommendations, answered from the catalog.
+
+It runs after the order stage, before the handoff stage, with the turn's own vectors (the
+message is not encoded again). It takes the turn when:
+
+- the shopper asks for suggestions ("recommend", "looking for", "推荐", "有没有…", a price
+  limit): up to `max_recommendations` products that satisfy every limit read from the message
+  (price, size in stock, colour, a category named), ranked by relevance, with the products this
+  conversation asked about before first among equals;
+- the message names a product (its title's words, or one product far closer in meaning than
+  the rest) and the FAQ has no confident answer, or the shopper asks for a size or colour of it:
+  its price, availability, description and page.
+
+When the FAQ answers confidently ("is the wool scarf machine washable?" finds the care entry,
+"boots size 39, brown" the shoe size guide), the FAQ's answer goes out and the product named, or
+the products that fit, follow it: the FAQ stays what answers its questions. A follow-up that names
+no product ("有没有黑色的") is about the last product shown.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from bot.config import CatalogConfig
+from bot.messages import HandoffState, ReplyKind
+from bot.products.replies import matching_variants, price_text, product_answer, recommendation
+from bot.products.service import CatalogService
+from bot.responder import Draft
+from bot.store import Store
+from bot.texts import Texts
+from commerce.products import Product
+from commerce.wishes import Wishes, read_wishes
+from knowledge.catalog import ProductHit
+from knowledge.search import is_confident
+
+if TYPE_CHECKING:
+    from bot.pipeline import Turn
+
+log = logging.getLogger(__name__)
+
+RECOMMEND = re.compile(
+    r"(?i)\b(?:recommend\w*|suggest\w*|looking for|look(?:ing)? for|any ideas?|what (?:would|do) you|show me|"
+    r"i(?:'m| am) (?:after|searching)|gift (?:for|idea)|empfehl\w*|such\w* (?:nach|eine?n?)|vorschl\w*|"
+    r"recommand\w*|conseill\w*|je cherche|recomiend\w*|recomendar\w*|busco|consiglia\w*|cerco|aanrad\w*|ik zoek|"
+    r"procuro|indica\w*)\b|推荐|有没有|有什么|想买|想要|求推|おすすめ|お勧め|추천"
+)
+NAMED_KEYWORD = 0.4  # the keyword score of a product whose title words the message uses
+NAMED_LEAD = 0.08  # or: this much closer in meaning than the next product
+MAX_CANDIDATES = 12
+
+
+class ProductStage:
+    name = "products"
+
+    def __init__(self, catalog: CatalogService, store: Store, texts: Texts, config: CatalogConfig, *,
+                 answer_threshold: float, ambiguity_ratio: float):
+        self._catalog = catalog
+        self._store = store
+        self._texts = texts
+        self._config = config
+        self._answer_threshold = answer_threshold
+        self._ambiguity_ratio = ambiguity_ratio
+
+    async def run(self, turn: Turn) -> None:
+        search = self._catalog.current
+        if search is None or turn.conversation.handoff in (HandoffState.WAITING_AGENT, HandoffState.AGENT):
+            return
+        text = turn.inbound.text
+        detected = turn.language.language if turn.language else None
+        hits = [hit for hit in await search.search(text, language=detected, limit=MAX_CANDIDATES, vectors=turn.vectors)
+                if self._about(hit)]
+        wishes = read_wishes(text, search.sizes)
+        asks_for_ideas = bool(RECOMMEND.search(text)) or wishes.max_price is not None or wishes.min_price is not None
+        named = _named(hits)
+        earlier = await self._earlier_products(turn)
+        if named is None and not hits and (wishes.size or wishes.colour) and earlier:
+            named = search.products.get(earlier[0])  # "有没有黑色的" after a product was shown
+        faq_answers = is_confident(turn.hits, self._answer_threshold, self._ambiguity_ratio)
+        language = turn.reply_language or ""
+        variant_wish = bool(wishes.size or wishes.colour)  # only a product answers "in M?", "in black?"
+        price_wish = wishes.max_price is not None or wishes.min_price is not None
+        wants_products = asks_for_ideas or variant_wish or price_wish
+        if named is not None and (variant_wish or (not faq_answers and not price_wish)):
+            told = product_answer(named, wishes, self._texts, language)
+            self._answer(turn, told, [named], wishes, why=f"product '{named.id}' named; from the catalog")
+        elif wants_products and hits and not faq_answers:
+            told, chosen, wishes = self._recommendation(turn, hits, wishes, text, earlier, language)
+            self._answer(turn, told, chosen, wishes,
+                         why=f"recommended {len(chosen)} of {len(hits)} relevant products meeting "
+                             f"{', '.join(wishes.describe()) or 'no stated limit'}")
+        elif faq_answers and wants_products and hits:
+            # The FAQ answers ("boots size 39, brown" finds the shoe size guide): its answer goes out, and
+            # the products that fit follow it.
+            told, chosen, wishes = self._recommendation(turn, hits, wishes, text, earlier, language)
+            if chosen:
+                self._after_the_faq_answer(turn, told.text, told.links, chosen, wishes)
+        elif named is not None and faq_answers:
+            price = price_text(named.variants, self._texts, language)
+            line = f"{named.text(language).title}" + (f" — {price}" if price else "")
+            told = product_answer(named, wishes, self._texts, language)
+            self._after_the_faq_answer(turn, "\n".join(p for p in (line, named.url) if p), told.links, [named], wishes)
+
+    def _recommendation(self, turn: Turn, hits: list[ProductHit], wishes: Wishes, text: str, earlier: list[str],
+                        language: str) -> tuple[Any, list[Product], Wishes]:
+        wishes = _in_catalog_currency(wishes, hits, turn.trace)
+        chosen = self._recommend(hits, wishes, text, earlier)
+        return recommendation(chosen, wishes, self._texts, language), chosen, wishes
+
+    def _after_the_faq_answer(self, turn: Turn, text: str, links: tuple, products: list[Product],
+                              wishes: Wishes) -> None:
+        turn.postscript = "\n\n".join(part for part in (turn.postscript, text) if part)
+        turn.links = (*turn.links, *links)
+        turn.trace["products"] = {"ids": [p.id for p in products], "wishes": wishes.describe(),
+                                  "shown_after_the_faq_answer": True}
+
+    def _about(self, hit: ProductHit) -> bool:
+        return ((hit.semantic_score or 0.0) >= self._config.min_similarity
+                or (hit.keyword_score or 0.0) >= NAMED_KEYWORD)
+
+    def _recommend(self, hits: list[ProductHit], wishes: Wishes, text: str, earlier: list[str]) -> list[Product]:
+        """The relevant products meeting every limit, best first; earlier interest breaks near-ties."""
+        categories = _named_categories(text, [hit.product for hit in hits])
+        kept = []
+        for rank, hit in enumerate(hits):
+            product = hit.product
+            if categories and product.category.casefold() not in categories:
+                continue
+            variants = matching_variants(product, wishes)
+            if not variants:
+                continue
+            prices = [v.price_value for v in variants if v.price_value is not None]
+            cheapest = min(prices) if prices else None
+            if wishes.max_price is not None and (cheapest is None or cheapest > wishes.max_price):
+                continue
+            if wishes.min_price is not None and (cheapest is None or cheapest < wishes.min_price):
+                continue
+            relevance = max(hit.semantic_score or 0.0, hit.keyword_score or 0.0)
+            boost = 0.02 if any(_related(product, earlier_id, hits) for earlier_id in earlier) else 0.0
+            kept.append((relevance + boost, -rank, product))
+        kept.sort(key=lambda item: (item[0], item[1]), reverse=True)
+        return [product for _, _, product in kept[:self._config.max_recommendations]]
+
+    async def _earlier_products(self, turn: Turn) -> list[str]:
+        """Products this conversation was shown before, latest first (from the stored traces)."""
+        return await self._store.read(_shown_products, turn.conversation.key, turn.inbound.id)
+
+    def _answer(self, turn: Turn, told: Any, products: list[Product], wishes: Wishes, *, why: str) -> None:
+        turn.draft = Draft(text=told.text, language=told.language, kind=ReplyKind.ANSWER, links=told.links, why=why)
+        turn.trace["products"] = {"ids": [p.id for p in products], "wishes": wishes.describe()}
+        turn.done = True
+        log.info("products.answered conversation=%s products=%s", turn.conversation.key,
+                 ",".join(p.id for p in products) or "-")
+
+
+def _in_catalog_currency(wishes: Wishes, hits: list[ProductHit], trace: dict[str, Any]) -> Wishes:
+    """A price limit in another currency than the catalog's is not applied: kefu does not convert prices."""
+    currency = next((hit.product.currency for hit in hits if hit.product.currency), "")
+    if wishes.currency and currency and wishes.currency != currency and (wishes.max_price or wishes.min_price):
+        trace["products_price_limit"] = f"{wishes.currency} limit not applied to {currency} prices"
+        return replace(wishes, max_price=None, min_price=None)
+    return wishes
+
+
+def _named(hits: list[ProductHit]) -> Product | None:
+    """The product the message names: its title's words, or far closer in meaning than the next one."""
+    if not hits:
+        return None
+    first = hits[0]
+    second = hits[1] if len(hits) > 1 else None
+    if (first.keyword_score or 0.0) >= NAMED_KEYWORD and (
+            second is None or (first.keyword_score or 0.0) >= (second.keyword_score or 0.0) + 0.1):
+        return first.product
+    if second is None or (first.semantic_score or 0.0) >= (second.semantic_score or 0.0) + NAMED_LEAD:
+        return first.product if (first.semantic_score or 0.0) >= 0.68 else None
+    return None
+
+
+def _named_categories(text: str, products: list[Product]) -> set[str]:
+    """Catalog categories the message names ("jacket" for Jackets): then only those are recommended."""
+    words = {word.casefold().rstrip("s") for word in re.findall(r"\w{3,}", text)}
+    return {p.category.casefold() for p in products if p.category and p.category.casefold().rstrip("s") in words}
+
+
+def _related(product: Product, earlier_id: str, hits: list[ProductHit]) -> bool:
+    earlier = next((hit.product for hit in hits if hit.product.id == earlier_id), None)
+    return earlier is not None and earlier.id != product.id and bool(
+        (earlier.category and earlier.category == product.category) or set(earlier.tags) & set(product.tags))
+
+
+def _shown_products(db: Any, conversation_key: str, before_id: int) -> list[str]:
+    rows = db.execute("SELECT meta FROM messages WHERE conversation_key = ? AND direction = 'out' AND id < ? "
+                      "AND meta LIKE '%\"products\"%' ORDER BY id DESC LIMIT 5", [conversation_key, before_id])
+    shown: list[str] = []
+    for (meta,) in rows:
+        for product_id in (json.loads(meta).get("products") or {}).get("ids", []):
+            if product_id not in shown:
+                shown.append(product_id)
+    return shown

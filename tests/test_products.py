@@ -1,0 +1,186 @@
+"""Products end to end over real HTTP: questions about a product and recommendations, from the shop's catalog."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from pathlib import Path
+
+import aiohttp
+import pytest
+from conftest import REPO, TOKEN, ask, stored_meta, write_config
+
+from bot.app import KefuApp
+from bot.config import load_config
+from bot.errors import ConfigError
+
+SAMPLE_CATALOG = REPO / "examples" / "sample-shop" / "catalog.json"
+CATALOG_TOML = '[catalog]\nsource = "file"\n[catalog.file]\npath = "catalog.json"\n'
+
+
+def catalog_config(tmp_path: Path, extra: str = "") -> Path:
+    shutil.copy(SAMPLE_CATALOG, tmp_path / "catalog.json")
+    return write_config(tmp_path, CATALOG_TOML + extra, http="", webhook="")
+
+
+@pytest.fixture
+async def shop(tmp_path):
+    config = load_config(catalog_config(tmp_path), environ={})
+    async with KefuApp(config, channels=["webhook"], serve_http=True) as app:
+        yield app
+
+
+async def test_a_named_product_in_a_size_gets_its_price_stock_and_page(shop):
+    reply = await ask(shop, "do you have the rain jacket in M?")
+    lines = reply["text"].split("\n")
+    assert lines[0] == "Waxed cotton rain jacket — 119.00 EUR"
+    assert lines[1] == "Yes, it's available in M."  # M / Olive is in stock, M / Navy is not
+    assert "Sold out right now: M / Navy" in lines
+    assert lines[-1] == "https://lanternlane.example/products/rain-jacket"
+    assert reply["links"] == [{"title": "Waxed cotton rain jacket",
+                               "url": "https://lanternlane.example/products/rain-jacket"}]
+    assert stored_meta(shop, reply)["products"] == {"ids": ["rain-jacket"], "wishes": ["size M"]}
+    async with aiohttp.ClientSession() as http:  # the stored reply keeps its links for the transcript
+        async with http.get(f"{shop.http.base_url}/v1/conversations/c1",
+                            headers={"Authorization": f"Bearer {TOKEN}"}) as response:
+            transcript = await response.json()
+    assert transcript["messages"][-1]["links"] == reply["links"]
+
+
+async def test_a_sold_out_variant_is_said_so_and_never_an_invented_stock(shop):
+    reply = await ask(shop, "is the down parka available in L?")
+    assert reply["text"].startswith("Recycled down parka — 229.00 EUR\nSorry, it isn't available in L right now.")
+    assert "In stock: S / Black, M / Black" in reply["text"]
+
+
+async def test_a_chinese_shopper_gets_the_product_in_chinese_and_a_follow_up_colour_is_about_it(shop):
+    first = await ask(shop, "有没有黑色的围巾", conversation="zh")
+    assert first["language"] == "zh"
+    assert first["text"].startswith("美利奴羊毛围巾 — 45.00 EUR\n")
+    assert "黑色" in first["text"].split("\n")[1] or "Black" in first["text"].split("\n")[1]
+    assert "平铺晾干" in first["text"]  # the catalog's own Chinese description
+    again = await ask(shop, "红色的呢？有没有红色的", conversation="zh")
+    assert again["text"].startswith("美利奴羊毛围巾")
+    assert stored_meta(shop, again)["products"]["ids"] == ["merino-scarf"]
+
+
+async def test_recommendations_honour_the_price_limit_and_the_category(shop):
+    reply = await ask(shop, "a warm jacket for hiking under 120 EUR")
+    ids = stored_meta(shop, reply)["products"]["ids"]
+    assert ids and set(ids) <= {"fleece-jacket", "rain-jacket"}  # the 229 EUR parka and the socks are left out
+    assert reply["text"].startswith("Here's what I found for you:\n1. ")
+    assert len(reply["links"]) == len(ids) <= 3
+    for line in reply["text"].split("\n")[1:]:
+        if line[:2] in ("1.", "2.", "3."):
+            assert "EUR" in line and float(line.split("— ")[1].split(" EUR")[0]) <= 120
+
+
+async def test_recommendations_honour_size_and_colour_in_stock_after_the_faqs_own_answer(shop):
+    reply = await ask(shop, "boots size 39, brown please")
+    assert reply["faq_ids"] == ["size-guide-shoes"]  # the FAQ still answers what it answers …
+    products = stored_meta(shop, reply)["products"]
+    assert products["ids"] == ["hiking-boots"] and products["shown_after_the_faq_answer"]  # ankle: 39 brown sold out
+    assert "1. Trail hiking boots — 149.00 EUR: 39 Brown · Waterproof hiking boots" in reply["text"]
+    assert reply["links"] == [{"title": "Trail hiking boots", "url": "https://lanternlane.example/products/hiking-boots"}]
+
+
+async def test_when_nothing_meets_the_limits_the_shopper_is_told_so(shop):
+    reply = await ask(shop, "recommend a jacket under 50 EUR")
+    assert reply["text"].startswith("I couldn't find anything in our catalog that matches all of that")
+    assert reply["links"] == []
+
+
+async def test_a_price_limit_in_another_currency_is_not_applied_as_if_it_were_euros(shop):
+    reply = await ask(shop, "推荐一件200元以内的保暖外套", conversation="cny")
+    meta = stored_meta(shop, reply)
+    assert meta["products_price_limit"] == "CNY limit not applied to EUR prices"
+
+
+async def test_the_faq_still_answers_its_questions_and_a_named_product_follows_it(shop):
+    faq = await ask(shop, "how long does shipping take?")
+    assert faq["faq_ids"] == ["shipping-time"] and "products" not in stored_meta(shop, faq)
+    care = await ask(shop, "is the wool scarf machine washable?")
+    assert care["faq_ids"] == ["product-care"]
+    assert care["text"].endswith("Merino wool scarf — 45.00 EUR\nhttps://lanternlane.example/products/merino-scarf")
+
+
+def test_an_earlier_product_ranks_its_relatives_first_among_equals():
+    """Personalised by the conversation: with two equally relevant products, the one related to what
+    this shopper asked about before (same category or a shared tag) comes first; without that, search order."""
+    from bot.config import CatalogConfig
+    from bot.products.stage import ProductStage
+    from commerce.products import Product, Variant
+    from commerce.wishes import Wishes
+    from knowledge.catalog import ProductHit
+
+    def product(pid, category, tags):
+        return Product(id=pid, title=pid, category=category, tags=tags,
+                       variants=(Variant(id=pid + "-1", price="40.00", currency="EUR"),))
+    boots, socks, card = product("boots", "Shoes", ("hiking",)), product("socks", "Accessories", ("hiking",)), \
+        product("card", "Gift cards", ("gift",))
+    hits = [ProductHit(p, 0.0, None, 0.7, "") for p in (card, socks, boots)]
+    stage = ProductStage.__new__(ProductStage)
+    stage._config = CatalogConfig(max_recommendations=2)
+    assert [p.id for p in stage._recommend(hits, Wishes(), "ideas?", [])] == ["card", "socks"]
+    assert [p.id for p in stage._recommend(hits, Wishes(), "ideas?", ["boots"])] == ["socks", "card"]
+
+
+async def test_the_catalog_file_is_reloaded_when_it_changes(shop, tmp_path):
+    catalog = json.loads((tmp_path / "catalog.json").read_text(encoding="utf-8"))
+    scarf = next(p for p in catalog["products"] if p["id"] == "merino-scarf")
+    scarf["variants"][1]["stock"] = 7  # black is back
+    (tmp_path / "catalog.json").write_text(json.dumps(catalog), encoding="utf-8")
+    versions = shop.catalog.versions
+    for _ in range(200):
+        if shop.catalog.versions > versions:
+            break
+        await asyncio.sleep(0.1)
+    reply = await ask(shop, "is the merino wool scarf available in black?", conversation="reload")
+    assert "Yes, it's available in Black." in reply["text"]
+
+
+async def test_a_broken_catalog_file_stops_the_start_naming_the_product_and_field(tmp_path):
+    path = catalog_config(tmp_path)
+    (tmp_path / "catalog.json").write_text(json.dumps([{"id": "x", "title": "X", "variants": [{"price": "cheap"}]}]))
+    with pytest.raises(Exception, match=r"catalog.json product 1 \(x\): field 'variants\[0\].price'"):
+        async with KefuApp(load_config(path, environ={}), channels=["webhook"], serve_http=False):
+            pass
+
+
+def test_catalog_settings_are_checked_with_the_key_named(tmp_path):
+    path = write_config(tmp_path, '[catalog]\nsource = "shopify"\n[catalog.shopify]\nshop_url = "https://x.myshopify.com"\n')
+    with pytest.raises(ConfigError, match=r"catalog\.shopify\.token"):
+        load_config(path, environ={})
+    path = write_config(tmp_path, '[catalog]\nsource = "file"\n')
+    with pytest.raises(ConfigError, match=r"catalog\.file\.path"):
+        load_config(path, environ={})
+
+
+async def test_a_shopify_catalog_is_read_and_answered_from(tmp_path):
+    from fake_shopify import FakeShopify, variant
+
+    async with FakeShopify(api_version="2025-07") as shopify:
+        shopify.add_product(title="Storm shell jacket", product_type="Jackets", handle="storm-shell",
+                            description="A fully waterproof shell for mountain hikes.", tags=["waterproof"],
+                            variants=[variant("M", price="159.00", inventory_quantity=0, options={"Size": "M"}),
+                                      variant("L", price="159.00", inventory_quantity=3, options={"Size": "L"})])
+        extra = (f'[catalog]\nsource = "shopify"\n[catalog.shopify]\nshop_url = "{shopify.url}"\n'
+                 'api_version = "2025-07"\ntoken_env = "SHOPIFY_TOKEN"\n')
+        config = load_config(write_config(tmp_path, extra), environ={"SHOPIFY_TOKEN": shopify.token})
+        async with KefuApp(config, channels=["webhook"], serve_http=True) as app:
+            reply = await ask(app, "is the storm shell jacket available in M?")
+    assert reply["text"].startswith("Storm shell jacket — 159.00 EUR\nSorry, it isn't available in M right now.")
+    assert "In stock: L" in reply["text"]
+
+
+def test_telegram_shows_the_offered_links_as_url_buttons_after_the_suggestions():
+    from adapters.telegram import quick_reply_keyboard
+    from bot.messages import Link
+
+    keyboard = quick_reply_keyboard(("How long does shipping take?",),
+                                    (Link("Waxed cotton rain jacket", "https://lanternlane.example/p/rain-jacket"),))
+    rows = keyboard.inline_keyboard
+    assert rows[0][0].callback_data == "q:0"
+    assert (rows[1][0].text, rows[1][0].url) == ("Waxed cotton rain jacket", "https://lanternlane.example/p/rain-jacket")
+    assert quick_reply_keyboard((), ()) is None
