@@ -43,12 +43,19 @@ def test_a_bare_yes_stays_with_the_sentence_that_says_when():
                                        "Elsewhere, return and reorder."]
 
 
-@pytest.mark.parametrize("apology", ["Sorry about that!", "We're so sorry to hear that.", "非常抱歉！"])
+@pytest.mark.parametrize("apology", ["Sorry about that!", "We're so sorry to hear that."])
 def test_a_bare_apology_stays_with_the_sentence_that_says_what_to_do(apology):
     """Sent alone, "Sorry about that!" was the whole reply to "I received the wrong size" (bench/llm.py --set other)."""
     units = answer_units(f"{apology} Contact us within 14 days with your order number. We'll send a free label.")
     assert [u.text for u in units] == [f"{apology} Contact us within 14 days with your order number.",
                                        "We'll send a free label."]
+
+
+def test_chinese_pieces_kept_together_are_sent_as_written_without_a_space():
+    answer = "非常抱歉！请在签收后 14 天内联系我们，提供订单号。我们会为您提供免费的退货标签。"
+    units = answer_units(answer)
+    assert [u.text for u in units] == ["非常抱歉！请在签收后 14 天内联系我们，提供订单号。", "我们会为您提供免费的退货标签。"]
+    assert answer_units("可以。欧盟和英国地区可免费换货。其他国家请先退货。")[0].text == "可以。欧盟和英国地区可免费换货。"
 
 
 def test_an_apology_with_a_claim_and_a_thanks_stand_alone():

@@ -26,8 +26,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from bot.config import CatalogConfig
-from bot.messages import HandoffState, ReplyKind
-from bot.products.replies import matching_variants, price_text, product_answer, recommendation
+from bot.messages import HandoffState, Link, ReplyKind
+from bot.products.replies import Told, matching_variants, price_text, product_answer, recommendation
 from bot.products.service import CatalogService
 from bot.responder import Draft
 from bot.store import Store
@@ -105,12 +105,12 @@ class ProductStage:
             self._after_the_faq_answer(turn, "\n".join(p for p in (line, named.url) if p), told.links, [named], wishes)
 
     def _recommendation(self, turn: Turn, hits: list[ProductHit], wishes: Wishes, text: str, earlier: list[str],
-                        language: str) -> tuple[Any, list[Product], Wishes]:
+                        language: str) -> tuple[Told, list[Product], Wishes]:
         wishes = _in_catalog_currency(wishes, hits, turn.trace)
         chosen = self._recommend(hits, wishes, text, earlier)
         return recommendation(chosen, wishes, self._texts, language), chosen, wishes
 
-    def _after_the_faq_answer(self, turn: Turn, text: str, links: tuple, products: list[Product],
+    def _after_the_faq_answer(self, turn: Turn, text: str, links: tuple[Link, ...], products: list[Product],
                               wishes: Wishes) -> None:
         turn.postscript = "\n\n".join(part for part in (turn.postscript, text) if part)
         turn.links = (*turn.links, *links)
@@ -148,7 +148,7 @@ class ProductStage:
         """Products this conversation was shown before, latest first (from the stored traces)."""
         return await self._store.read(_shown_products, turn.conversation.key, turn.inbound.id)
 
-    def _answer(self, turn: Turn, told: Any, products: list[Product], wishes: Wishes, *, why: str) -> None:
+    def _answer(self, turn: Turn, told: Told, products: list[Product], wishes: Wishes, *, why: str) -> None:
         turn.draft = Draft(text=told.text, language=told.language, kind=ReplyKind.ANSWER, links=told.links, why=why)
         turn.trace["products"] = {"ids": [p.id for p in products], "wishes": wishes.describe()}
         turn.done = True

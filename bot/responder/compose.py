@@ -40,6 +40,7 @@ LEANS_BACK = re.compile(
     r"|^(?:\S+\s+){1,3}(?:also|too|auch|aussi|también|anche|ook|também)\b"  # "You can also find it under …"
 )
 TABLE_ROW = re.compile(r"^\s*\|")
+FULL_WIDTH_STOPS = ("。", "！", "？", "；", "：")
 # An apology that says nothing by itself ("Sorry about that!"): sent alone it answers nothing, so it
 # stays with the sentence after it, like a bare "Yes.".
 BARE_APOLOGY = re.compile(
@@ -94,7 +95,8 @@ def answer_units(answer: str) -> list[Unit]:
         for i, sentence in enumerate(pieces):
             if i > 0 and (BARE_ANSWER.match(pieces[i - 1]) or BARE_APOLOGY.match(pieces[i - 1].strip())):
                 # "Yes." and "Sorry about that!" answer nothing without what follows them
-                units[-1] = Unit(f"{units[-1].text} {sentence}", False, units[-1].leans_back)
+                joiner = "" if units[-1].text.endswith(FULL_WIDTH_STOPS) else " "  # "可以。欧盟…", as written
+                units[-1] = Unit(f"{units[-1].text}{joiner}{sentence}", False, units[-1].leans_back)
                 continue
             units.append(Unit(sentence, False, bool(units) and bool(LEANS_BACK.match(sentence))))
         prose.clear()
