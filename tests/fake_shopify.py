@@ -42,6 +42,7 @@ from datetime import datetime
 from typing import Any
 
 from aiohttp import web
+from loopback import LoopbackServer
 
 JSONDict = dict[str, Any]
 Selection = dict[str, "Field"]
@@ -386,7 +387,7 @@ def _time_term(name: str, comparator: str, value: str) -> Callable[[JSONDict], b
 # -- the server ------------------------------------------------------------------------------------------
 
 
-class FakeShopify:
+class FakeShopify(LoopbackServer):
     """A per-test shop: its orders and products, its request log and its scripted failures."""
 
     def __init__(self, token: str = "shpat_test_0123456789abcdef", *, api_version: str = "2025-01",
@@ -403,40 +404,16 @@ class FakeShopify:
         self.delay_seconds = 0.0
         self._scripted: list[_Scripted] = []
         self._closing = asyncio.Event()
-        self._runner: web.AppRunner | None = None
-        self._url: str | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------------
 
-    async def __aenter__(self) -> FakeShopify:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
-
-    async def start(self) -> None:
-        """Listen on a free port of 127.0.0.1 only: tests must never reach out."""
-        app = web.Application()
+    def add_routes(self, app: web.Application) -> None:
         app.router.add_route("*", "/admin/api/{version}/graphql.json", self._handle)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
-        self._runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self._url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
 
-    async def stop(self) -> None:
+    def release_waiters(self) -> None:
         """Release slow answers first, so stopping never waits out a delay."""
         self._closing.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    @property
-    def url(self) -> str:
-        if self._url is None:
-            raise RuntimeError("FakeShopify is not started; use `async with FakeShopify() as shop`")
-        return self._url
 
     # -- orders --------------------------------------------------------------------------------------------
 

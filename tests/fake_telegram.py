@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from loopback import LoopbackServer
 
 JSONDict = dict[str, Any]
 
@@ -134,7 +135,7 @@ def _same_chat(a: Any, b: Any) -> bool:
     return str(a) == str(b)
 
 
-class FakeTelegram:
+class FakeTelegram(LoopbackServer):
     """A per-test Bot API server; every instance owns its queue, records and scripted failures."""
 
     def __init__(self, token: str = "123456:TEST-TOKEN", *, bot_username: str = "kefu_test_bot",
@@ -152,7 +153,7 @@ class FakeTelegram:
         self.webhook = WebhookState()
         self.commands: dict[str, list[JSONDict]] = {}
         self.allowed_updates: list[str] = []
-        self._shutdown_timeout = shutdown_timeout
+        self.shutdown_timeout = shutdown_timeout
         self._pending: list[JSONDict] = []
         self._failures: list[ScriptedFailure] = []
         self._ids = _Counters()
@@ -163,8 +164,6 @@ class FakeTelegram:
         self._poll_generation = 0
         self._closing = False
         self._pulse_event = asyncio.Event()
-        self._runner: web.AppRunner | None = None
-        self._url: str | None = None
         self._methods: dict[str, tuple[str, Callable[[JSONDict], Awaitable[Any]]]] = {
             name.lower(): (name, handler) for name, handler in {
                 "getMe": self._get_me, "getUpdates": self._get_updates, "setWebhook": self._set_webhook,
@@ -181,36 +180,14 @@ class FakeTelegram:
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
-    async def __aenter__(self) -> FakeTelegram:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
-
-    async def start(self) -> None:
-        """Listen on a free port of 127.0.0.1 only: tests must never reach out."""
-        app = web.Application()
+    def add_routes(self, app: web.Application) -> None:
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
-        self._runner = web.AppRunner(app, shutdown_timeout=self._shutdown_timeout, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self._url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
 
-    async def stop(self) -> None:
+    def release_waiters(self) -> None:
         """Release every long poll first, so shutting down never waits out a poll's timeout."""
         self._closing = True
         self._pulse()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    @property
-    def url(self) -> str:
-        if self._url is None:
-            raise RuntimeError("FakeTelegram is not started; use `async with FakeTelegram() as tg`")
-        return self._url
 
     @property
     def pending_updates(self) -> list[JSONDict]:

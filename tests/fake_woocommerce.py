@@ -40,6 +40,7 @@ from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
+from loopback import LoopbackServer
 
 JSONDict = dict[str, Any]
 API = "/wp-json/wc/v3"
@@ -173,7 +174,7 @@ CURRENCIES = {"EUR": ("Euro", "&euro;"), "USD": ("United States (US) dollar", "&
 PRODUCT_STATUSES = frozenset({"any", "future", "trash", "draft", "pending", "private", "publish"})
 
 
-class FakeWooCommerce:
+class FakeWooCommerce(LoopbackServer):
     """A per-test WooCommerce shop; every instance owns its orders, key, request log and failures."""
 
     def __init__(self, consumer_key: str = "ck_2f1d0c7e5b3a49e8a6c4b2d0e8f6a4c2b0d8e6f4",
@@ -194,54 +195,33 @@ class FakeWooCommerce:
         self.products: dict[int, JSONDict] = {}
         self.variations: dict[int, dict[int, JSONDict]] = {}  # product ID → variation ID → variation
         self.requests: list[RecordedRequest] = []
-        self._ssl = ssl_context
+        self.ssl_context = ssl_context
         self._offset = timedelta(hours=site_utc_offset_hours)
-        self._shutdown_timeout = shutdown_timeout
+        self.shutdown_timeout = shutdown_timeout
         self._failures: list[ScriptedFailure] = []
         self._nonces: set[str] = set()
         self._item_ids = itertools.count(301)
         self._variation_ids = itertools.count(9001)
         self._stopping = asyncio.Event()
-        self._runner: web.AppRunner | None = None
-        self._url: str | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
-    async def __aenter__(self) -> FakeWooCommerce:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
-
-    async def start(self) -> None:
-        """Listen on a free port of 127.0.0.1 only: tests must never reach out."""
-        app = web.Application()
+    def add_routes(self, app: web.Application) -> None:
         app.router.add_get(API + "/orders/{id:[0-9]+}", self._handle)
         app.router.add_get(API + "/orders", self._handle)
         app.router.add_get(API + "/products", self._handle, name="products")
         app.router.add_get(API + "/products/{product_id:[0-9]+}/variations", self._handle, name="variations")
         app.router.add_get(API + "/data/currencies/current", self._handle, name="currency")
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, shutdown_timeout=self._shutdown_timeout, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self._ssl).start()
-        scheme = "https" if self._ssl else "http"
-        self._url = f"{scheme}://127.0.0.1:{self._runner.addresses[0][1]}"
 
-    async def stop(self) -> None:
+    def release_waiters(self) -> None:
         """Wake slowed requests first, so shutting down never waits out `delay_seconds`."""
         self._stopping.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
     @property
     def url(self) -> str:
         """The site's home URL, what a merchant gives kefu as base_url."""
-        if self._url is None:
-            raise RuntimeError("FakeWooCommerce is not started; use `async with FakeWooCommerce() as shop`")
-        return self._url
+        return super().url
 
     # -- orders and scripts ------------------------------------------------------------------------
 
@@ -469,7 +449,7 @@ class FakeWooCommerce:
 
     def _authenticate(self, request: web.Request) -> str | None:
         """The accepted method, None for an anonymous request; ApiError for credentials that fail."""
-        method = self._basic(request) if self._ssl else None
+        method = self._basic(request) if self.ssl_context else None
         if method is None:
             method = self._oauth(request)
         if method is not None and self.key_permissions not in ("read", "read_write"):
