@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from commerce.orders import Order, OrderSource, ShopUnavailable
+from commerce.orders import Order, OrderSource, ShopUnavailable, normalise_number
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class GuardedOrders:
         return self._failures >= self._policy.failures_to_open and self._clock() < self._open_until
 
     async def find(self, number: str) -> Order | None:
-        key = number.strip().lstrip("#").upper()
+        key = normalise_number(number)
         cached = self._cache.get(key)
         now = self._clock()
         if cached is not None and now - cached[0] < self._policy.cache_seconds:

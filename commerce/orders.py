@@ -87,6 +87,12 @@ class Order:
         }
 
 
+def normalise_number(number: str) -> str:
+    """"#1001", " 1001 " and "ll-123456" name the same order as "1001" and "LL-123456": the one key every
+    lookup, cache and file index uses."""
+    return number.strip().lstrip("#").upper()
+
+
 class ShopUnavailable(Exception):
     """The shop's system could not answer (down, timed out, refused our credentials, throttled too long).
 

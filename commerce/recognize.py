@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from commerce.orders import Order
+from commerce.orders import Order, normalise_number
 
 
 class OrderIntent(StrEnum):
@@ -25,10 +25,8 @@ class OrderIntent(StrEnum):
     RETURN_STATUS = "return_status"
 
 
-INTENTS = tuple(intent.value for intent in OrderIntent)
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 PHONE = re.compile(r"\+?\d[\d\s().-]{5,}\d")
-DEFAULT_NUMBER_PATTERN = r"#?\b\d{4,10}\b"
 
 
 @dataclass(frozen=True)
@@ -53,7 +51,7 @@ class OrderNumbers:
             start, end = match.span()
             if any(a <= start and end <= b and (b - a) > (end - start) for a, b in phones):
                 continue
-            return match.group(0).strip().lstrip("#").upper()
+            return normalise_number(match.group(0))
         return None
 
 

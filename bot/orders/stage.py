@@ -137,7 +137,7 @@ class OrderStage:
 
     def _intent(self, turn: Turn) -> OrderIntent | None:
         """The order question the confident FAQ match stands for, if the merchant marked it as one."""
-        if not self._faq_intents or not is_confident(turn.hits, self._answer_threshold, self._ambiguity_ratio):
+        if not self._faq_intents or not self._faq_answers(turn):
             return None
         return self._faq_intents.get(turn.hits[0].entry.id)
 

@@ -58,13 +58,18 @@ def price_text(variants: Sequence[Variant], texts: Texts, language: str) -> str:
     return texts.get("product_from", language, price=cheapest)[0]
 
 
+def product_line(product: Product, variants: Sequence[Variant], texts: Texts, language: str) -> str:
+    """"Waxed cotton rain jacket — 119.00 EUR": the title in the shopper's language and the price of `variants`."""
+    title = product.text(language).title
+    price = price_text(variants, texts, language)
+    return f"{title} — {price}" if price else title
+
+
 def product_answer(product: Product, wishes: Wishes, texts: Texts, language: str) -> Told:
     """A named product: price, the size or colour asked for, stock, description, page."""
     shown = product.text(language)
     written_in = language if language in product.translations or language == product.language else product.language
-    lines = []
-    price = price_text(matching_variants(product, wishes) or product.variants, texts, language)
-    lines.append(f"{shown.title} — {price}" if price else shown.title)
+    lines = [product_line(product, matching_variants(product, wishes) or product.variants, texts, language)]
     if wishes.size or wishes.colour:
         wanted = " / ".join(part for part in (wishes.size, _wanted_colour(product, wishes)) if part)
         key = "product_wanted_yes" if matching_variants(product, wishes) else "product_wanted_no"
@@ -78,7 +83,7 @@ def product_answer(product: Product, wishes: Wishes, texts: Texts, language: str
         lines.append(shown.description)
     if product.url:
         lines.append(product.url)
-    return Told("\n".join(lines), written_in if written_in else language, _links([product], language))
+    return Told("\n".join(lines), written_in if written_in else language, product_links([product], language))
 
 
 def recommendation(products: Sequence[Product], wishes: Wishes, texts: Texts, language: str) -> Told:
@@ -95,7 +100,7 @@ def recommendation(products: Sequence[Product], wishes: Wishes, texts: Texts, la
         lines.append(f"{head}: {reason}" if reason else head)
         if product.url:
             lines.append(product.url)
-    return Told("\n".join(lines), language, _links(products, language))
+    return Told("\n".join(lines), language, product_links(products, language))
 
 
 def _wanted_colour(product: Product, wishes: Wishes) -> str:
@@ -139,5 +144,5 @@ def _first_sentence(description: str) -> str:
     return (match.group(1) if match else description.strip())[:200]
 
 
-def _links(products: Sequence[Product], language: str) -> tuple[Link, ...]:
+def product_links(products: Sequence[Product], language: str) -> tuple[Link, ...]:
     return tuple(Link(product.text(language).title[:60], product.url) for product in products if product.url)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.config import CatalogConfig
 from bot.messages import HandoffState, Link, ReplyKind
-from bot.products.replies import Told, matching_variants, price_text, product_answer, recommendation
+from bot.products.replies import Told, matching_variants, product_answer, product_line, product_links, recommendation
 from bot.products.service import CatalogService
 from bot.responder import Draft
 from bot.store import Store
@@ -74,16 +74,17 @@ class ProductStage:
         hits = [hit for hit in await search.search(text, language=detected, limit=MAX_CANDIDATES, vectors=turn.vectors)
                 if self._about(hit)]
         wishes = read_wishes(text, search.sizes)
-        asks_for_ideas = bool(RECOMMEND.search(text)) or wishes.max_price is not None or wishes.min_price is not None
+        variant_wish = bool(wishes.size or wishes.colour)  # only a product answers "in M?", "in black?"
+        if not hits and not variant_wish:
+            return  # nothing in the catalog is about the message, and it asks for no size or colour
+        price_wish = wishes.max_price is not None or wishes.min_price is not None
+        wants_products = bool(RECOMMEND.search(text)) or price_wish or variant_wish
         named = _named(hits)
         earlier = await self._earlier_products(turn)
-        if named is None and not hits and (wishes.size or wishes.colour) and earlier:
+        if named is None and not hits and earlier:
             named = search.products.get(earlier[0])  # "有没有黑色的" after a product was shown
         faq_answers = is_confident(turn.hits, self._answer_threshold, self._ambiguity_ratio)
         language = turn.reply_language or ""
-        variant_wish = bool(wishes.size or wishes.colour)  # only a product answers "in M?", "in black?"
-        price_wish = wishes.max_price is not None or wishes.min_price is not None
-        wants_products = asks_for_ideas or variant_wish or price_wish
         if named is not None and (variant_wish or (not faq_answers and not price_wish)):
             told = product_answer(named, wishes, self._texts, language)
             self._answer(turn, told, [named], wishes, why=f"product '{named.id}' named; from the catalog")
@@ -99,10 +100,9 @@ class ProductStage:
             if chosen:
                 self._after_the_faq_answer(turn, told.text, told.links, chosen, wishes)
         elif named is not None and faq_answers:
-            price = price_text(named.variants, self._texts, language)
-            line = f"{named.text(language).title}" + (f" — {price}" if price else "")
-            told = product_answer(named, wishes, self._texts, language)
-            self._after_the_faq_answer(turn, "\n".join(p for p in (line, named.url) if p), told.links, [named], wishes)
+            line = product_line(named, named.variants, self._texts, language)
+            self._after_the_faq_answer(turn, "\n".join(p for p in (line, named.url) if p),
+                                       product_links([named], language), [named], wishes)
 
     def _recommendation(self, turn: Turn, hits: list[ProductHit], wishes: Wishes, text: str, earlier: list[str],
                         language: str) -> tuple[Told, list[Product], Wishes]:

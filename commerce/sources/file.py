@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.concurrency import run_blocking
-from commerce.orders import Order
+from commerce.orders import Order, normalise_number
 from commerce.sources.records import MerchantFileError, RecordError, json_records, order_from_record
 
 log = logging.getLogger(__name__)
@@ -44,11 +44,6 @@ class _Loaded:
     mtime_ns: int
     size: int
     orders: dict[str, Order]  # by normalised number
-
-
-def normalise_number(number: str) -> str:
-    """"#1001", "1001 " and "ll-123456" name the same order as "1001" and "LL-123456"."""
-    return number.strip().lstrip("#").upper()
 
 
 def read_orders(path: Path) -> dict[str, Order]:

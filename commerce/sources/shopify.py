@@ -24,7 +24,7 @@ from typing import Any
 
 import aiohttp
 
-from commerce.orders import LineItem, Order, OrderStatus, Shipment, ShopUnavailable
+from commerce.orders import LineItem, Order, OrderStatus, Shipment, ShopUnavailable, normalise_number
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def order_name(number: str) -> str | None:
 
 def same_name(a: str, b: str) -> bool:
     """Whether two order names are the same order ("#1001" and "1001", "ll-7" and "LL-7")."""
-    return a.strip().lstrip("#").upper() == b.strip().lstrip("#").upper()
+    return normalise_number(a) == normalise_number(b)
 
 
 @dataclass(frozen=True)

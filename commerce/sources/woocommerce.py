@@ -75,7 +75,7 @@ class WooClient:
 
     def __init__(self, *, base_url: str, consumer_key: str, consumer_secret: str, timeout_seconds: float,
                  session: aiohttp.ClientSession | None, query_string_auth: bool, name: str,
-                 error: type[ShopUnavailable]):
+                 error: type[ShopUnavailable], log_prefix: str):
         base = base_url.strip().rstrip("/")
         scheme = urlsplit(base).scheme
         if scheme not in ("https", "http") or not urlsplit(base).netloc:
@@ -95,6 +95,7 @@ class WooClient:
         self._owns_session = session is None
         self._name = name
         self._error = error
+        self._log_prefix = log_prefix  # "orders" or "catalog": which source's log lines these are
 
     async def send(self, url: str, params: dict[str, str]) -> tuple[int, Mapping[str, str], bytes]:
         query, headers = self._authenticated(url, params)  # signed per attempt: a nonce is good once
@@ -117,6 +118,37 @@ class WooClient:
             return {**params, "consumer_key": self._key, "consumer_secret": self.secret}, HEADERS
         return oauth1_signed("GET", url, params, self._key, self.secret), HEADERS
 
+    def decode(self, status: int, headers: Mapping[str, str], body: bytes, *, missing_is_none: bool) -> Any:
+        """The JSON of a 200; None for WooCommerce's own "invalid ID" 404 when `missing_is_none` (an order
+        that doesn't exist); every other answer is the shop being unreachable, logged with what to fix."""
+        if status == 200:
+            try:
+                return json.loads(body.decode("utf-8-sig"))  # a theme's stray BOM is common
+            except ValueError:
+                raise self._error(self._name, "the shop's answer is not JSON (a PHP notice or an HTML page?)"
+                                  ) from None
+        code = _error_code(body)
+        if status == 404 and missing_is_none and code.endswith("_invalid_id"):
+            return None
+        if status in (401, 403):
+            log.warning("%s.woocommerce_refused status=%d code=%s: the shop refused the REST API key; check "
+                        "consumer_key/consumer_secret and that the key has Read access", self._log_prefix, status,
+                        code or "-")
+            raise self._error(self._name, f"the shop refused kefu's API key (HTTP {status} {code})".rstrip())
+        if status == 404:
+            log.warning("%s.woocommerce_no_api status=404 code=%s: no WooCommerce REST API at %s (check "
+                        "base_url, that WooCommerce is active and permalinks are not 'Plain')", self._log_prefix,
+                        code or "-", self.api)
+            raise self._error(self._name, f"no WooCommerce REST API at the base URL (HTTP 404 {code or 'page'})")
+        if 300 <= status < 400:
+            location = urlsplit(headers.get("Location", ""))
+            log.warning("%s.woocommerce_redirected status=%d to=%s://%s%s: set base_url to the shop's own "
+                        "address", self._log_prefix, status, location.scheme, location.netloc, location.path)
+            raise self._error(self._name, f"the shop redirects the API (HTTP {status})")
+        if status == 429:
+            raise self._error(self._name, "throttled (HTTP 429) for longer than kefu waits")
+        raise self._error(self._name, f"HTTP {status} {code}".rstrip())
+
     async def close(self) -> None:
         if self._session is not None and self._owns_session:
             await self._session.close()
@@ -132,7 +164,8 @@ class WooCommerceOrders:
                  session: aiohttp.ClientSession | None = None, query_string_auth: bool = False):
         self._client = WooClient(base_url=base_url, consumer_key=consumer_key, consumer_secret=consumer_secret,
                                  timeout_seconds=timeout_seconds, session=session,
-                                 query_string_auth=query_string_auth, name=self.name, error=ShopUnavailable)
+                                 query_string_auth=query_string_auth, name=self.name, error=ShopUnavailable,
+                                 log_prefix="orders")
 
     async def find(self, number: str) -> Order | None:
         wanted = number.strip().lstrip("#").strip()
@@ -166,35 +199,7 @@ class WooCommerceOrders:
             if wait is not None and wait <= MAX_RETRY_AFTER_SECONDS:
                 await asyncio.sleep(wait)
                 status, headers, body = await self._client.send(url, query)
-        return self._decode(status, headers, body)
-
-    def _decode(self, status: int, headers: Mapping[str, str], body: bytes) -> Any:
-        if status == 200:
-            try:
-                return json.loads(body.decode("utf-8-sig"))  # a theme's stray BOM is common
-            except ValueError:
-                raise ShopUnavailable(self.name, "the shop's answer is not JSON (a PHP notice or an HTML page?)"
-                                      ) from None
-        code = _error_code(body)
-        if status == 404 and code.endswith("_invalid_id"):
-            return None
-        if status == 404:
-            log.warning("orders.woocommerce_no_api status=404 code=%s: no WooCommerce REST API at %s (check "
-                        "base_url, that WooCommerce is active and permalinks are not 'Plain')", code or "-",
-                        self._client.api)
-            raise ShopUnavailable(self.name, f"no WooCommerce REST API at the base URL (HTTP 404 {code or 'page'})")
-        if status in (401, 403):
-            log.warning("orders.woocommerce_refused status=%d code=%s: the shop refused the REST API key; check "
-                        "consumer_key/consumer_secret and that the key has Read access", status, code or "-")
-            raise ShopUnavailable(self.name, f"the shop refused kefu's API key (HTTP {status} {code})".rstrip())
-        if 300 <= status < 400:
-            location = urlsplit(headers.get("Location", ""))
-            log.warning("orders.woocommerce_redirected status=%d to=%s://%s%s: set base_url to the shop's own "
-                        "address", status, location.scheme, location.netloc, location.path)
-            raise ShopUnavailable(self.name, f"the shop redirects the API (HTTP {status})")
-        if status == 429:
-            raise ShopUnavailable(self.name, "throttled (HTTP 429) for longer than a shopper can wait")
-        raise ShopUnavailable(self.name, f"HTTP {status} {code}".rstrip())
+        return self._client.decode(status, headers, body, missing_is_none=True)
 
     def _order(self, data: Mapping[str, Any]) -> Order | None:
         raw = _text(data.get("status"))

@@ -31,14 +31,12 @@ from __future__ import annotations
 
 import asyncio
 import html
-import json
 import logging
 import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from html.parser import HTMLParser
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -72,7 +70,8 @@ class WooCommerceCatalog:
             raise ValueError(f"per_page must be between 1 and {MAX_PER_PAGE} (WooCommerce's limit), got {per_page}")
         self._client = WooClient(base_url=base_url, consumer_key=consumer_key, consumer_secret=consumer_secret,
                                  timeout_seconds=timeout_seconds, session=session,
-                                 query_string_auth=query_string_auth, name=self.name, error=CatalogUnavailable)
+                                 query_string_auth=query_string_auth, name=self.name, error=CatalogUnavailable,
+                                 log_prefix="catalog")
         self._per_page = per_page
 
     async def products(self, changed_since: datetime | None = None) -> list[Product]:
@@ -102,7 +101,7 @@ class WooCommerceCatalog:
                         "(the key's user needs the manage_woocommerce capability; the route needs WooCommerce "
                         "3.5+)", status, code)
             return ""
-        data = self._decode(status, headers, body)
+        data = self._client.decode(status, headers, body, missing_is_none=False)
         return (_text(data.get("code")) if isinstance(data, dict) else "").upper()
 
     async def _variations_of(self, records: list[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
@@ -132,7 +131,7 @@ class WooCommerceCatalog:
         while True:
             status, headers, body = await self._get(path, {**params, "per_page": str(self._per_page),
                                                              "page": str(page)})
-            batch = self._decode(status, headers, body)
+            batch = self._client.decode(status, headers, body, missing_is_none=False)
             if not isinstance(batch, list):
                 raise CatalogUnavailable(self.name, f"the answer to {path} is not a JSON list")
             items.extend(batch)
@@ -156,32 +155,6 @@ class WooCommerceCatalog:
                 await asyncio.sleep(wait)
                 status, headers, body = await self._client.send(url, params)
         return status, headers, body
-
-    def _decode(self, status: int, headers: Mapping[str, str], body: bytes) -> Any:
-        if status == 200:
-            try:
-                return json.loads(body.decode("utf-8-sig"))  # a theme's stray BOM is common
-            except ValueError:
-                raise CatalogUnavailable(self.name, "the shop's answer is not JSON (a PHP notice or an HTML "
-                                         "page?)") from None
-        code = _error_code(body)
-        if status in (401, 403):
-            log.warning("catalog.woocommerce_refused status=%d code=%s: the shop refused the REST API key; check "
-                        "consumer_key/consumer_secret and that the key has Read access", status, code or "-")
-            raise CatalogUnavailable(self.name, f"the shop refused kefu's API key (HTTP {status} {code})".rstrip())
-        if status == 404:
-            log.warning("catalog.woocommerce_no_api status=404 code=%s: no WooCommerce REST API at %s (check "
-                        "base_url, that WooCommerce is active and permalinks are not 'Plain')", code or "-",
-                        self._client.api)
-            raise CatalogUnavailable(self.name, f"no WooCommerce REST API at the base URL (HTTP 404 {code or 'page'})")
-        if 300 <= status < 400:
-            location = urlsplit(headers.get("Location", ""))
-            log.warning("catalog.woocommerce_redirected status=%d to=%s://%s%s: set base_url to the shop's own "
-                        "address", status, location.scheme, location.netloc, location.path)
-            raise CatalogUnavailable(self.name, f"the shop redirects the API (HTTP {status})")
-        if status == 429:
-            raise CatalogUnavailable(self.name, "throttled (HTTP 429) for longer than kefu waits")
-        raise CatalogUnavailable(self.name, f"HTTP {status} {code}".rstrip())
 
 
 # -- mapping (pure) ------------------------------------------------------------------------------
