@@ -58,6 +58,7 @@ from bot.privacy import PrivacyService, Subject
 from bot.privacy.masking import AtRestMasker
 from bot.llm import GenerationBackend, build_generator
 from bot.responder.llm import GroundedResponder
+from bot.responder.record import RecordWriter
 from bot.responder import ExtractiveResponder, Responder
 from bot.sentiment.analyzer import SentimentAnalyzer, build_backend
 from bot.warmup import warm_up
@@ -154,8 +155,8 @@ class KefuApp:
                                   f"item {index + 1} '{topic}' is not an FAQ id in {config.knowledge.faq_dir}")
         detector = await run_blocking(LanguageDetector.from_config, config)
         analyzer = self.analyzer = await run_blocking(self._sentiment_analyzer)
-        responder, translator = await self._responder(texts, detector)
-        order_stages = self._order_stages(texts, faq)
+        responder, translator, order_writer = await self._responder(texts, detector)
+        order_stages = self._order_stages(texts, faq, order_writer)
         product_stages = await self._product_stages(texts)
         encoder = self._sentence_encoder()
         self.insights = InsightsService(self.store, timezone=ZoneInfo(config.console.timezone),
@@ -309,7 +310,7 @@ class KefuApp:
                 task.cancel()
             await asyncio.gather(*waits, return_exceptions=True)
 
-    def _order_stages(self, texts: Texts, faq: FaqBase) -> list[OrderStage]:
+    def _order_stages(self, texts: Texts, faq: FaqBase, writer: RecordWriter | None) -> list[OrderStage]:
         """The order stage when the shop connected its system; the intents must name FAQ entries that exist."""
         config = self.config
         if not config.orders.enabled:
@@ -322,7 +323,7 @@ class KefuApp:
         self._orders = order_source(config.orders)
         return [OrderStage(self._orders, OrderLookups(self.store), texts, config.orders,
                            answer_threshold=config.retrieval.answer_threshold,
-                           ambiguity_ratio=config.retrieval.ambiguity_ratio)]
+                           ambiguity_ratio=config.retrieval.ambiguity_ratio, writer=writer)]
 
     async def _product_stages(self, texts: Texts) -> list[ProductStage]:
         """The product stage when the shop connected its catalog, indexed with the FAQ's encoders."""
@@ -335,14 +336,16 @@ class KefuApp:
                              answer_threshold=config.retrieval.answer_threshold,
                              ambiguity_ratio=config.retrieval.ambiguity_ratio)]
 
-    async def _responder(self, texts: Texts, detector: LanguageDetector) -> tuple[Responder, AnswerTranslator | None]:
+    async def _responder(self, texts: Texts, detector: LanguageDetector
+                         ) -> tuple[Responder, AnswerTranslator | None, RecordWriter | None]:
         """The extractive responder, or a generating one that falls back to it; with reply_in = "translate",
-        the translator of answers for shoppers in languages the shop did not enable."""
+        the translator of answers for shoppers in languages the shop did not enable; with `[orders] replies =
+        "model"`, the writer of order replies."""
         config = self.config
         extractive = ExtractiveResponder(texts=texts, retrieval=config.retrieval)
         generator = build_generator(config.responder)
         if generator is None:
-            return extractive, None
+            return extractive, None, None
         await generator.start()
         self._generator = generator
         encoder = self._sentence_encoder()
@@ -361,9 +364,13 @@ class KefuApp:
                 translator = AnswerTranslator(generator=generator, grounder=grounder,
                                               detect_language=detector.language_of, shop=config.shop.name,
                                               deadline_seconds=config.responder.deadline_seconds)
+        order_writer = (RecordWriter(generator=generator, grounder=grounder, detect_language=detector.language_of,
+                                     shop=config.shop.name, tone=config.responder.tone,
+                                     deadline_seconds=config.responder.deadline_seconds)
+                        if config.orders.enabled and config.orders.replies == "model" else None)
         return GroundedResponder(generator=generator, fallback=extractive, config=config.responder,
                                  shop=config.shop.name, detect_language=detector.language_of,
-                                 grounder=grounder), translator
+                                 grounder=grounder), translator, order_writer
 
     def _through_queue(self, encoder: Encoder | None) -> Callable[[Sequence[str]], np.ndarray] | None:
         """The encoder as a blocking function for worker threads that goes through its batching queue."""

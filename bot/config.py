@@ -302,6 +302,7 @@ class OrdersConfig:
     url_template: str = ""  # the merchant's endpoint: https://…/orders/{number}
     # The shop's secret for signed customer ids (HMAC-SHA256): a logged-in shopper's own orders need no email.
     customer_secret: str = field(default="", repr=False)
+    replies: str = "template"  # "model": the LLM answers from the order's lines, checked against them
 
     @property
     def enabled(self) -> bool:
@@ -382,6 +383,7 @@ def load_config(path: Path | str, environ: Mapping[str, str] | None = None) -> C
 
 
 REPLY_IN = ("default", "translate")
+ORDER_REPLIES = ("template", "model")
 
 
 def _build(root: _Table, path: Path, environ: Mapping[str, str]) -> Config:
@@ -511,6 +513,9 @@ def _build(root: _Table, path: Path, environ: Mapping[str, str]) -> Config:
     if shop.reply_in == "translate":
         _check_translation_fits(shop_t, responder, pipeline)
     orders = _build_orders(root.table("orders"), environ, base)
+    if orders.replies == "model" and responder.backend == "extractive":
+        root.table("orders").fail("replies", "\"model\" needs a model: set [responder] backend to openai, "
+                                             "llama-cpp or transformers")
     privacy = _build_privacy(root.table("privacy"))
     if orders.enabled and privacy.mask_stored and set(orders.proof) & {"email", "phone"}:
         root.table("privacy").fail("mask_stored", "true stores the emails and phone numbers shoppers give to prove an "
@@ -560,7 +565,7 @@ def _build_orders(table: _Table, environ: Mapping[str, str], base: Path) -> Orde
                      "max_failed_per_conversation", "max_failed_per_order", "failure_window_minutes",
                      "cache_seconds", "timeout_seconds", "failures_to_open", "open_seconds", "stuck_after_days",
                      "hand_over_not_received", "hand_over_changes", "file", "shopify", "woocommerce", "endpoint",
-                     "customer_secret", "customer_secret_env")
+                     "customer_secret", "customer_secret_env", "replies")
     source = table.choice("source", "none", ORDER_SOURCES)
     defaults = OrdersConfig()
     pattern = table.str("number_pattern", defaults.number_pattern)
@@ -593,7 +598,7 @@ def _build_orders(table: _Table, environ: Mapping[str, str], base: Path) -> Orde
     if customer_secret and len(customer_secret) < 16:
         table.fail("customer_secret", "must be at least 16 characters long")
     return OrdersConfig(
-        customer_secret=customer_secret,
+        customer_secret=customer_secret, replies=table.choice("replies", defaults.replies, ORDER_REPLIES),
         source=source, number_pattern=pattern, number_example=example, proof=proof, intents=intents,
         verified_minutes=table.float("verified_minutes", defaults.verified_minutes, 1.0, 24 * 60.0),
         max_failed_per_conversation=table.int("max_failed_per_conversation", 3, 1, 100),

@@ -25,10 +25,12 @@ from typing import TYPE_CHECKING
 from bot.config import OrdersConfig
 from bot.handoff import HandoffDecision, HandoffReason
 from bot.messages import HandoffState, ReplyKind, utc_now
-from bot.orders.replies import order_reply
+from bot.orders.replies import OrderLines, order_lines
 from bot.orders.rules import order_action
 from bot.orders.store import Lookup, OrderLookups, OrderSession
+from bot.llm import GenerationError
 from bot.responder import Draft
+from bot.responder.record import RecordFacts, RecordWriter
 from bot.scripts import dense_characters
 from bot.texts import Texts
 from commerce.orders import Order, OrderSource, ShopUnavailable
@@ -54,7 +56,8 @@ class OrderStage:
     name = "orders"
 
     def __init__(self, source: OrderSource, lookups: OrderLookups, texts: Texts, config: OrdersConfig, *,
-                 answer_threshold: float, ambiguity_ratio: float, clock: Callable[[], datetime] = utc_now):
+                 answer_threshold: float, ambiguity_ratio: float, writer: RecordWriter | None = None,
+                 clock: Callable[[], datetime] = utc_now):
         self._source = source
         self._lookups = lookups
         self._texts = texts
@@ -63,6 +66,7 @@ class OrderStage:
         self._faq_intents = {faq_id: OrderIntent(intent) for intent, ids in config.intents.items() for faq_id in ids}
         self._answer_threshold = answer_threshold
         self._ambiguity_ratio = ambiguity_ratio
+        self._writer = writer  # `[orders] replies = "model"`: the model answers from the order's lines
         self._clock = clock
 
     async def run(self, turn: Turn) -> None:
@@ -177,20 +181,57 @@ class OrderStage:
             verified_at=session.verified_at if proof == EARLIER else now))
         summary = order.summary()
         await self._record(turn, number, "verified", proof=proof, summary=summary)
-        status, written_in = order_reply(order, self._texts, language)
+        lines = order_lines(order, self._texts, language)
+        written_in = lines.language
         turn.trace["order"] = {"intent": intent.value, "number": order.number, "proof": proof, "order": summary}
         action = order_action(order, intent, self._config, now)
         shown = "shown earlier in this conversation" if proof == EARLIER else f"shown by {proof}"
         why = f"order {order.number} from {self._source.name}, identity {shown}"
         if action is None:
-            turn.draft = Draft(text=status, language=written_in, kind=ReplyKind.ANSWER, why=why)
+            text, trace, how = await self._written(turn, order, lines, asked_before=self._awaiting_proof(session))
+            if trace:
+                turn.trace["order"]["reply"] = trace
+            turn.draft = Draft(text=text, language=written_in, kind=ReplyKind.ANSWER,
+                               why=f"{why}; {how}" if how else why)
         else:
             notice, _ = self._texts.get(action.text_key, written_in, order=order.number, **action.values)
             turn.handoff = HandoffDecision(HandoffReason.ORDER, action.detail)
             turn.trace["handoff"] = {"reason": HandoffReason.ORDER.value, "detail": action.detail}
-            turn.draft = Draft(text=f"{status}\n\n{notice}", language=written_in, kind=ReplyKind.HANDOFF,
+            turn.draft = Draft(text=f"{lines.text}\n\n{notice}", language=written_in, kind=ReplyKind.HANDOFF,
                                why=f"{why}; handed to a person: {action.detail}")
         turn.done = True
+
+    async def _written(self, turn: Turn, order: Order, lines: OrderLines, *, asked_before: bool
+                       ) -> tuple[str, dict | None, str]:
+        """(text, trace, how it was made): the model's answer to the message when configured and it passes
+        every check, with the parcels' lines and links it did not give; else the template reply. A message
+        answering "please give your email" is answered with the question it followed."""
+        if self._writer is None:
+            return lines.text, None, ""
+        question = turn.inbound.text
+        if asked_before:
+            earlier = await self._lookups.previous_question(turn.conversation.key, turn.inbound.id)
+            question = f"{earlier}\n{question}" if earlier else question
+        facts = RecordFacts(subject=f"order {order.number}",
+                            facts=(lines.status, *(p.line for p in lines.parcels), *([lines.items] if lines.items
+                                                                                       else [])),
+                            contrary=lines.contrary)
+        try:
+            written = await self._writer.write(question, lines.language, facts)
+        except GenerationError as exc:
+            log.info("orders.template_reply backend=%s reason=%s", self._writer.name, exc.reason)
+            return (lines.text, {"backend": self._writer.name, "used": "template", "fallback": exc.reason},
+                    f"the shop's templates (the {self._writer.name} model's reply was not used: {exc.reason})")
+        trace = {**written.trace, "used": "llm" if written.text is not None else "template"}
+        if written.text is None:
+            trace["fallback"] = written.refused
+            log.info("orders.template_reply backend=%s reason=%s", self._writer.name, written.refused)
+            return (lines.text, trace,
+                    f"the shop's templates (the {self._writer.name} model's reply was not used: {written.refused})")
+        log.info("orders.written backend=%s latency_ms=%.0f", self._writer.name, trace.get("latency_ms", 0.0))
+        text = "\n".join([written.text, *lines.tracking(written.text)])
+        return (text, trace, f"written by the {self._writer.name} model from the order's lines, every number and "
+                             f"claim checked against them")
 
     def _reply(self, turn: Turn, key: str, language: str, *, why: str) -> None:
         text, written_in = self._texts.get(key, language, order=turn.trace.get("order", {}).get("number") or "",

@@ -45,6 +45,10 @@ class OrderLookups:
     def __init__(self, store: Store):
         self._store = store
 
+    async def previous_question(self, conversation_key: str, message_id: int) -> str | None:
+        """The shopper's message before this one: the question a message giving the proof answers."""
+        return await self._store.previous_shopper_text(conversation_key, message_id)
+
     async def session(self, conversation_key: str) -> OrderSession:
         return await self._store.read(_session, conversation_key)
 

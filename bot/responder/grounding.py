@@ -45,6 +45,48 @@ def _digits(value: str) -> str:
     return re.sub(r"\D", "", value)
 
 
+# Dates are one fact however they are written: "2026-12-05" (the order templates' form, which the phone
+# pattern would otherwise read), "December 5, 2026", "5. Dezember 2026", "5 de diciembre", "2026年12月5日".
+MONTHS = {name: number for number, names in enumerate((
+    "january jan januar janvier enero gennaio januari janeiro",
+    "february feb februar février fevrier febrero febbraio februari fevereiro",
+    "march mar märz maerz mars marzo maart março marco",
+    "april apr avril abril aprile",
+    "may mai mayo maggio mei maio",
+    "june jun juni juin junio giugno junho",
+    "july jul juli juillet julio luglio julho",
+    "august aug août aout agosto augustus",
+    "september sep sept septembre septiembre settembre setembro",
+    "october oct oktober octobre octubre ottobre oktober outubro",
+    "november nov novembre noviembre novembro",
+    "december dec dezember décembre decembre diciembre dicembre dezembro",
+), start=1) for name in names.split()}
+_MONTH = r"(?P<month>" + "|".join(sorted(map(re.escape, MONTHS), key=len, reverse=True)) + r")\.?"
+_YEAR = r"(?P<year>\d{4})"
+DATES = [re.compile(p, re.IGNORECASE) for p in (
+    r"(?<![\d-])(?P<year>\d{4})-(?P<m>\d{2})-(?P<day>\d{2})(?![\d-])",
+    r"(?P<year>\d{4})\s*年\s*(?P<m>\d{1,2})\s*月\s*(?P<day>\d{1,2})\s*[日号]",
+    rf"\b{_MONTH}\s+(?P<day>\d{{1,2}})(?:st|nd|rd|th)?(?:,?\s+{_YEAR})?(?![\d])",
+    rf"(?<![\d.])(?P<day>\d{{1,2}})(?:st|nd|rd|th|er|\.|º)?\s+(?:de\s+)?{_MONTH}(?:,?\s+(?:de\s+)?{_YEAR})?\b",
+)]
+
+
+def dates(text: str) -> tuple[set[str], str]:
+    """The dates in `text` as "YYYY-MM-DD" (or "MM-DD" without a year), and the text without them."""
+    found: set[str] = set()
+
+    def take(match: re.Match[str]) -> str:
+        fields = match.groupdict()
+        month = int(fields["m"]) if fields.get("m") else MONTHS[fields["month"].lower()]
+        day = f"{month:02d}-{int(fields['day']):02d}"
+        found.add(f"{fields['year']}-{day}" if fields.get("year") else day)
+        return " "
+
+    for pattern in DATES:
+        text = pattern.sub(take, text)
+    return found, text
+
+
 # A number with its unit of time: "every 2-3 months" does not back "every 2-3 weeks", although both numbers
 # are in the FAQ. English, Chinese and Japanese units map to one name, so a translation keeps its durations
 # (a text in another language has none, and is not compared).
@@ -76,20 +118,33 @@ class Facts:
     emails: frozenset[str]
     phones: frozenset[str]  # digits only: "+49 170 1234567" and "0049-170-1234567" differ, "(555) 123-4567" does not
     codes: frozenset[str]  # lower case, whole: "LL-00123842" is not backed by "LL-123456" and "00123842"
+    dates: frozenset[str] = frozenset()  # "2026-12-05", or "12-05" when written without the year
 
 
 def literal_facts(text: str) -> Facts:
     urls = {match.group(0).rstrip(".,;:!?").lower() for match in URL.finditer(text)}
     emails = {match.group(0).lower() for match in EMAIL.finditer(text)}
-    phones = {_digits(match.group(0)) for match in PHONE.finditer(text)}
-    rest = PHONE.sub(" ", URL.sub(" ", EMAIL.sub(" ", text)))
+    found_dates, rest = dates(URL.sub(" ", EMAIL.sub(" ", text)))
+    phones = {_digits(match.group(0)) for match in PHONE.finditer(rest)}
+    rest = PHONE.sub(" ", rest)
     codes = {match.group(0).lower() for match in CODE.finditer(rest)}
     rest = LIST_MARKER.sub(" ", rest)
     # "30%" is its own fact: "30 days" in the FAQ does not back "30% off".
     numbers = {normalize_number(match.group(1)) + "%" for match in PERCENT.finditer(rest)}
     rest = PERCENT.sub(" ", rest)
     numbers |= {normalize_number(match.group(0)) for match in NUMBER.finditer(rest)}
-    return Facts(frozenset(numbers), frozenset(urls), frozenset(emails), frozenset(phones), frozenset(codes))
+    return Facts(frozenset(numbers), frozenset(urls), frozenset(emails), frozenset(phones), frozenset(codes),
+                 frozenset(found_dates))
+
+
+def without_literals(text: str) -> str:
+    """`text` without its order numbers, dates, links, contacts and long numbers: what is left says what
+    happened, and is what a meaning comparison of two order statements should weigh (the shared order
+    number otherwise makes every statement about it look alike)."""
+    _, rest = dates(URL.sub(" ", EMAIL.sub(" ", text)))
+    rest = CODE.sub(" ", PHONE.sub(" ", rest))
+    rest = re.sub(r"(?<![A-Za-z0-9_.])\d{5,}", " ", rest)
+    return re.sub(r"\s+", " ", rest).strip()
 
 
 def unsupported_facts(draft: str, sources: Iterable[str]) -> list[str]:
@@ -102,6 +157,8 @@ def unsupported_facts(draft: str, sources: Iterable[str]) -> list[str]:
     problems += [f"email {e}" for e in sorted(found.emails - known.emails)]
     problems += [f"phone {p}" for p in sorted(found.phones - known.phones)]
     problems += [f"code {c.upper()}" for c in sorted(found.codes - known.codes)]
+    known_dates = known.dates | {d[5:] for d in known.dates if len(d) == 10}  # "December 5" restates 2026-12-05
+    problems += [f"date {d}" for d in sorted(found.dates - known_dates)]
     if problems:
         return problems
     # Every number is the FAQ's: is each still a time it gives in that unit? (A text whose units the
@@ -363,6 +420,13 @@ class SemanticGrounder:
         else:
             vectors = self._encode(list(candidates))
         return int((vectors @ text_vector).argmax())
+
+    def contrary(self, draft: str, context: Sequence[str], contrary: Sequence[str]) -> list[Claim]:
+        """Blocking (encodes): the draft's claims closer in meaning to a statement the record does not make
+        (another order status: "will arrive on 2026-12-05" for "shipped on 2026-12-05") than to any it does."""
+        stated = {part for text in context for s in sentences(text) for part in _with_clauses(s)}
+        return [claim for claim in self.check(draft, [*context, *contrary]) if claim.support not in stated
+                and negated(claim_of(claim.sentence) or claim.sentence) == negated(claim.support)]
 
     def check(self, draft: str, context: Sequence[str]) -> list[Claim]:
         """Blocking (encodes); the claims that are not pleasantries, each with its verdict."""
