@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import bisect
 import itertools
 import json
 import operator
@@ -404,6 +405,13 @@ class FakeShopify(LoopbackServer):
         self.delay_seconds = 0.0
         self._scripted: list[_Scripted] = []
         self._closing = asyncio.Event()
+        # Derived views that keep a large shop fast (bench/commerce.py: 100,000 orders, 10,000 products);
+        # each is rebuilt when its dict was changed by other means than add_order / add_product.
+        self._order_keys: dict[str, JSONDict] | None = None  # normalised name -> node, as `search` builds it
+        self._order_keys_of = 0
+        self._handles: set[str] = set()
+        self._sorted_products: tuple[list[JSONDict], list[int]] | None = None  # by numeric id, and those ids
+        self._sorted_of = 0
 
     # -- lifecycle ---------------------------------------------------------------------------------------
 
@@ -448,6 +456,7 @@ class FakeShopify(LoopbackServer):
             "fulfillments": list(fulfillments),
         }
         self.orders[name] = node
+        self._order_keys = None
         return node
 
     def search(self, query: str) -> list[JSONDict]:
@@ -456,10 +465,17 @@ class FakeShopify(LoopbackServer):
         if match is None:
             return []
         term = next(group for group in match.groups() if group is not None).lstrip("#").upper()
-        keyed = {name.lstrip("#").upper(): node for name, node in self.orders.items()}
+        keyed = self._keyed_orders()
         if term in keyed:
             return [keyed[term]]
         return [node for key, node in sorted(keyed.items()) if key.startswith(term)]
+
+    def _keyed_orders(self) -> dict[str, JSONDict]:
+        """The orders by normalised name (the last of equal names wins), built once per change of `orders`."""
+        if self._order_keys is None or self._order_keys_of != len(self.orders):
+            self._order_keys = {name.lstrip("#").upper(): node for name, node in self.orders.items()}
+            self._order_keys_of = len(self.orders)
+        return self._order_keys
 
     # -- products ------------------------------------------------------------------------------------------
 
@@ -494,17 +510,29 @@ class FakeShopify(LoopbackServer):
             "variants": {"__typename": "ProductVariantConnection", "nodes": items},
         }
         self.products[node["id"]] = node
+        self._handles.add(handle)
+        self._sorted_products = None
         return node
 
     def search_products(self, query: str) -> list[JSONDict]:
         """The products matching every term of `query`, sorted by id as Shopify's default sort is."""
         terms = _search_terms(query)
-        ordered = sorted(self.products.values(), key=lambda product: numeric_id(product["id"]))
+        ordered, _ = self._by_id()
         return [product for product in ordered if all(term(product) for term in terms)]
+
+    def _by_id(self) -> tuple[list[JSONDict], list[int]]:
+        """The products sorted by numeric id, and those ids (for bisecting a cursor), built once per change."""
+        if self._sorted_products is None or self._sorted_of != len(self.products):
+            ordered = sorted(self.products.values(), key=lambda product: numeric_id(product["id"]))
+            self._sorted_products = (ordered, [numeric_id(product["id"]) for product in ordered])
+            self._sorted_of = len(self.products)
+        return self._sorted_products
 
     def _free_handle(self, handle: str) -> str:
         """Shopify keeps handles unique by adding -1, -2, ... to a taken one."""
-        taken = {product["handle"] for product in self.products.values()}
+        if len(self._handles) != len(self.products):  # products held by other means than add_product
+            self._handles = {product["handle"] for product in self.products.values()}
+        taken = self._handles
         candidate, n = handle, 0
         while candidate in taken:
             n += 1
@@ -613,11 +641,16 @@ class FakeShopify(LoopbackServer):
         """One page after the `after` cursor, of the products the search matches."""
         first = _first(node)
         record.search = str(node.args.get("query") or "")
-        matches = self.search_products(record.search)
+        terms = _search_terms(record.search)
+        ordered, ids = self._by_id()
         after = node.args.get("after")
-        if after is not None:
-            last_id = _cursor_id(after)
-            matches = [product for product in matches if numeric_id(product["id"]) > last_id]
+        start = 0 if after is None else bisect.bisect_right(ids, _cursor_id(after))
+        matches: list[JSONDict] = []  # the page and one more, to know whether another page follows
+        for product in itertools.islice(ordered, start, None):
+            if all(term(product) for term in terms):
+                matches.append(product)
+                if len(matches) > first:
+                    break
         page = _Page(has_next=len(matches) > first, has_previous=after is not None)
         return _connection(matches[:first], node, ["products"], page)
 
