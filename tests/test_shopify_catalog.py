@@ -94,26 +94,32 @@ async def test_a_full_read_asks_only_for_active_products(shop, source):
     assert shop.requests[0].search == "status:active"
 
 
-async def test_reading_stops_after_the_page_limit_and_warns(shop, make_source, monkeypatch, caplog):
-    monkeypatch.setattr(shopify_products, "MAX_PAGES", 2)
-    for n in range(5):
+async def test_reading_stops_past_the_product_limit_and_warns(shop, make_source, monkeypatch, caplog):
+    monkeypatch.setattr(shopify_products, "MAX_PRODUCTS", 4)
+    for n in range(7):
         shop.add_product(f"Product {n}")
     with caplog.at_level(logging.WARNING, logger="commerce.sources.shopify_products"):
         products = await make_source(page_size=2).products()
     assert len(products) == 4 and len(shop.requests) == 2
-    assert any("page_limit" in record.getMessage() for record in caplog.records)
+    assert any("read_stopped" in record.getMessage() for record in caplog.records)
+
+
+async def test_a_catalog_of_thousands_is_read_to_its_last_page(shop, make_source):
+    for n in range(1_200):
+        shop.add_product(f"Product {n}")
+    assert len(await make_source(page_size=1).products()) == 1_200  # past the 1,000 pages an old limit allowed
 
 
 async def test_a_page_over_shopifys_query_cost_limit_is_read_in_smaller_pages(shop, make_source):
-    """100 variants a product make a page of 50 cost ~10,000 points; Shopify refuses over 1000."""
+    """50 variants a product make a page of 50 cost ~5,000 points; Shopify refuses over 1000."""
     for n in range(9):
         shop.add_product(f"Product {n}")
     catalog = make_source(page_size=50)
     assert len(await catalog.products()) == 9
-    assert firsts(shop) == [50, 4, 4, 4]  # 50 × 1000 // 10303 = 4 products a page
+    assert firsts(shop) == [50, 9]  # 50 × 1000 // 5303 = 9 products a page
     shop.requests.clear()
     assert len(await catalog.products()) == 9
-    assert firsts(shop) == [4, 4, 4]  # the size that fits is kept
+    assert firsts(shop) == [9]  # the size that fits is kept
 
 
 async def test_a_single_product_over_the_cost_limit_is_catalog_unavailable(shop, source):
@@ -181,10 +187,10 @@ async def test_prices_follow_the_shops_currency(make_source):
 
 
 async def test_a_product_with_more_variants_than_one_read_takes_keeps_the_first_ones(shop, source, caplog):
-    shop.add_product("Poster", variants=[variant(f"Design {n}", options={"Design": str(n)}) for n in range(101)])
+    shop.add_product("Poster", variants=[variant(f"Design {n}", options={"Design": str(n)}) for n in range(51)])
     with caplog.at_level(logging.INFO, logger="commerce.sources.shopify_products"):
         (poster,) = await source.products()
-    assert len(poster.variants) == 100
+    assert len(poster.variants) == 50
     assert any("variants_truncated" in record.getMessage() for record in caplog.records)
 
 
@@ -243,7 +249,7 @@ async def test_the_request_carries_the_token_the_version_and_the_query(shop, sou
     assert request.headers["X-Shopify-Access-Token"] == TOKEN
     assert request.body == {"query": CATALOG_QUERY,
                             "variables": {"first": 3, "after": None, "query": "status:active"}}
-    assert "shop { currencyCode }" in CATALOG_QUERY and "variants(first: 100)" in CATALOG_QUERY
+    assert "shop { currencyCode }" in CATALOG_QUERY and "variants(first: 50)" in CATALOG_QUERY
 
 
 async def test_the_logs_never_show_the_token(shop, make_source, caplog):
@@ -284,15 +290,15 @@ async def test_throttling_longer_than_the_budget_is_unavailable_without_waiting(
     assert time.monotonic() - started < 0.5 and len(shop.requests) == 1
 
 
-async def test_the_throttle_budget_is_for_the_whole_read_not_each_page(shop, make_source):
+async def test_each_page_may_wait_out_the_throttle_budget(shop, make_source):
+    """A large catalog drains Shopify's cost bucket again and again: each page waits for it to refill."""
     shop.add_product("Rain Jacket")
     shop.add_product("Wool Socks")
     shop.throttle(1, requested=62, available=56, restore_rate=100.0)  # 0.06 s
     shop.answer_normally(1)
-    shop.throttle(1, requested=62, available=56, restore_rate=100.0)  # 0.06 s more: past 0.1
-    with pytest.raises(CatalogUnavailable, match="THROTTLED"):
-        await make_source(page_size=1, max_throttle_wait_seconds=0.1).products()
-    assert len(shop.requests) == 3
+    shop.throttle(1, requested=62, available=56, restore_rate=100.0)  # 0.06 s more: 0.12 s in all, 0.06 a page
+    products = await make_source(page_size=1, max_throttle_wait_seconds=0.1).products()
+    assert len(products) == 2 and len(shop.requests) == 4
 
 
 # -- failures ----------------------------------------------------------------------------------------------

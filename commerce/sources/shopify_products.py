@@ -13,13 +13,16 @@ matches the search. Only a full read (``changed_since=None``) drops those.
 
 Query cost: Shopify refuses before running it any query whose *requested* cost passes 1000 points
 (``MAX_COST_EXCEEDED``, with ``cost`` and ``maxCost`` in the error's extensions). A connection costs
-about 2 + first × its node, so with ``variants(first: 100)`` one product costs about 200 points and a
-page of 50 is some 10,000. The first refusal shrinks the page in proportion and the size that fits
-is kept for later reads; a page never costs a round trip more than once per source.
+about 2 + first × its node, so with ``variants(first: 50)`` one product costs about 100 points and a
+page of 50 is some 5,000. The first refusal shrinks the page in proportion and the size that fits
+is kept for later reads; a page never costs a round trip more than once per source. A read ends at
+the last page, whatever the catalog's size (10,000 products are some 1,100 pages); only a cursor
+seen before (a loop) or more than MAX_PRODUCTS stop it early, with a warning.
 
 Throttling is as for orders (``commerce.sources.shopify``): THROTTLED answers and HTTP 429 are
-waited out while ``max_throttle_wait_seconds`` lasts, counted over the whole read, because a read
-that keeps waiting holds the catalog refresh; every other failure is a CatalogUnavailable.
+waited out while ``max_throttle_wait_seconds`` lasts, for each page: a large catalog drains the
+cost bucket again and again, and its read (in the background, the catalog in use staying) must
+wait for the bucket to refill each time; every other failure is a CatalogUnavailable.
 
 Mapping: ids are the numeric tail of Shopify's gid ("gid://shopify/Product/8123456789" →
 "8123456789"), the id the REST API, the admin's URLs and merchants' exports use. The text is the
@@ -53,8 +56,10 @@ log = logging.getLogger(__name__)
 
 JSONDict = dict[str, Any]
 
-VARIANTS_PER_PRODUCT = 100  # Shopify's old per-product maximum; a product with more is read in part (logged)
-MAX_PAGES = 1000  # bounds a read that would never end (a cursor that loops, a vast catalog)
+# Variants read per product; one with more is read in part (logged). 100 (Shopify's old maximum) made a
+# product cost ~206 query points, so pages of 4 products; 50 covers sizes × colours of clothing.
+VARIANTS_PER_PRODUCT = 50
+MAX_PRODUCTS = 250_000  # bounds a read that would never end
 MAX_PAGE_SIZE = 250  # Shopify's limit on `first` for any connection
 DEFAULT_VARIANT = "Default Title"  # what Shopify names the one variant of a product without options
 GID_RE = re.compile(r"^gid://shopify/[A-Za-z]+/(\d+)$")
@@ -101,7 +106,7 @@ class _Reply:
 
 @dataclass
 class _Budget:
-    """The throttle wait one read may still spend; shared by all its pages."""
+    """The throttle wait one page may still spend."""
 
     limit: float
     waited: float = field(default=0.0)
@@ -139,23 +144,28 @@ class ShopifyCatalog:
 
     async def products(self, changed_since: datetime | None = None) -> list[Product]:
         search = search_query(changed_since)
-        budget = _Budget(self._max_wait)
         read: list[Product] = []
         cursor: str | None = None
-        for page in range(1, MAX_PAGES + 1):
-            data = await self._page(search, cursor, budget)
+        seen: set[str] = set()
+        pages = 0
+        while True:
+            data = await self._page(search, cursor, _Budget(self._max_wait))
+            pages += 1
             connection = self._products_connection(data)
             read.extend(self._map_nodes(connection["nodes"], _currency(data)))
             info = connection.get("pageInfo") or {}
             if not info.get("hasNextPage"):
-                log.info("shopify.catalog.read products=%d pages=%d search=%s", len(read), page, search)
+                log.info("shopify.catalog.read products=%d pages=%d search=%s", len(read), pages, search)
                 return read
             cursor = info.get("endCursor")
             if not isinstance(cursor, str) or not cursor:
                 raise self._unavailable("a page says more products follow but gives no endCursor")
-        log.warning("shopify.catalog.page_limit pages=%d products=%d search=%s (stopped reading: the rest of "
-                    "the catalog is missing from this read)", MAX_PAGES, len(read), search)
-        return read
+            if cursor in seen or len(read) >= MAX_PRODUCTS:
+                log.warning("shopify.catalog.read_stopped pages=%d products=%d search=%s reason=%s (the rest of the "
+                            "catalog is missing from this read)", pages, len(read), search,
+                            "a cursor came back" if cursor in seen else f"over {MAX_PRODUCTS} products")
+                return read
+            seen.add(cursor)
 
     async def close(self) -> None:
         if self._owns_session and self._session is not None:
@@ -206,7 +216,7 @@ class ShopifyCatalog:
     # -- the HTTP exchange -----------------------------------------------------------------------------
 
     async def _query(self, payload: JSONDict, budget: _Budget) -> _Reply:
-        """POST until an answer comes, waiting out throttling while the read's budget lasts."""
+        """POST until an answer comes, waiting out throttling while the page's budget lasts."""
         for attempt in range(1, MAX_ATTEMPTS + 1):
             reply = await self._exchange(payload)
             if reply.wait is None:
