@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -29,6 +30,10 @@ EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-
 PHONE = re.compile(r"\+?\d[\d\s().-]{5,}\d")
 
 
+_CJK = "\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff"
+CJK_EDGE = re.compile(rf"(?<=[{_CJK}])(?=[#A-Za-z0-9])|(?<=[A-Za-z0-9])(?=[{_CJK}])")
+
+
 @dataclass(frozen=True)
 class OrderNumbers:
     """Finds order numbers in the shop's format (`[orders] number_pattern`, a regular expression)."""
@@ -43,8 +48,12 @@ class OrderNumbers:
         """The first order number in the text, upper-cased and without a leading "#".
 
         Emails are taken out first, and a match lying inside a longer phone number is not one
-        ("0151 2345678" holds "0151" for a pattern of 4+ digits).
+        ("0151 2345678" holds "0151" for a pattern of 4+ digits). Chinese and Japanese run numbers
+        straight into the words around them ("订单号100123，邮箱…"), and to a pattern's \\b a CJK
+        character is a letter like any other: a space is put between them first, and full-width
+        digits and "＃" are read as ASCII ones.
         """
+        text = CJK_EDGE.sub(" ", unicodedata.normalize("NFKC", text))
         text = EMAIL.sub(lambda m: " " * len(m.group(0)), text)
         phones = [m.span() for m in PHONE.finditer(text)]
         for match in self.pattern.finditer(text):

@@ -387,3 +387,25 @@ async def test_a_logged_in_shopper_signed_by_the_shop_sees_their_order_without_g
     assert "email address or phone number" in other["reply"]["text"]
     assert bad_status == 400 and missing["field"] == "customer_hash"
     assert ("webhook:in", "verified", "customer") in results
+
+
+@pytest.mark.parametrize(("text", "number"), [
+    ("我的订单#123456到哪了？", "123456"),
+    ("请帮我查一下订单号100123，邮箱 x@example.com", "100123"),  # digits run straight into Chinese
+    ("订单＃１２３４５６", "123456"),  # full-width
+    ("ご注文1234567の配送状況", "1234567"),
+    ("where is #1001?", "1001"),
+    ("call me on 0151 2345678", None),  # inside a phone number
+    ("my email is a1234@example.com", None),
+])
+def test_order_numbers_are_found_in_any_script_with_the_default_pattern(text, number):
+    from commerce.recognize import OrderNumbers
+
+    assert OrderNumbers.of(r"#?\b\d{4,10}\b").find(text) == number
+
+
+async def test_a_chinese_shopper_writing_the_number_inside_the_sentence_gets_the_order(tmp_path):
+    config = load_config(orders_config(tmp_path), environ={})
+    async with KefuApp(config, channels=["webhook"], serve_http=True) as app:
+        reply = await ask(app, "请帮我查一下订单LL-100002，邮箱li.wei@example.com", conversation="zh-inline")
+    assert reply["language"] == "zh" and "LL-100002" in reply["text"] and "Wool scarf" in reply["text"]
