@@ -184,3 +184,46 @@ def test_telegram_shows_the_offered_links_as_url_buttons_after_the_suggestions()
     assert rows[0][0].callback_data == "q:0"
     assert (rows[1][0].text, rows[1][0].url) == ("Waxed cotton rain jacket", "https://lanternlane.example/p/rain-jacket")
     assert quick_reply_keyboard((), ()) is None
+
+
+async def test_a_kind_of_product_named_in_another_language_keeps_the_recommendation_to_that_kind(tmp_path):
+    config = load_config(catalog_config(tmp_path).parent / "kefu.toml", environ={})
+    text = config.path.read_text(encoding="utf-8").replace('languages = ["en", "zh"]',
+                                                           'languages = ["en", "zh", "de", "es"]')
+    config.path.write_text(text, encoding="utf-8")
+    async with KefuApp(load_config(config.path, environ={}), channels=["webhook"], serve_http=True) as app:
+        jackets = await ask(app, "Könnt ihr mir eine warme Jacke unter 120 Euro empfehlen?", conversation="de")
+        backpack = await ask(app, "¿me recomiendas una mochila de menos de 70 euros?", conversation="es")
+        tote = await ask(app, "推荐一个50欧以内的手提包", conversation="zh")
+        ids = {name: stored_meta(app, reply)["products"]["ids"] for name, reply in
+               (("jackets", jackets), ("backpack", backpack), ("tote", tote))}
+    assert ids["jackets"] and set(ids["jackets"]) <= {"fleece-jacket", "rain-jacket"}  # not the 95 EUR jumper
+    assert ids["backpack"] == []  # the shop sells no backpack: not the canvas tote instead
+    assert ids["tote"] == ["canvas-tote"]
+
+
+@pytest.mark.parametrize(("text", "kinds"), [
+    ("Ich suche einen Rucksack bis 60 Euro", {"backpack"}),
+    ("vous me conseillez un sac à dos ?", {"backpack"}),  # not a bag
+    ("looking for a sleeping bag below 150 eur", {"sleeping bag"}),  # not a bag
+    ("¿qué saco de dormir me recomiendas?", {"sleeping bag"}),
+    ("Könnt ihr mir eine Regenjacke empfehlen?", {"jacket"}),  # a German compound, by its head
+    ("Wanderstiefel in 42", {"boots"}),
+    ("推荐一个80欧以内的背包", {"backpack"}),
+    ("包邮吗", set()),  # free shipping, not a bag
+    ("top quality hoodies", {"hoodie"}),  # "top" is no shirt
+    ("is it in stock?", set()),
+])
+def test_kinds_of_product_are_read_in_the_shoppers_language(text, kinds):
+    from commerce.product_types import kinds_in
+
+    assert kinds_in(text) == kinds
+
+
+def test_a_products_kinds_come_from_its_category_and_its_title():
+    from commerce.product_types import product_kinds
+
+    assert product_kinds("Shoes", "Trail hiking boots") == {"shoes", "boots"}
+    assert product_kinds("Accessories", "Merino wool scarf") == {"scarf"}
+    assert product_kinds("Sleeping bags", "Down mummy bag") == {"sleeping bag"}  # not a bag to carry
+    assert product_kinds("", "Canvas tote bag") == {"bag"}

@@ -5,8 +5,9 @@ message is not encoded again). It takes the turn when:
 
 - the shopper asks for suggestions ("recommend", "looking for", "推荐", "有没有…", a price
   limit): up to `max_recommendations` products that satisfy every limit read from the message
-  (price, size in stock, colour, a category named), ranked by relevance, with the products this
-  conversation asked about before first among equals;
+  (price, size in stock, colour, the kind of product named: "Rucksack", "sac à dos", "背包" are
+  backpacks, commerce/product_types.py), ranked by relevance, with the products this conversation
+  asked about before first among equals;
 - the message names a product (its title's words, or one product far closer in meaning than
   the rest) and the FAQ has no confident answer, or the shopper asks for a size or colour of it:
   its price, availability, description and page.
@@ -32,6 +33,7 @@ from bot.products.service import CatalogService
 from bot.responder import Draft
 from bot.store import Store
 from bot.texts import Texts
+from commerce.product_types import kinds_in, product_kinds
 from commerce.products import Product
 from commerce.wishes import Wishes, read_wishes
 from knowledge.catalog import ProductHit
@@ -51,6 +53,7 @@ RECOMMEND = re.compile(
 NAMED_KEYWORD = 0.4  # the keyword score of a product whose title words the message uses
 NAMED_LEAD = 0.08  # or: this much closer in meaning than the next product
 MAX_CANDIDATES = 12
+KIND_CANDIDATES = 200  # searched when the message names a kind of product, then kept to that kind
 
 
 class ProductStage:
@@ -71,14 +74,20 @@ class ProductStage:
             return
         text = turn.inbound.text
         detected = turn.language.language if turn.language else None
-        hits = [hit for hit in await search.search(text, language=detected, limit=MAX_CANDIDATES, vectors=turn.vectors)
-                if self._about(hit)]
+        kinds = kinds_in(text)  # "Rucksack", "mochila", "背包": only backpacks may be recommended
+        found = await search.search(text, language=detected, limit=KIND_CANDIDATES if kinds else MAX_CANDIDATES,
+                                    vectors=turn.vectors)
+        hits = [hit for hit in found[:MAX_CANDIDATES] if self._about(hit)]
         wishes = read_wishes(text, search.sizes)
         variant_wish = bool(wishes.size or wishes.colour)  # only a product answers "in M?", "in black?"
-        if not hits and not variant_wish:
-            return  # nothing in the catalog is about the message, and it asks for no size or colour
         price_wish = wishes.max_price is not None or wishes.min_price is not None
         wants_products = bool(RECOMMEND.search(text)) or price_wish or variant_wish
+        if kinds and wants_products:
+            # Every product of the kinds named is a candidate, however far in meaning: the shopper said what
+            # they want, and a message in German shares no word with English titles.
+            hits = [hit for hit in found if product_kinds(hit.product.category, hit.product.title) & kinds]
+        if not hits and not variant_wish and not (kinds and wants_products):
+            return  # nothing in the catalog is about the message, and it asks for no size or colour
         named = _named(hits)
         earlier = await self._earlier_products(turn)
         if named is None and not hits and earlier:
@@ -88,7 +97,7 @@ class ProductStage:
         if named is not None and (variant_wish or (not faq_answers and not price_wish)):
             told = product_answer(named, wishes, self._texts, language)
             self._answer(turn, told, [named], wishes, why=f"product '{named.id}' named; from the catalog")
-        elif wants_products and hits and not faq_answers:
+        elif wants_products and (hits or kinds) and not faq_answers:
             told, chosen, wishes = self._recommendation(turn, hits, wishes, text, earlier, language)
             self._answer(turn, told, chosen, wishes,
                          why=f"recommended {len(chosen)} of {len(hits)} relevant products meeting "
@@ -123,7 +132,7 @@ class ProductStage:
 
     def _recommend(self, hits: list[ProductHit], wishes: Wishes, text: str, earlier: list[str]) -> list[Product]:
         """The relevant products meeting every limit, best first; earlier interest breaks near-ties."""
-        categories = _named_categories(text, [hit.product for hit in hits])
+        categories = set() if kinds_in(text) else _named_categories(text, [hit.product for hit in hits])
         kept = []
         for rank, hit in enumerate(hits):
             product = hit.product
