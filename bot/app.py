@@ -334,6 +334,7 @@ class KefuApp:
         await self.catalog.start()
         return [ProductStage(self.catalog, self.store, texts, config.catalog,
                              answer_threshold=config.retrieval.answer_threshold,
+                             suggest_threshold=config.retrieval.suggest_threshold,
                              ambiguity_ratio=config.retrieval.ambiguity_ratio)]
 
     async def _responder(self, texts: Texts, detector: LanguageDetector

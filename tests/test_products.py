@@ -227,3 +227,11 @@ def test_a_products_kinds_come_from_its_category_and_its_title():
     assert product_kinds("Accessories", "Merino wool scarf") == {"scarf"}
     assert product_kinds("Sleeping bags", "Down mummy bag") == {"sleeping bag"}  # not a bag to carry
     assert product_kinds("", "Canvas tote bag") == {"bag"}
+
+
+async def test_products_close_to_the_message_are_listed_when_no_faq_entry_is_worth_suggesting(shop):
+    found = await ask(shop, "jackets", conversation="found")
+    assert found["text"].startswith("Here's what I found for you:\n1. ")
+    assert set(stored_meta(shop, found)["products"]["ids"]) == {"fleece-jacket", "rain-jacket", "down-parka"}
+    torn = await ask(shop, "my jacket arrived torn", conversation="torn")  # the damaged-item entry is suggested
+    assert torn["kind"] == "not_sure" and "products" not in stored_meta(shop, torn)

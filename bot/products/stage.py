@@ -10,7 +10,9 @@ message is not encoded again). It takes the turn when:
   asked about before first among equals;
 - the message names a product (its title's words, or one product far closer in meaning than
   the rest) and the FAQ has no confident answer, or the shopper asks for a size or colour of it:
-  its price, availability, description and page.
+  its price, availability, description and page;
+- no FAQ entry is even worth suggesting and products are close in meaning to the message without
+  one standing out: the closest ones, listed as a recommendation is.
 
 When the FAQ answers confidently ("is the wool scarf machine washable?" finds the care entry,
 "boots size 39, brown" the shoe size guide), the FAQ's answer goes out and the product named, or
@@ -52,6 +54,7 @@ RECOMMEND = re.compile(
 )
 NAMED_KEYWORD = 0.4  # the keyword score of a product whose title words the message uses
 NAMED_LEAD = 0.08  # or: this much closer in meaning than the next product
+FOUND_SIMILARITY = 0.68  # a message this close to a product, which the FAQ does not answer, is about products
 MAX_CANDIDATES = 12
 KIND_CANDIDATES = 200  # searched when the message names a kind of product, then kept to that kind
 
@@ -60,13 +63,14 @@ class ProductStage:
     name = "products"
 
     def __init__(self, catalog: CatalogService, store: Store, texts: Texts, config: CatalogConfig, *,
-                 answer_threshold: float, ambiguity_ratio: float):
+                 answer_threshold: float, ambiguity_ratio: float, suggest_threshold: float = 0.0):
         self._catalog = catalog
         self._store = store
         self._texts = texts
         self._config = config
         self._answer_threshold = answer_threshold
         self._ambiguity_ratio = ambiguity_ratio
+        self._suggest_threshold = suggest_threshold
 
     async def run(self, turn: Turn) -> None:
         search = self._catalog.current
@@ -102,6 +106,15 @@ class ProductStage:
             self._answer(turn, told, chosen, wishes,
                          why=f"recommended {len(chosen)} of {len(hits)} relevant products meeting "
                              f"{', '.join(wishes.describe()) or 'no stated limit'}")
+        elif hits and not self._faq_suggests(turn) and (hits[0].semantic_score or 0.0) >= FOUND_SIMILARITY:
+            # About products, but naming none of them clearly ("Sandalen aus Nubukleder" shares no word with
+            # "Nubuck leather sandals", and its type's other sandals are close behind), and no FAQ entry is
+            # even worth suggesting ("my jacket arrived torn" is for the damaged-item entry): the closest
+            # products, as found, rather than "no match".
+            told, chosen, wishes = self._recommendation(turn, hits, wishes, text, earlier, language)
+            self._answer(turn, told, chosen, wishes,
+                         why=f"the message is about products and names none clearly: the {len(chosen)} closest "
+                             f"(best similarity {hits[0].semantic_score:.2f})")
         elif faq_answers and wants_products and hits:
             # The FAQ answers ("boots size 39, brown" finds the shoe size guide): its answer goes out, and
             # the products that fit follow it.
@@ -125,6 +138,9 @@ class ProductStage:
         turn.links = (*turn.links, *links)
         turn.trace["products"] = {"ids": [p.id for p in products], "wishes": wishes.describe(),
                                   "shown_after_the_faq_answer": True}
+
+    def _faq_suggests(self, turn: Turn) -> bool:
+        return bool(turn.hits) and turn.hits[0].score >= self._suggest_threshold
 
     def _about(self, hit: ProductHit) -> bool:
         return ((hit.semantic_score or 0.0) >= self._config.min_similarity
