@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import date
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 from collections.abc import Callable, Mapping, Sequence
 from importlib.metadata import entry_points
@@ -45,6 +45,7 @@ from bot.messages import (
     HandoffSummary,
     HandoffView,
     Message,
+    Receipt,
     Reply,
     Transcript,
     conversation_key,
@@ -93,6 +94,7 @@ def enabled_channels(config: Config) -> list[str]:
     """The server channels `kefu serve` starts."""
     channels = ["webhook"] if config.webhook.enabled else []
     channels += ["telegram"] if config.telegram.enabled else []
+    channels += ["whatsapp"] if config.whatsapp.enabled else []
     return channels + (["web_console"] if config.console.enabled else [])
 
 
@@ -334,7 +336,6 @@ class KefuApp:
         await self.catalog.start()
         return [ProductStage(self.catalog, self.store, texts, config.catalog,
                              answer_threshold=config.retrieval.answer_threshold,
-                             suggest_threshold=config.retrieval.suggest_threshold,
                              ambiguity_ratio=config.retrieval.ambiguity_ratio)]
 
     async def _responder(self, texts: Texts, detector: LanguageDetector
@@ -421,6 +422,27 @@ class KefuApp:
 
     async def transcript(self, channel: str, conversation: str) -> Transcript | None:
         return await self.store.transcript(conversation_key(channel, conversation))
+
+    async def last_shopper_message_at(self, channel: str, conversation: str) -> datetime | None:
+        return await self.store.last_shopper_message_at(conversation_key(channel, conversation))
+
+    async def record_channel_message_id(self, message_id: int, channel_message_id: str) -> None:
+        await self.store.record_channel_message_id(message_id, channel_message_id)
+
+    async def release_held(self, channel: str, conversation: str) -> int:
+        released = await self.store.release_held_deliveries(conversation_key(channel, conversation))
+        worker = self._workers.get(channel)
+        if released and worker is not None:
+            log.info("delivery.released channel=%s conversation=%s replies=%d", channel, conversation, released)
+            worker.wake()
+        return released
+
+    async def record_receipt(self, channel: str, channel_message_id: str, receipt: Receipt) -> bool:
+        found = await self.store.record_receipt(channel, channel_message_id, receipt)
+        if found and receipt.status == "failed":
+            log.warning("delivery.failed_after_sending channel=%s message=%s error=%s", channel, channel_message_id,
+                        receipt.error)
+        return found
 
     # -- AgentDesk ---------------------------------------------------------------
 

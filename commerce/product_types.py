@@ -25,7 +25,7 @@ KINDS: dict[str, tuple[str, ...]] = {
     "vest": ("vest", "gilet", "weste", "chaleco", "马甲", "背心", "ベスト"),
     "hoodie": ("hoodie", "hoody", "hooded sweatshirt", "sweatshirt", "kapuzenpullover", "sudadera", "felpa",
                "trui met capuchon", "moletom", "卫衣", "パーカ"),
-    "sweater": ("sweater", "jumper", "pullover", "cardigan", "knitwear", "pulli", "strickjacke", "jersey",
+    "sweater": ("sweater", "jumper", "pullover", "cardigan", "knitwear", "pulli", "pull", "strickjacke", "jersey",
                 "suéter", "maglione", "trui", "camisola", "suéter", "毛衣", "针织衫", "セーター", "ニット"),
     "shirt": ("shirt", "t-shirt", "blouse", "hemd", "bluse", "chemise", "tee-shirt", "camiseta",
               "camisa", "blusa", "maglietta", "camicia", "overhemd", "shirtje", "衬衫", "t恤", "上衣", "シャツ"),

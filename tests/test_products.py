@@ -229,9 +229,14 @@ def test_a_products_kinds_come_from_its_category_and_its_title():
     assert product_kinds("", "Canvas tote bag") == {"bag"}
 
 
-async def test_products_close_to_the_message_are_listed_when_no_faq_entry_is_worth_suggesting(shop):
+async def test_products_far_closer_to_the_message_than_any_faq_entry_are_listed(shop):
     found = await ask(shop, "jackets", conversation="found")
     assert found["text"].startswith("Here's what I found for you:\n1. ")
     assert set(stored_meta(shop, found)["products"]["ids"]) == {"fleece-jacket", "rain-jacket", "down-parka"}
-    torn = await ask(shop, "my jacket arrived torn", conversation="torn")  # the damaged-item entry is suggested
+    torn = await ask(shop, "my jacket arrived torn", conversation="torn")  # as close to the damaged-item entry
     assert torn["kind"] == "not_sure" and "products" not in stored_meta(shop, torn)
+
+
+async def test_the_one_product_of_the_kind_named_is_the_one_meant(shop):
+    reply = await ask(shop, "Wollsocken", conversation="socks")  # closer in meaning to the wool jumper
+    assert stored_meta(shop, reply)["products"]["ids"] == ["wool-socks"]

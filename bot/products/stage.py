@@ -11,8 +11,8 @@ message is not encoded again). It takes the turn when:
 - the message names a product (its title's words, or one product far closer in meaning than
   the rest) and the FAQ has no confident answer, or the shopper asks for a size or colour of it:
   its price, availability, description and page;
-- no FAQ entry is even worth suggesting and products are close in meaning to the message without
-  one standing out: the closest ones, listed as a recommendation is.
+- the FAQ has no confident answer and products are far closer in meaning to the message than any
+  FAQ entry, none standing out: the closest ones, listed as a recommendation is.
 
 When the FAQ answers confidently ("is the wool scarf machine washable?" finds the care entry,
 "boots size 39, brown" the shoe size guide), the FAQ's answer goes out and the product named, or
@@ -55,6 +55,7 @@ RECOMMEND = re.compile(
 NAMED_KEYWORD = 0.4  # the keyword score of a product whose title words the message uses
 NAMED_LEAD = 0.08  # or: this much closer in meaning than the next product
 FOUND_SIMILARITY = 0.68  # a message this close to a product, which the FAQ does not answer, is about products
+FOUND_LEAD = 0.1  # when no FAQ entry is within this much of it
 MAX_CANDIDATES = 12
 KIND_CANDIDATES = 200  # searched when the message names a kind of product, then kept to that kind
 
@@ -63,14 +64,13 @@ class ProductStage:
     name = "products"
 
     def __init__(self, catalog: CatalogService, store: Store, texts: Texts, config: CatalogConfig, *,
-                 answer_threshold: float, ambiguity_ratio: float, suggest_threshold: float = 0.0):
+                 answer_threshold: float, ambiguity_ratio: float):
         self._catalog = catalog
         self._store = store
         self._texts = texts
         self._config = config
         self._answer_threshold = answer_threshold
         self._ambiguity_ratio = ambiguity_ratio
-        self._suggest_threshold = suggest_threshold
 
     async def run(self, turn: Turn) -> None:
         search = self._catalog.current
@@ -78,7 +78,7 @@ class ProductStage:
             return
         text = turn.inbound.text
         detected = turn.language.language if turn.language else None
-        kinds = kinds_in(text)  # "Rucksack", "mochila", "背包": only backpacks may be recommended
+        kinds = kinds_in(text)  # "Rucksack", "mochila", "背包": only backpacks may be offered
         found = await search.search(text, language=detected, limit=KIND_CANDIDATES if kinds else MAX_CANDIDATES,
                                     vectors=turn.vectors)
         hits = [hit for hit in found[:MAX_CANDIDATES] if self._about(hit)]
@@ -86,13 +86,15 @@ class ProductStage:
         variant_wish = bool(wishes.size or wishes.colour)  # only a product answers "in M?", "in black?"
         price_wish = wishes.max_price is not None or wishes.min_price is not None
         wants_products = bool(RECOMMEND.search(text)) or price_wish or variant_wish
-        if kinds and wants_products:
-            # Every product of the kinds named is a candidate, however far in meaning: the shopper said what
-            # they want, and a message in German shares no word with English titles.
-            hits = [hit for hit in found if product_kinds(hit.product.category, hit.product.title) & kinds]
+        if kinds:
+            # Every product of the kinds named is a candidate, however far in meaning (a message in German
+            # shares no word with English titles), and no other.
+            of_kind = [hit for hit in found if product_kinds(hit.product.category, hit.product.title) & kinds]
+            hits = of_kind if wants_products else [hit for hit in hits if hit in of_kind]
         if not hits and not variant_wish and not (kinds and wants_products):
             return  # nothing in the catalog is about the message, and it asks for no size or colour
-        named = _named(hits)
+        # The one product of the kind named that is about the message is the one meant ("Wollsocken").
+        named = _named(hits) or (hits[0].product if kinds and len(hits) == 1 and not wants_products else None)
         earlier = await self._earlier_products(turn)
         if named is None and not hits and earlier:
             named = search.products.get(earlier[0])  # "有没有黑色的" after a product was shown
@@ -106,11 +108,11 @@ class ProductStage:
             self._answer(turn, told, chosen, wishes,
                          why=f"recommended {len(chosen)} of {len(hits)} relevant products meeting "
                              f"{', '.join(wishes.describe()) or 'no stated limit'}")
-        elif hits and not self._faq_suggests(turn) and (hits[0].semantic_score or 0.0) >= FOUND_SIMILARITY:
+        elif hits and not faq_answers and self._closer_than_the_faq(turn, hits[0]):
             # About products, but naming none of them clearly ("Sandalen aus Nubukleder" shares no word with
-            # "Nubuck leather sandals", and its type's other sandals are close behind), and no FAQ entry is
-            # even worth suggesting ("my jacket arrived torn" is for the damaged-item entry): the closest
-            # products, as found, rather than "no match".
+            # "Nubuck leather sandals", and its type's other sandals are close behind), and far closer to them
+            # than to any FAQ entry ("my jacket arrived torn" is as close to the damaged-item entry): the
+            # closest products, as found, rather than the FAQ's "not sure".
             told, chosen, wishes = self._recommendation(turn, hits, wishes, text, earlier, language)
             self._answer(turn, told, chosen, wishes,
                          why=f"the message is about products and names none clearly: the {len(chosen)} closest "
@@ -139,8 +141,11 @@ class ProductStage:
         turn.trace["products"] = {"ids": [p.id for p in products], "wishes": wishes.describe(),
                                   "shown_after_the_faq_answer": True}
 
-    def _faq_suggests(self, turn: Turn) -> bool:
-        return bool(turn.hits) and turn.hits[0].score >= self._suggest_threshold
+    @staticmethod
+    def _closer_than_the_faq(turn: Turn, best: ProductHit) -> bool:
+        product = best.semantic_score or 0.0
+        faq = max((hit.semantic_score or 0.0 for hit in turn.hits), default=0.0)
+        return product >= FOUND_SIMILARITY and product >= faq + FOUND_LEAD
 
     def _about(self, hit: ProductHit) -> bool:
         return ((hit.semantic_score or 0.0) >= self._config.min_similarity
