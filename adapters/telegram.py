@@ -39,6 +39,7 @@ from bot.errors import (AdapterError, ConversationNotFoundError, DeliveryError, 
                         OverloadedError)
 from bot.json_input import loads_json
 from bot.messages import DeliveryPolicy, HandoffState, Link, Message, Reply
+from bot.messages import split_text as split_parts
 
 log = logging.getLogger(__name__)
 
@@ -58,17 +59,8 @@ MEMBERSHIP_CACHE_SECONDS = 60.0
 
 
 def split_text(text: str, limit: int = MessageLimit.MAX_TEXT_LENGTH) -> list[str]:
-    """Telegram takes at most 4096 characters per message: cut at paragraphs, then lines, then words."""
-    parts: list[str] = []
-    rest = text.strip()
-    while len(rest) > limit:
-        window = rest[:limit]
-        cut = max(window.rfind("\n\n"), 0) or max(window.rfind("\n"), 0) or max(window.rfind(" "), 0) or limit
-        parts.append(rest[:cut].rstrip())
-        rest = rest[cut:].lstrip()
-    if rest:
-        parts.append(rest)
-    return parts
+    """Telegram takes at most 4096 characters per message."""
+    return split_parts(text, limit)
 
 
 def file_base_url(api_base_url: str) -> str:

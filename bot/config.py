@@ -232,6 +232,26 @@ class TelegramConfig:
 
 
 @dataclass(frozen=True)
+class WhatsAppConfig:
+    """The WhatsApp channel (adapters/whatsapp, the Cloud API); off unless enabled."""
+
+    enabled: bool = False
+    phone_number_id: str = ""  # the business number's id in Meta's app dashboard (not the phone number)
+    token: str = field(default="", repr=False)  # a system user's access token with whatsapp_business_messaging
+    app_secret: str = field(default="", repr=False)  # signs every webhook POST (X-Hub-Signature-256)
+    verify_token: str = field(default="", repr=False)  # what Meta's dashboard sends to verify the webhook URL
+    webhook_path: str = "/whatsapp/webhook"
+    api_base_url: str = "https://graph.facebook.com"
+    api_version: str = "v25.0"
+    # An approved template for replies after the 24-hour customer-service window (an agent answering
+    # late): its body must have one parameter, {{1}}, which carries the reply. Unset: such replies are held.
+    template_name: str = ""
+    template_language: str = "en"
+    max_attempts: int = 8
+    backoff_seconds: float = 2.0
+
+
+@dataclass(frozen=True)
 class ConsoleUser:
     """A person who signs in to the web console: agents work handoffs, merchants read the dashboard."""
 
@@ -352,6 +372,7 @@ class Config:
                                                                                           _KeyLines({})), {}, Path()))
     handoff: HandoffConfig = HandoffConfig(True, True, ("/human", "/agent"), -0.5, 3, True, (), 300.0, None, None)
     telegram: TelegramConfig = TelegramConfig()
+    whatsapp: WhatsAppConfig = WhatsAppConfig()
     console: ConsoleConfig = ConsoleConfig()
     metrics: MetricsConfig = MetricsConfig()
     privacy: PrivacyConfig = PrivacyConfig()
@@ -389,7 +410,7 @@ ORDER_REPLIES = ("template", "model")
 def _build(root: _Table, path: Path, environ: Mapping[str, str]) -> Config:
     base = path.parent
     root.allow_only("shop", "storage", "knowledge", "retrieval", "search", "language", "pipeline", "http", "webhook",
-                    "texts", "sentiment", "handoff", "responder", "telegram", "console", "metrics",
+                    "texts", "sentiment", "handoff", "responder", "telegram", "whatsapp", "console", "metrics",
                     "privacy", "orders", "catalog")
 
     shop_t = root.table("shop")
@@ -537,6 +558,7 @@ def _build(root: _Table, path: Path, environ: Mapping[str, str]) -> Config:
         handoff=handoff,
         responder=responder,
         telegram=_build_telegram(root.table("telegram"), environ),
+        whatsapp=_build_whatsapp(root.table("whatsapp"), environ),
         console=_build_console(root.table("console")),
         metrics=_build_metrics(root.table("metrics"), environ),
         privacy=privacy,
@@ -826,6 +848,54 @@ def _build_webhook(table: _Table, environ: Mapping[str, str]) -> WebhookConfig:
 def telegram_from_environment(path: Path, environ: Mapping[str, str]) -> TelegramConfig:
     """`kefu serve --telegram`: long polling with the defaults and the token from KEFU_TELEGRAM_TOKEN."""
     return _build_telegram(_Table({"enabled": True}, "telegram", path, _KeyLines({})), environ)
+
+
+WHATSAPP_VERSION = re.compile(r"^v\d{2,}\.\d$")
+
+
+def _build_whatsapp(table: _Table, environ: Mapping[str, str]) -> WhatsAppConfig:
+    """Two secrets from the environment (KEFU_WHATSAPP_TOKEN, KEFU_WHATSAPP_APP_SECRET unless named
+    otherwise) and the business number's id; the verify token is derived from the app secret unless set."""
+    table.allow_only("enabled", "phone_number_id", "token", "token_env", "app_secret", "app_secret_env",
+                     "verify_token", "verify_token_env", "webhook_path", "api_base_url", "api_version",
+                     "template_name", "template_language", "max_attempts", "backoff_seconds")
+    if not table.bool("enabled", False):
+        return WhatsAppConfig()
+    secrets = {}
+    for key, default_env in (("token", "KEFU_WHATSAPP_TOKEN"), ("app_secret", "KEFU_WHATSAPP_APP_SECRET")):
+        if key in table.keys() or f"{key}_env" in table.keys():
+            secrets[key] = table.secret(key, f"{key}_env", environ, required=True)
+        else:
+            secrets[key] = environ.get(default_env, "")
+            if not secrets[key]:
+                table.fail(f"{key}_env", f"the {key.replace('_', ' ')} is missing: set {default_env} (from Meta's app "
+                                         f"dashboard) or name another environment variable here")
+    phone = str(table.raw("phone_number_id", ""))
+    if not re.fullmatch(r"\d{5,20}", phone):
+        table.fail("phone_number_id", f"must be the business number's numeric id from the app dashboard's API "
+                                      f"Setup page, got {phone!r}")
+    version = table.str("api_version", "v25.0")
+    if not WHATSAPP_VERSION.match(version):
+        table.fail("api_version", f"'{version}' is not a Graph API version such as \"v25.0\"")
+    path = table.str("webhook_path", "/whatsapp/webhook")
+    if not path.startswith("/"):
+        table.fail("webhook_path", f"'{path}' must start with /")
+    base_url = table.str("api_base_url", "https://graph.facebook.com").rstrip("/")
+    if not re.match(r"^https?://", base_url):
+        table.fail("api_base_url", f"'{base_url}' must start with http:// or https://")
+    verify = table.secret("verify_token", "verify_token_env", environ, required=False)
+    # Derived, so it stays the same across restarts without one more secret; kefu logs it at start.
+    verify = verify or hashlib.sha256(b"kefu-whatsapp-verify:" + secrets["app_secret"].encode()).hexdigest()[:32]
+    template = table.str("template_name", "")
+    if template and not re.fullmatch(r"[a-z0-9_]{1,512}", template):
+        table.fail("template_name", f"'{template}' is not a template name (lower-case letters, digits and _)")
+    return WhatsAppConfig(
+        enabled=True, phone_number_id=phone, token=secrets["token"], app_secret=secrets["app_secret"],
+        verify_token=verify, webhook_path=path, api_base_url=base_url, api_version=version,
+        template_name=template, template_language=table.str("template_language", "en"),
+        max_attempts=table.int("max_attempts", 8, 1, 100),
+        backoff_seconds=table.float("backoff_seconds", 2.0, 0.0, 3600.0),
+    )
 
 
 TELEGRAM_TOKEN = re.compile(r"^\d{3,}:[A-Za-z0-9_-]{20,}$")

@@ -58,6 +58,13 @@ class DeliveryWorker:
             try:
                 await self._channel.deliver(reply)
             except DeliveryError as exc:
+                if exc.held:
+                    await self._store.mark_delivery_held(reply.message_id, str(exc))
+                    log.warning("delivery.held channel=%s message=%s reason=%s", self._channel.name,
+                                reply.message_id, exc)
+                    self._count("failed")
+                    blocked.add(key)
+                    continue
                 attempts = pending.attempts + 1
                 retry_at = next_attempt(exc, attempts, self._policy)
                 await self._store.mark_delivery_failed(reply.message_id, str(exc), retry_at)

@@ -46,13 +46,16 @@ class DeliveryError(KefuError):
 
     `permanent` marks failures that retrying cannot fix (e.g. a 4xx from the
     receiver), so the delivery is given up at once instead of after every attempt;
-    `retry_after` replaces the backoff when the receiver named a time.
+    `retry_after` replaces the backoff when the receiver named a time; `held` keeps the reply
+    unsent, not retried, until the shopper writes again (then it goes, in its order).
     """
 
-    def __init__(self, message: str, *, permanent: bool = False, retry_after: float | None = None):
+    def __init__(self, message: str, *, permanent: bool = False, retry_after: float | None = None,
+                 held: bool = False):
         super().__init__(message)
         self.permanent = permanent
         self.retry_after = retry_after  # the receiver said when to try again (Telegram's flood control)
+        self.held = held  # nothing can go until the shopper writes again (WhatsApp's 24-hour window)
 
 
 class ConversationNotFoundError(KefuError):

@@ -18,6 +18,7 @@ from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
 from bot.config import HttpConfig
+from bot.messages import BODY_LIMITS, RAW_BODY
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +65,17 @@ async def body_deadline(request: web.Request, handler: Handler) -> web.StreamRes
     """
     if request.body_exists:
         timeout = request.app[BODY_TIMEOUT]
+        larger = request.app[BODY_LIMITS].get(request.path)
         try:
             async with asyncio.timeout(timeout):
-                await request.read()
+                if larger is None:
+                    await request.read()
+                else:
+                    body = await _read_at_most(request, larger)
+                    if body is None:
+                        return json_error(413, "payload_too_large", f"a request to {request.path} is at most "
+                                                                    f"{larger} bytes")
+                    request[RAW_BODY] = body
         except TimeoutError:
             log.warning("http.body_timeout path=%s remote=%s", request.path, request.remote)
             response = json_error(408, "request_timeout", f"the request body did not arrive within {timeout:g}s")
@@ -76,6 +85,16 @@ async def body_deadline(request: web.Request, handler: Handler) -> web.StreamRes
 
 
 BODY_TIMEOUT = web.AppKey("kefu_body_timeout", float)
+
+
+async def _read_at_most(request: web.Request, limit: int) -> bytes | None:
+    chunks, size = [], 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class JsonErrorRequestHandler(RequestHandler):
@@ -115,6 +134,7 @@ class HttpServer:
         self.config = config
         self.app = web.Application(middlewares=[json_errors, body_deadline], client_max_size=config.max_body_bytes)
         self.app[BODY_TIMEOUT] = config.body_timeout_seconds
+        self.app[BODY_LIMITS] = {}
         self._health = health
         self.app.router.add_get("/healthz", self._healthz)
         self._runner: web.AppRunner | None = None

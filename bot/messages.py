@@ -14,6 +14,8 @@ from datetime import date, datetime, timezone
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
+from aiohttp import web
+
 
 class Role(StrEnum):
     """Who wrote a message."""
@@ -158,6 +160,16 @@ class TranscriptEntry:
     why: str | None = None  # bot replies: why it answered so
     faq_tried: tuple[tuple[str, float], ...] = ()  # bot replies: the FAQ entries retrieval ranked, with scores
     links: tuple[Link, ...] = ()  # bot replies: the product pages offered
+    error: str | None = None  # replies: why the channel did not deliver it (WhatsApp's 24-hour window…)
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What a chat app reports of a reply it took: sent, delivered, read, played or failed (with why)."""
+
+    status: str
+    at: datetime
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -314,6 +326,21 @@ class Gateway(Protocol):
     async def transcript(self, channel: str, conversation: str) -> Transcript | None:
         """The whole conversation, or None when it does not exist."""
 
+    async def last_shopper_message_at(self, channel: str, conversation: str) -> datetime | None:
+        """When the shopper last wrote (None: never): chat apps limit what may be sent long after."""
+
+    async def record_channel_message_id(self, message_id: int, channel_message_id: str) -> None:
+        """The chat app's own id for a reply it took, which its receipts name."""
+
+    async def record_receipt(self, channel: str, channel_message_id: str, receipt: Receipt) -> bool:
+        """A receipt for a sent reply (sent, delivered, read, failed); False when no reply has that id."""
+
+    async def release_held(self, channel: str, conversation: str) -> int:
+        """The shopper wrote again: replies held for them are sent now, in their order."""
+
+    async def hold_sent_reply(self, channel: str, channel_message_id: str, reason: str) -> bool:
+        """A reply the app took and then refused for now (WhatsApp's 24 hours): sent when the shopper writes."""
+
     def health(self) -> Mapping[str, Any]:
         """Facts for a health endpoint."""
 
@@ -348,3 +375,25 @@ class Channel(Protocol):
     async def stop(self) -> None: ...
 
     async def deliver(self, reply: Reply) -> None: ...
+
+
+def split_text(text: str, limit: int) -> list[str]:
+    """A reply in parts of at most `limit` characters (chat apps' message limits): cut at paragraphs,
+    then lines, then words."""
+    parts: list[str] = []
+    rest = text.strip()
+    while len(rest) > limit:
+        window = rest[:limit]
+        cut = max(window.rfind("\n\n"), 0) or max(window.rfind("\n"), 0) or max(window.rfind(" "), 0) or limit
+        parts.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    if rest:
+        parts.append(rest)
+    return parts
+
+
+# What kefu's HTTP server offers channels that receive webhooks: paths whose senders batch more than
+# `[http] max_body_bytes` allows (WhatsApp: up to 3 MB a POST) register their limit here, and find the
+# raw body, read whole within the body deadline, in request[RAW_BODY].
+BODY_LIMITS = web.AppKey("kefu_body_limits", dict)
+RAW_BODY = web.RequestKey("kefu_raw_body", bytes)

@@ -61,3 +61,4 @@ class _Values(dict):
 
     def __missing__(self, key: str) -> str:
         return "{" + key + "}"
+

@@ -43,7 +43,7 @@ from datetime import datetime
 from typing import Any
 
 from aiohttp import web
-from loopback import LoopbackServer
+from loopback import LoopbackServer, answer_slowly, json_body
 
 JSONDict = dict[str, Any]
 Selection = dict[str, "Field"]
@@ -589,11 +589,7 @@ class FakeShopify(LoopbackServer):
         record = self._record(request, body, 0)
         response = await self._answer(request, body, record)
         record.status = response.status
-        if self.delay_seconds > 0:
-            try:
-                await asyncio.wait_for(self._closing.wait(), self.delay_seconds)
-            except TimeoutError:
-                pass
+        await answer_slowly(self._closing, self.delay_seconds)
         return response
 
     async def _answer(self, request: web.Request, body: Any, record: RecordedRequest) -> web.Response:
@@ -664,11 +660,7 @@ class FakeShopify(LoopbackServer):
 
     @staticmethod
     async def _body(request: web.Request) -> Any:
-        text = await request.text()
-        try:
-            return json.loads(text) if text else None
-        except ValueError:
-            return text
+        return await json_body(request)
 
     def _record(self, request: web.Request, body: Any, status: int) -> RecordedRequest:
         record = RecordedRequest(method=request.method, path=request.path,

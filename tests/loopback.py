@@ -7,6 +7,8 @@ A fake adds its routes in `add_routes` and wakes its slowed or long-polling requ
 
 from __future__ import annotations
 
+import asyncio
+import json
 import ssl
 from typing import Any
 
@@ -54,3 +56,21 @@ class LoopbackServer:
             name = type(self).__name__
             raise RuntimeError(f"{name} is not started; use `async with {name}() as server`")
         return self._url
+
+
+async def json_body(request: web.Request) -> Any:
+    """A request's JSON body as sent (None when empty); text that is not JSON, as text, for the fake to refuse."""
+    text = await request.text()
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return text
+
+
+async def answer_slowly(closing: asyncio.Event, seconds: float) -> None:
+    """A slow service's delay, cut short when the fake stops (so stopping never waits it out)."""
+    if seconds > 0:
+        try:
+            await asyncio.wait_for(closing.wait(), seconds)
+        except TimeoutError:
+            pass

@@ -14,6 +14,8 @@ properties with many more (profile "long").
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -46,6 +48,9 @@ settings.register_profile("long", max_examples=int(os.environ.get("KEFU_HYPOTHES
 settings.load_profile(os.environ.get("KEFU_HYPOTHESIS_PROFILE", "ci"))
 
 TG_TOKEN = "123456:ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+WA_SECRET = "hostile-app-secret-0123456789"
+WA_PHONE = "106540352242922"
+WA_ENVIRON = {"KEFU_WHATSAPP_TOKEN": "EAAG-hostile-token", "KEFU_WHATSAPP_APP_SECRET": WA_SECRET}
 AGENT_TOKEN = "agent-token-abcdef0123456789"
 CONSOLE_PASSWORD = "hostile-secret-1"
 IDLE_SECONDS = 2.0
@@ -118,6 +123,11 @@ token_env = "TEST_TG_TOKEN"
 mode = "webhook"
 webhook_url = "https://shop.example/telegram/webhook"
 api_base_url = "{telegram_url}/bot"
+
+[whatsapp]
+enabled = true
+phone_number_id = "{WA_PHONE}"
+api_base_url = "http://127.0.0.1:9"
 """,
     )
 
@@ -132,8 +142,10 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveKefu]:
     async def serve() -> None:
         try:
             async with FakeTelegram(TG_TOKEN) as telegram:
-                config = load_config(_kefu_config(tmp_path, telegram.url), environ={"TEST_TG_TOKEN": TG_TOKEN})
-                async with KefuApp(config, channels=["webhook", "web_console", "telegram"], serve_http=True) as app:
+                config = load_config(_kefu_config(tmp_path, telegram.url),
+                                     environ={"TEST_TG_TOKEN": TG_TOKEN, **WA_ENVIRON})
+                async with KefuApp(config, channels=["webhook", "web_console", "telegram", "whatsapp"],
+                                   serve_http=True) as app:
                     assert app.http is not None
                     [registered] = telegram.calls("setWebhook")
                     ready.set_result(LiveKefu(loop=loop, app=app, base=app.http.base_url,
@@ -324,6 +336,32 @@ def test_the_sign_in_form_never_fails_with_a_server_error(live: LiveKefu, body: 
 def test_the_telegram_webhook_never_fails_with_a_server_error(live: LiveKefu, update: Any) -> None:
     response = live.request("POST", "/telegram/webhook", body=json.dumps(update).encode(),
                             headers={"X-Telegram-Bot-Api-Secret-Token": live.telegram_secret, **JSON_TYPE})
+    assert_no_server_error(response)
+
+
+WA_MESSAGE = objects(["from", "id", "type", "timestamp", "text", "interactive", "button", "image", "audio", "errors"])
+WA_STATUS = objects(["id", "status", "timestamp", "recipient_id", "errors"])
+WA_VALUE = st.one_of(JSON, st.fixed_dictionaries({
+    "metadata": st.one_of(JSON, st.just({"phone_number_id": WA_PHONE})),
+    "contacts": st.one_of(JSON, st.lists(objects(["wa_id", "profile"]), max_size=2)),
+    "messages": st.one_of(JSON, st.lists(st.one_of(WA_MESSAGE, st.fixed_dictionaries(
+        {"from": TEXT, "id": TEXT, "type": st.sampled_from(["text", "interactive", "image", "button", "x"]),
+         "text": st.one_of(JSON, st.fixed_dictionaries({"body": st.one_of(TEXT, JSON)})),
+         "interactive": JSON, "timestamp": st.one_of(TEXT, st.integers())})), max_size=3)),
+    "statuses": st.one_of(JSON, st.lists(WA_STATUS, max_size=2))}))
+WA_NOTIFICATION = st.one_of(JSON, objects(["object", "entry"]), st.fixed_dictionaries({
+    "object": st.just("whatsapp_business_account"),
+    "entry": st.one_of(JSON, st.lists(st.fixed_dictionaries({"id": TEXT, "changes": st.one_of(JSON, st.lists(
+        st.fixed_dictionaries({"field": st.sampled_from(["messages", "other"]), "value": WA_VALUE}),
+        max_size=2))}), max_size=2))}))
+
+
+@given(notification=WA_NOTIFICATION)
+def test_the_whatsapp_webhook_never_fails_with_a_server_error(live: LiveKefu, notification: Any) -> None:
+    raw = json.dumps(notification).encode()
+    signature = "sha256=" + hmac.new(WA_SECRET.encode(), raw, hashlib.sha256).hexdigest()
+    response = live.request("POST", "/whatsapp/webhook", body=raw,
+                            headers={"X-Hub-Signature-256": signature, **JSON_TYPE})
     assert_no_server_error(response)
 
 

@@ -225,6 +225,16 @@ def _m010_signed_customer(db: sqlite_utils.Database) -> None:
     db["messages"].add_column("customer_hash", str)
 
 
+def _m011_delivery_receipts(db: sqlite_utils.Database) -> None:
+    """What a chat app says became of a reply after it took it (WhatsApp: sent, delivered, read, failed),
+    found by the app's own id for the sent message."""
+    db["messages"].add_column("channel_message_id", str)
+    db["messages"].add_column("receipt", str)
+    db["messages"].add_column("receipt_at", str)
+    db["messages"].add_column("receipt_error", str)
+    db.execute("CREATE INDEX IF NOT EXISTS messages_by_channel_message_id ON messages (channel_message_id)")
+
+
 MIGRATIONS: list[Migration] = [
     ("001_conversations_and_messages", _m001_conversations_and_messages),
     ("002_language_choice", _m002_language_choice),
@@ -236,6 +246,7 @@ MIGRATIONS: list[Migration] = [
     ("008_order_lookups", _m008_order_lookups),
     ("009_reply_links", _m009_reply_links),
     ("010_signed_customer", _m010_signed_customer),
+    ("011_delivery_receipts", _m011_delivery_receipts),
 ]
 
 

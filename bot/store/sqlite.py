@@ -24,6 +24,7 @@ from bot.messages import (
     HandoffState,
     Link,
     Message,
+    Receipt,
     Reply,
     ReplyKind,
     Role,
@@ -41,6 +42,7 @@ ANSWERED = "answered"
 FORWARDED = "forwarded"  # inbound while a person handles the conversation: stored and passed to agents
 FAILED = "failed"
 SENT = "sent"
+HELD = "held"  # nothing can go until the shopper writes again (WhatsApp after 24 hours, without a template)
 SETTLED = (ANSWERED, FORWARDED)
 
 
@@ -286,6 +288,31 @@ class Store:
     async def mark_delivery_failed(self, message_id: int, error: str, retry_at: datetime | None) -> None:
         """Record a failed attempt; `retry_at=None` gives the delivery up."""
         await self._write(_mark_delivery_failed, message_id, error, retry_at)
+
+    async def mark_delivery_held(self, message_id: int, reason: str) -> None:
+        """The channel can send nothing to this shopper until they write again: kept, not retried."""
+        await self._write(_mark_delivery_held, message_id, reason)
+
+    async def hold_sent_reply(self, channel: str, channel_message_id: str, reason: str) -> bool:
+        """The app refused a reply it had taken (WhatsApp's late 131047): held until the shopper writes again."""
+        return await self._write(_hold_sent_reply, channel, channel_message_id, reason)
+
+    async def release_held_deliveries(self, conversation_key: str) -> int:
+        """The shopper wrote again: held replies become pending, in their order, ahead of the new answer."""
+        return await self._write(_release_held_deliveries, conversation_key)
+
+    async def record_channel_message_id(self, message_id: int, channel_message_id: str) -> None:
+        """The chat app's id for a reply it took ("wamid…"): its receipts name that id."""
+        await self._write(_record_channel_message_id, message_id, channel_message_id)
+
+    async def record_receipt(self, channel: str, channel_message_id: str, receipt: Receipt) -> bool:
+        """A receipt for a sent reply (False: no reply of this channel has that id). A receipt never moves a
+        reply back: "read" after "delivered" counts, "delivered" after "read" (they arrive in any order) not."""
+        return await self._write(_record_receipt, channel, channel_message_id, receipt)
+
+    async def last_shopper_message_at(self, conversation_key: str) -> datetime | None:
+        """When the shopper last wrote: chat apps limit what may be sent long after (WhatsApp's 24 hours)."""
+        return await self._read(_last_shopper_message_at, conversation_key)
 
     async def stats(self) -> dict[str, int]:
         return await self._read(_stats)
@@ -586,7 +613,8 @@ def _transcript(db: sqlite_utils.Database, conversation_key: str) -> Transcript 
             faq_ids=tuple(json.loads(row["faq_ids"] or "[]")),
             confidence=row["confidence"],
             latency_ms=row["latency_ms"],
-            status=row["status"] if row["direction"] == "in" else row["delivery"],
+            status=row["status"] if row["direction"] == "in" else (row["receipt"] or row["delivery"]),
+            error=row["receipt_error"] or row["delivery_error"] if row["direction"] == "out" else None,
             sentiment=row["sentiment"],
             media=row["media"],
             why=row["why"],
@@ -649,6 +677,51 @@ def _mark_delivered(db: sqlite_utils.Database, message_id: int) -> None:
         "next_delivery_at = NULL WHERE id = ?",
         [SENT, message_id],
     )
+
+
+def _mark_delivery_held(db: sqlite_utils.Database, message_id: int, reason: str) -> None:
+    db.execute("UPDATE messages SET delivery = ?, delivery_attempts = delivery_attempts + 1, delivery_error = ?, "
+               "next_delivery_at = NULL WHERE id = ?", [HELD, reason[:2000], message_id])
+
+
+def _hold_sent_reply(db: sqlite_utils.Database, channel: str, channel_message_id: str, reason: str) -> bool:
+    cursor = db.execute("UPDATE messages SET delivery = ?, delivery_error = ?, next_delivery_at = NULL WHERE "
+                        "channel_message_id = ? AND channel = ? AND direction = 'out'",
+                        [HELD, reason[:2000], channel_message_id, channel])
+    return cursor.rowcount > 0
+
+
+def _release_held_deliveries(db: sqlite_utils.Database, conversation_key: str) -> int:
+    cursor = db.execute("UPDATE messages SET delivery = ?, delivery_attempts = 0, next_delivery_at = NULL "
+                        "WHERE conversation_key = ? AND direction = 'out' AND delivery = ?",
+                        [PENDING, conversation_key, HELD])
+    return cursor.rowcount
+
+
+RECEIPT_ORDER = {"sent": 1, "delivered": 2, "read": 3, "played": 4, "failed": 5}
+
+
+def _record_channel_message_id(db: sqlite_utils.Database, message_id: int, channel_message_id: str) -> None:
+    # A reply sent again (held, then released) starts its receipts anew under its new id.
+    db.execute("UPDATE messages SET channel_message_id = ?, receipt = NULL, receipt_at = NULL, receipt_error = NULL "
+               "WHERE id = ?", [channel_message_id, message_id])
+
+
+def _record_receipt(db: sqlite_utils.Database, channel: str, channel_message_id: str, receipt: Receipt) -> bool:
+    row = db.execute("SELECT id, receipt FROM messages WHERE channel_message_id = ? AND channel = ? AND "
+                     "direction = 'out'", [channel_message_id, channel]).fetchone()
+    if row is None:
+        return False
+    if RECEIPT_ORDER.get(receipt.status, 0) > RECEIPT_ORDER.get(row["receipt"] or "", 0):
+        db.execute("UPDATE messages SET receipt = ?, receipt_at = ?, receipt_error = ? WHERE id = ?",
+                   [receipt.status, receipt.at.isoformat(), receipt.error, row["id"]])
+    return True
+
+
+def _last_shopper_message_at(db: sqlite_utils.Database, conversation_key: str) -> datetime | None:
+    row = db.execute("SELECT MAX(created_at) AS at FROM messages WHERE conversation_key = ? AND direction = 'in' "
+                     "AND role = ?", [conversation_key, Role.SHOPPER.value]).fetchone()
+    return datetime.fromisoformat(row["at"]) if row and row["at"] else None
 
 
 def _mark_delivery_failed(

@@ -276,6 +276,9 @@ function messageNode(message) {
     info.push("agent");
   }
   if (message.direction === "out" && message.status) info.push(message.status);
+  if (message.direction === "out" && message.error && (message.status === "held" || message.status === "failed")) {
+    info.push("not delivered: " + message.error);
+  }
   li.append(el("div", "info", info.filter(Boolean).join(" · ")));
   if (message.faq_tried && message.faq_tried.length && role !== "agent") {
     li.append(el("div", "info tried", "FAQ tried: " + message.faq_tried.map((t) => t.faq_id + " (" + Number(t.score).toFixed(2) + ")").join(", ")));
