@@ -316,6 +316,8 @@ class OrdersConfig:
     shop_url: str = ""  # Shopify: https://<shop>.myshopify.com
     api_version: str = "2025-07"
     token: str = field(default="", repr=False)  # Shopify access token, or the endpoint's bearer token
+    client_id: str = field(default="", repr=False)  # a Shopify Dev Dashboard app's, for 24-hour tokens
+    client_secret: str = field(default="", repr=False)
     base_url: str = ""  # WooCommerce: the shop's site
     consumer_key: str = field(default="", repr=False)
     consumer_secret: str = field(default="", repr=False)
@@ -341,6 +343,8 @@ class CatalogConfig:
     shop_url: str = ""  # Shopify
     api_version: str = "2025-07"
     token: str = field(default="", repr=False)
+    client_id: str = field(default="", repr=False)  # a Shopify Dev Dashboard app's, for 24-hour tokens
+    client_secret: str = field(default="", repr=False)
     base_url: str = ""  # WooCommerce
     consumer_key: str = field(default="", repr=False)
     consumer_secret: str = field(default="", repr=False)
@@ -642,7 +646,8 @@ def _shop_system(table: _Table, source: str, environ: Mapping[str, str], base: P
     """The `file`, `shopify` and `woocommerce` sub-tables orders and the catalog share, for the chosen source."""
     file_t, shopify_t, woo_t = (table.table(name) for name in ("file", "shopify", "woocommerce"))
     file_t.allow_only("path")
-    shopify_t.allow_only("shop_url", "api_version", "token", "token_env")
+    shopify_t.allow_only("shop_url", "api_version", "token", "token_env", "client_id", "client_id_env",
+                         "client_secret", "client_secret_env")
     woo_t.allow_only("base_url", "consumer_key", "consumer_key_env", "consumer_secret", "consumer_secret_env")
     if source == "file":
         if "path" not in file_t.keys():
@@ -652,8 +657,20 @@ def _shop_system(table: _Table, source: str, environ: Mapping[str, str], base: P
         version = shopify_t.str("api_version", OrdersConfig.api_version)
         if not re.match(r"^\d{4}-\d{2}$|^unstable$", version):
             shopify_t.fail("api_version", f"'{version}' is not a Shopify API version like 2025-07")
-        return {"shop_url": _base_url(shopify_t, "shop_url"), "api_version": version,
-                "token": shopify_t.secret("token", "token_env", environ, required=True)}
+        settings = {"shop_url": _base_url(shopify_t, "shop_url"), "api_version": version}
+        keys = set(shopify_t.keys())
+        if keys & {"client_id", "client_id_env", "client_secret", "client_secret_env"}:
+            # A Dev Dashboard app (2026 on): kefu exchanges its client id and secret for 24-hour tokens.
+            if keys & {"token", "token_env"}:
+                shopify_t.fail("token_env", "set either an access token or the app's client id and secret, not both")
+            return {**settings, "client_id": shopify_t.secret("client_id", "client_id_env", environ, required=True),
+                    "client_secret": shopify_t.secret("client_secret", "client_secret_env", environ, required=True)}
+        if not keys & {"token", "token_env"}:
+            shopify_t.fail("client_id_env", "the Shopify app's credentials are missing: name the environment variables "
+                                            "holding its client id and secret (client_id_env, client_secret_env; a Dev "
+                                            "Dashboard app) or its Admin API access token (token_env; an app made in "
+                                            "the admin before 2026)")
+        return {**settings, "token": shopify_t.secret("token", "token_env", environ, required=True)}
     if source == "woocommerce":
         return {"base_url": _base_url(woo_t, "base_url"),
                 "consumer_key": woo_t.secret("consumer_key", "consumer_key_env", environ, required=True),

@@ -412,11 +412,22 @@ class FakeShopify(LoopbackServer):
         self._handles: set[str] = set()
         self._sorted_products: tuple[list[JSONDict], list[int]] | None = None  # by numeric id, and those ids
         self._sorted_of = 0
+        # A Dev Dashboard app: its client id and secret buy 24-hour tokens at /admin/oauth/access_token.
+        self.client_id = "kefu-client-id-0123456789abcdef"
+        self.client_secret = "kefu-client-secret-0123456789abcdef"
+        self.token_lifetime = 86_399
+        self.issued: list[str] = []  # tokens handed out, newest last; `expire_tokens` makes them invalid
+        self.token_requests: list[dict[str, str]] = []
+
+    def expire_tokens(self) -> None:
+        """Every token handed out stops working, as one does after its 24 hours."""
+        self.issued.clear()
 
     # -- lifecycle ---------------------------------------------------------------------------------------
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_route("*", "/admin/api/{version}/graphql.json", self._handle)
+        app.router.add_post("/admin/oauth/access_token", self._access_token)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
 
     def release_waiters(self) -> None:
@@ -580,6 +591,21 @@ class FakeShopify(LoopbackServer):
 
     # -- HTTP ------------------------------------------------------------------------------------------------
 
+    async def _access_token(self, request: web.Request) -> web.Response:
+        """The client credentials grant, form-encoded as Shopify takes it."""
+        form = dict(await request.post())
+        self.token_requests.append({key: str(value) for key, value in form.items()})
+        if form.get("grant_type") != "client_credentials":
+            return web.json_response({"error": "unsupported_grant_type",
+                                      "error_description": "grant_type must be client_credentials"}, status=400)
+        if form.get("client_id") != self.client_id or form.get("client_secret") != self.client_secret:
+            return web.json_response({"error": "invalid_client",
+                                      "error_description": "Client authentication failed"}, status=401)
+        token = f"shpca_{len(self.token_requests):04d}{'0' * 26}"
+        self.issued.append(token)
+        return web.json_response({"access_token": token, "scope": "read_orders,read_products",
+                                  "expires_in": self.token_lifetime})
+
     async def _not_found(self, request: web.Request) -> web.Response:
         self._record(request, None, 404)
         return web.json_response({"errors": "Not Found"}, status=404)
@@ -595,7 +621,8 @@ class FakeShopify(LoopbackServer):
     async def _answer(self, request: web.Request, body: Any, record: RecordedRequest) -> web.Response:
         if not VERSION_RE.match(request.match_info["version"]):
             return web.json_response({"errors": "Not Found"}, status=404)
-        if request.headers.get("X-Shopify-Access-Token") != self.token:
+        given = request.headers.get("X-Shopify-Access-Token")
+        if given != self.token and given not in self.issued:
             return web.json_response({"errors": INVALID_TOKEN}, status=401)
         if request.method != "POST":
             return web.json_response({"errors": "Method Not Allowed"}, status=405)

@@ -250,7 +250,12 @@ async def test_an_intent_naming_no_faq_entry_is_a_config_error(tmp_path):
 @pytest.mark.parametrize("body, problem", [
     ('source = "shopify"\n[orders.shopify]\nshop_url = "lantern.myshopify.com"\ntoken = "x"',
      "orders.shopify.shop_url"),
-    ('source = "shopify"\n[orders.shopify]\nshop_url = "https://lantern.myshopify.com"', "orders.shopify.token"),
+    ('source = "shopify"\n[orders.shopify]\nshop_url = "https://lantern.myshopify.com"',
+     "orders.shopify.client_id_env"),  # neither an access token nor the app's client credentials
+    ('source = "shopify"\n[orders.shopify]\nshop_url = "https://lantern.myshopify.com"\ntoken = "x"\n'
+     'client_id = "id"\nclient_secret = "s"', "orders.shopify.token_env"),  # both
+    ('source = "shopify"\n[orders.shopify]\nshop_url = "https://lantern.myshopify.com"\nclient_id = "id"',
+     "orders.shopify.client_secret"),
     ('source = "endpoint"\n[orders.endpoint]\nurl_template = "https://shop.example/orders"',
      "orders.endpoint.url_template"),
     ('source = "file"\nnumber_pattern = "LL-(\\\\d"', "orders.number_pattern"),
@@ -334,6 +339,25 @@ async def test_a_shopify_order_is_read_through_the_admin_graphql_api_also_when_t
     assert "DHL Express tracking number: 1234567890\nhttps://www.dhl.com/track?AWB=1234567890" in shown["text"]
     graphql = [r for r in shopify.requests if r.path.endswith("/admin/api/2025-07/graphql.json")]
     assert len(graphql) == 2 and all(r.headers.get("X-Shopify-Access-Token") == shopify.token for r in graphql)
+
+
+async def test_a_dev_dashboard_shopify_app_is_configured_with_its_client_id_and_secret(tmp_path):
+    """Shops set up since 2026 have no admin-made token: kefu exchanges the app's credentials for one."""
+    from fake_shopify import FakeShopify
+
+    async with FakeShopify(api_version="2025-07") as shopify:
+        shopify.add_order("#1001", email="ann.lee@example.com")
+        extra = (f'[orders.shopify]\nshop_url = "{shopify.url}"\napi_version = "2025-07"\n'
+                 'client_id_env = "SHOPIFY_CLIENT_ID"\nclient_secret_env = "SHOPIFY_CLIENT_SECRET"\n')
+        path = orders_config(tmp_path, source="shopify", extra=extra)
+        path.write_text(path.read_text().replace('number_pattern = "LL-\\\\d{6}"', 'number_pattern = "#?\\\\b\\\\d{4}\\\\b"')
+                        .replace('number_example = "LL-123456"', 'number_example = "#1001"'))
+        config = load_config(path, environ={"SHOPIFY_CLIENT_ID": shopify.client_id,
+                                            "SHOPIFY_CLIENT_SECRET": shopify.client_secret})
+        async with KefuApp(config, channels=["webhook"], serve_http=True) as app:
+            shown = await ask(app, "where's my order 1001? ann.lee@example.com", conversation="cc")
+    assert shown["text"].startswith("Order #1001") and len(shopify.token_requests) == 1
+    assert [r.headers.get("X-Shopify-Access-Token") for r in shopify.requests] == shopify.issued
 
 
 async def test_a_woocommerce_order_is_read_through_the_rest_api(tmp_path):

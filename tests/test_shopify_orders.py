@@ -393,3 +393,34 @@ async def test_close_closes_the_session_it_made_and_may_be_called_twice(shop, so
     await source.close()
     await source.close()
     assert session is not None and session.closed
+
+
+async def test_a_dev_dashboard_app_exchanges_its_client_credentials_and_renews_an_expired_token():
+    from commerce.sources.shopify_auth import ShopifyAccess
+
+    async with FakeShopify() as shop:
+        shop.add_order("#1001")
+        access = ShopifyAccess(shop_url=shop.url, client_id=shop.client_id, client_secret=shop.client_secret)
+        source = ShopifyOrders(shop_url=shop.url, access=access, api_version=shop.api_version)
+        try:
+            assert (await source.find("#1001")).number == "#1001"
+            assert (await source.find("1001")).number == "#1001"  # the token is kept, not fetched per lookup
+            assert len(shop.token_requests) == 1 and shop.token_requests[0]["grant_type"] == "client_credentials"
+            shop.expire_tokens()  # its 24 hours are over: the Admin API answers 401
+            assert (await source.find("#1001")).number == "#1001"
+            assert len(shop.token_requests) == 2
+        finally:
+            await source.close()
+
+
+async def test_wrong_client_credentials_leave_the_shop_unavailable_with_shopifys_reason():
+    from commerce.sources.shopify_auth import ShopifyAccess
+
+    async with FakeShopify() as shop:
+        access = ShopifyAccess(shop_url=shop.url, client_id=shop.client_id, client_secret="not-the-secret")
+        source = ShopifyOrders(shop_url=shop.url, access=access, api_version=shop.api_version)
+        try:
+            with pytest.raises(ShopUnavailable, match="invalid_client"):
+                await source.find("#1001")
+        finally:
+            await source.close()

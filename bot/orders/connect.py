@@ -8,6 +8,7 @@ from commerce.orders import OrderSource
 from commerce.sources.endpoint import EndpointOrders
 from commerce.sources.file import FileOrders
 from commerce.sources.shopify import ShopifyOrders
+from commerce.sources.shopify_auth import ShopifyAccess
 from commerce.sources.woocommerce import WooCommerceOrders
 
 
@@ -23,7 +24,9 @@ def order_source(config: OrdersConfig) -> GuardedOrders:
         file_source.load()
         inner = file_source
     elif config.source == "shopify":
-        inner = ShopifyOrders(shop_url=config.shop_url, token=config.token, api_version=config.api_version,
+        access = ShopifyAccess(shop_url=config.shop_url, token=config.token, client_id=config.client_id,
+                               client_secret=config.client_secret, timeout_seconds=timeout)
+        inner = ShopifyOrders(shop_url=config.shop_url, access=access, api_version=config.api_version,
                               timeout_seconds=timeout, max_throttle_wait_seconds=min(2.0, timeout / 2))
     elif config.source == "woocommerce":
         inner = WooCommerceOrders(base_url=config.base_url, consumer_key=config.consumer_key,

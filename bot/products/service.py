@@ -19,6 +19,7 @@ from bot.config import Config
 from bot.errors import KefuError
 from commerce.products import CatalogSource, CatalogUnavailable, Product
 from commerce.sources.catalog_file import FileCatalog
+from commerce.sources.shopify_auth import ShopifyAccess
 from commerce.sources.shopify_products import ShopifyCatalog
 from commerce.sources.woocommerce_products import WooCommerceCatalog
 from knowledge.catalog import ProductSearch
@@ -37,7 +38,9 @@ def catalog_source(config: Config) -> CatalogSource:
         assert catalog.file is not None
         return FileCatalog(catalog.file)
     if catalog.source == "shopify":
-        return ShopifyCatalog(shop_url=catalog.shop_url, token=catalog.token, api_version=catalog.api_version)
+        access = ShopifyAccess(shop_url=catalog.shop_url, token=catalog.token, client_id=catalog.client_id,
+                               client_secret=catalog.client_secret)
+        return ShopifyCatalog(shop_url=catalog.shop_url, access=access, api_version=catalog.api_version)
     if catalog.source == "woocommerce":
         return WooCommerceCatalog(base_url=catalog.base_url, consumer_key=catalog.consumer_key,
                                   consumer_secret=catalog.consumer_secret)

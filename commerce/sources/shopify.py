@@ -24,6 +24,8 @@ from typing import Any
 
 import aiohttp
 
+from commerce.sources.shopify_auth import AccessRefused, ShopifyAccess
+
 from commerce.orders import LineItem, Order, OrderStatus, Shipment, ShopUnavailable, normalise_number
 
 log = logging.getLogger(__name__)
@@ -112,10 +114,11 @@ class ShopifyOrders:
 
     name = "shopify"
 
-    def __init__(self, *, shop_url: str, token: str, api_version: str, timeout_seconds: float = 5.0,
-                 max_throttle_wait_seconds: float = 4.0, session: aiohttp.ClientSession | None = None):
+    def __init__(self, *, shop_url: str, api_version: str, token: str = "", access: ShopifyAccess | None = None,
+                 timeout_seconds: float = 5.0, max_throttle_wait_seconds: float = 4.0,
+                 session: aiohttp.ClientSession | None = None):
         self._endpoint = f"{shop_url.rstrip('/')}/admin/api/{api_version}/graphql.json"
-        self._headers = {"X-Shopify-Access-Token": token, "Accept": "application/json"}
+        self._access = access or ShopifyAccess(shop_url=shop_url, token=token)
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self._max_wait = max_throttle_wait_seconds
         self._session = session
@@ -142,6 +145,7 @@ class ShopifyOrders:
         if self._owns_session and self._session is not None:
             await self._session.close()
         self._session = None
+        await self._access.close()
 
     # -- the HTTP exchange -----------------------------------------------------------------------------
 
@@ -163,7 +167,12 @@ class ShopifyOrders:
 
     async def _exchange(self, payload: JSONDict, wanted: str) -> _Answer:
         try:
-            async with self._client().post(self._endpoint, json=payload, headers=self._headers,
+            token = await self._access.token()
+        except AccessRefused as exc:
+            raise self._unavailable(wanted, str(exc)) from exc
+        headers = {"X-Shopify-Access-Token": token, "Accept": "application/json"}
+        try:
+            async with self._client().post(self._endpoint, json=payload, headers=headers,
                                            timeout=self._timeout) as response:
                 raw = await response.read()
                 status, retry_after = response.status, response.headers.get("Retry-After")
@@ -173,6 +182,9 @@ class ShopifyOrders:
             raise self._unavailable(wanted, f"unreachable: {type(exc).__name__} {exc}") from exc
         if status == 429:
             return _Answer(wait=_seconds(retry_after, DEFAULT_RETRY_AFTER), why="HTTP 429")
+        if status == 401 and self._access.renewable:  # a 24-hour token ran out early: fetch another, once more
+            self._access.refused(token)
+            return _Answer(wait=0.0, why="access token expired (HTTP 401)")
         if status in (401, 403):
             log.warning("shopify.token_refused status=%d endpoint=%s (the merchant must fix the Admin API "
                         "access token or its read_orders scope)", status, self._endpoint)

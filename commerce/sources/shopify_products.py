@@ -42,6 +42,7 @@ from typing import Any
 import aiohttp
 
 from commerce.products import CatalogUnavailable, Product, Variant
+from commerce.sources.shopify_auth import AccessRefused, ShopifyAccess
 from commerce.sources.shopify import (
     DEFAULT_RETRY_AFTER,
     MAX_ATTEMPTS,
@@ -130,12 +131,12 @@ class ShopifyCatalog:
 
     name = "shopify"
 
-    def __init__(self, *, shop_url: str, token: str, api_version: str, timeout_seconds: float = 10.0,
-                 max_throttle_wait_seconds: float = 10.0, page_size: int = 50,
+    def __init__(self, *, shop_url: str, api_version: str, token: str = "", access: ShopifyAccess | None = None,
+                 timeout_seconds: float = 10.0, max_throttle_wait_seconds: float = 10.0, page_size: int = 50,
                  session: aiohttp.ClientSession | None = None):
         self._shop_url = shop_url.rstrip("/")
         self._endpoint = f"{self._shop_url}/admin/api/{api_version}/graphql.json"
-        self._headers = {"X-Shopify-Access-Token": token, "Accept": "application/json"}
+        self._access = access or ShopifyAccess(shop_url=shop_url, token=token)
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self._max_wait = max_throttle_wait_seconds
         self._page_size = min(max(int(page_size), 1), MAX_PAGE_SIZE)
@@ -171,6 +172,7 @@ class ShopifyCatalog:
         if self._owns_session and self._session is not None:
             await self._session.close()
         self._session = None
+        await self._access.close()
 
     # -- pages -----------------------------------------------------------------------------------------
 
@@ -231,7 +233,12 @@ class ShopifyCatalog:
 
     async def _exchange(self, payload: JSONDict) -> _Reply:
         try:
-            async with self._client().post(self._endpoint, json=payload, headers=self._headers,
+            token = await self._access.token()
+        except AccessRefused as exc:
+            raise self._unavailable(str(exc)) from exc
+        headers = {"X-Shopify-Access-Token": token, "Accept": "application/json"}
+        try:
+            async with self._client().post(self._endpoint, json=payload, headers=headers,
                                            timeout=self._timeout) as response:
                 raw = await response.read()
                 status, retry_after = response.status, response.headers.get("Retry-After")
@@ -241,6 +248,9 @@ class ShopifyCatalog:
             raise self._unavailable(f"unreachable: {type(exc).__name__} {exc}") from exc
         if status == 429:
             return _Reply(wait=_seconds(retry_after, DEFAULT_RETRY_AFTER), why="HTTP 429")
+        if status == 401 and self._access.renewable:  # a 24-hour token ran out early: fetch another, once more
+            self._access.refused(token)
+            return _Reply(wait=0.0, why="access token expired (HTTP 401)")
         if status in (401, 403):
             log.warning("shopify.catalog.token_refused status=%d endpoint=%s (the merchant must fix the Admin "
                         "API access token or its read_products scope)", status, self._endpoint)
