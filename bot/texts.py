@@ -16,8 +16,9 @@ TEXT_KEYS = ("not_sure", "no_match", "apology", "handoff", "handoff_after_hours"
              "order_unavailable", "order_status_pending_payment", "order_status_processing",
              "order_status_partially_shipped", "order_status_shipped", "order_status_delivered",
              "order_status_cancelled", "order_status_refunded", "order_status_on_hold", "order_claim_arrival",
-             "order_tracking", "order_items", "order_stuck", "order_not_received", "order_change_request", "product_from", "product_wanted_yes",
-             "product_wanted_no", "product_in_stock", "product_sold_out", "product_recommend", "product_recommend_none")
+             "order_tracking", "order_items", "order_stuck", "order_not_received", "order_change_request",
+             "product_from", "product_wanted_yes", "product_wanted_no", "product_in_stock", "product_sold_out",
+             "product_recommend", "product_recommend_none", "product_other_currency")
 
 
 class Texts:

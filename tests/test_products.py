@@ -95,6 +95,7 @@ async def test_a_price_limit_in_another_currency_is_not_applied_as_if_it_were_eu
     reply = await ask(shop, "推荐一件200元以内的保暖外套", conversation="cny")
     meta = stored_meta(shop, reply)
     assert meta["products_price_limit"] == "CNY limit not applied to EUR prices"
+    assert reply["text"].startswith("我们的价格以EUR计，所以没有按您的200 CNY筛选")  # told, not silently dropped
 
 
 async def test_the_faq_still_answers_its_questions_and_a_named_product_follows_it(shop):
@@ -150,7 +151,7 @@ async def test_a_broken_catalog_file_stops_the_start_naming_the_product_and_fiel
 
 def test_catalog_settings_are_checked_with_the_key_named(tmp_path):
     path = write_config(tmp_path, '[catalog]\nsource = "shopify"\n[catalog.shopify]\nshop_url = "https://x.myshopify.com"\n')
-    with pytest.raises(ConfigError, match=r"catalog\.shopify\.token"):
+    with pytest.raises(ConfigError, match=r"catalog\.shopify\.client_id_env"):
         load_config(path, environ={})
     path = write_config(tmp_path, '[catalog]\nsource = "file"\n')
     with pytest.raises(ConfigError, match=r"catalog\.file\.path"):

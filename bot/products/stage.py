@@ -130,9 +130,16 @@ class ProductStage:
 
     def _recommendation(self, turn: Turn, hits: list[ProductHit], wishes: Wishes, text: str, earlier: list[str],
                         language: str) -> tuple[Told, list[Product], Wishes]:
+        asked = wishes
         wishes = _in_catalog_currency(wishes, hits, turn.trace)
         chosen = self._recommend(hits, wishes, text, earlier)
-        return recommendation(chosen, wishes, self._texts, language), chosen, wishes
+        told = recommendation(chosen, wishes, self._texts, language)
+        if wishes is not asked:  # the shopper is told why the products may cost more than they said
+            limit = asked.max_price if asked.max_price is not None else asked.min_price
+            note, _ = self._texts.get("product_other_currency", told.language, limit=f"{limit} {asked.currency}",
+                                      currency=next(hit.product.currency for hit in hits if hit.product.currency))
+            told = replace(told, text=f"{note}\n{told.text}")
+        return told, chosen, wishes
 
     def _after_the_faq_answer(self, turn: Turn, text: str, links: tuple[Link, ...], products: list[Product],
                               wishes: Wishes) -> None:
