@@ -241,3 +241,21 @@ async def test_products_far_closer_to_the_message_than_any_faq_entry_are_listed(
 async def test_the_one_product_of_the_kind_named_is_the_one_meant(shop):
     reply = await ask(shop, "Wollsocken", conversation="socks")  # closer in meaning to the wool jumper
     assert stored_meta(shop, reply)["products"]["ids"] == ["wool-socks"]
+
+
+async def test_what_the_shopper_bought_in_a_verified_order_is_what_a_follow_up_is_about(tmp_path):
+    order = {"number": "LL-100001", "status": "delivered", "created_at": "2026-11-20T10:00:00Z",
+             "email": "ana.silva@example.com", "items": [{"title": "Merino wool scarf", "quantity": 1,
+                                                         "variant": "Charcoal"}],
+             "shipments": [{"carrier": "DHL", "tracking_number": "0034", "shipped_at": "2026-11-21T08:00:00Z",
+                            "delivered_at": "2026-11-23T12:00:00Z"}]}
+    (tmp_path / "orders.json").write_text(json.dumps({"orders": [order]}), encoding="utf-8")
+    orders = ('[orders]\nsource = "file"\nnumber_pattern = "LL-\\\\d{6}"\nnumber_example = "LL-123456"\n'
+              '[orders.file]\npath = "orders.json"\n')
+    config = load_config(catalog_config(tmp_path, orders), environ={})
+    async with KefuApp(config, channels=["webhook"], serve_http=True) as app:
+        shown = await ask(app, "LL-100001 ana.silva@example.com", conversation="bought")
+        assert shown["text"].startswith("Order LL-100001 was delivered")
+        reply = await ask(app, "do you have it in red too?", conversation="bought")
+    assert stored_meta(app, reply)["products"]["ids"] == ["merino-scarf"]
+    assert "Yes, it's available in Red." in reply["text"]

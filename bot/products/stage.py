@@ -6,8 +6,8 @@ message is not encoded again). It takes the turn when:
 - the shopper asks for suggestions ("recommend", "looking for", "推荐", "有没有…", a price
   limit): up to `max_recommendations` products that satisfy every limit read from the message
   (price, size in stock, colour, the kind of product named: "Rucksack", "sac à dos", "背包" are
-  backpacks, commerce/product_types.py), ranked by relevance, with the products this conversation
-  asked about before first among equals;
+  backpacks, commerce/product_types.py), ranked by relevance, with the relatives of the products this
+  conversation asked about before, or bought in an order it verified, first among equals;
 - the message names a product (its title's words, or one product far closer in meaning than
   the rest) and the FAQ has no confident answer, or the shopper asks for a size or colour of it:
   its price, availability, description and page;
@@ -95,7 +95,7 @@ class ProductStage:
             return  # nothing in the catalog is about the message, and it asks for no size or colour
         # The one product of the kind named that is about the message is the one meant ("Wollsocken").
         named = _named(hits) or (hits[0].product if kinds and len(hits) == 1 and not wants_products else None)
-        earlier = await self._earlier_products(turn)
+        earlier = await self._earlier_products(turn, search.products)
         if named is None and not hits and earlier:
             named = search.products.get(earlier[0])  # "有没有黑色的" after a product was shown
         faq_answers = is_confident(turn.hits, self._answer_threshold, self._ambiguity_ratio)
@@ -181,9 +181,14 @@ class ProductStage:
         kept.sort(key=lambda item: (item[0], item[1]), reverse=True)
         return [product for _, _, product in kept[:self._config.max_recommendations]]
 
-    async def _earlier_products(self, turn: Turn) -> list[str]:
-        """Products this conversation was shown before, latest first (from the stored traces)."""
-        return await self._store.read(_shown_products, turn.conversation.key, turn.inbound.id)
+    async def _earlier_products(self, turn: Turn, products: dict[str, Product]) -> list[str]:
+        """Products this conversation was shown before, latest first, then those in the orders it verified
+        (what the shopper bought), from the stored traces."""
+        shown, bought = await self._store.read(_earlier_interest, turn.conversation.key, turn.inbound.id)
+        if bought:
+            by_title = {product.title.casefold(): product.id for product in products.values()}
+            shown += [by_title[title] for title in bought if title in by_title and by_title[title] not in shown]
+        return shown
 
     def _answer(self, turn: Turn, told: Told, products: list[Product], wishes: Wishes, *, why: str) -> None:
         turn.draft = Draft(text=told.text, language=told.language, kind=ReplyKind.ANSWER, links=told.links, why=why)
@@ -228,12 +233,21 @@ def _related(product: Product, earlier_id: str, hits: list[ProductHit]) -> bool:
         (earlier.category and earlier.category == product.category) or set(earlier.tags) & set(product.tags))
 
 
-def _shown_products(db: Any, conversation_key: str, before_id: int) -> list[str]:
+def _earlier_interest(db: Any, conversation_key: str, before_id: int) -> tuple[list[str], list[str]]:
+    """(product ids shown, latest first; item titles of the orders verified) in the conversation's last replies."""
     rows = db.execute("SELECT meta FROM messages WHERE conversation_key = ? AND direction = 'out' AND id < ? "
-                      "AND meta LIKE '%\"products\"%' ORDER BY id DESC LIMIT 5", [conversation_key, before_id])
+                      "AND (meta LIKE '%\"products\"%' OR meta LIKE '%\"proof\"%') ORDER BY id DESC LIMIT 10",
+                      [conversation_key, before_id])
     shown: list[str] = []
+    bought: list[str] = []
     for (meta,) in rows:
-        for product_id in (json.loads(meta).get("products") or {}).get("ids", []):
+        trace = json.loads(meta)
+        for product_id in (trace.get("products") or {}).get("ids", []):
             if product_id not in shown:
                 shown.append(product_id)
-    return shown
+        order = (trace.get("order") or {}).get("order") or {}
+        for item in order.get("items") or []:
+            title = str(item.get("title") or "").casefold()
+            if title and title not in bought:
+                bought.append(title)
+    return shown, bought
