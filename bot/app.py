@@ -429,12 +429,15 @@ class KefuApp:
     async def record_channel_message_id(self, message_id: int, channel_message_id: str) -> None:
         await self.store.record_channel_message_id(message_id, channel_message_id)
 
-    async def hold_sent_reply(self, channel: str, channel_message_id: str, reason: str) -> bool:
-        held = await self.store.hold_sent_reply(channel, channel_message_id, reason)
-        if held:
-            log.warning("delivery.held_after_sending channel=%s message=%s reason=%s", channel, channel_message_id,
-                        reason)
-        return held
+    async def resend_sent_reply(self, channel: str, channel_message_id: str, reason: str, *, hold: bool) -> bool:
+        found = await self.store.resend_sent_reply(channel, channel_message_id, reason, hold=hold)
+        if found:
+            log.warning("delivery.refused_after_sending channel=%s message=%s hold=%s reason=%s", channel,
+                        channel_message_id, hold, reason)
+            worker = self._workers.get(channel)
+            if worker is not None:
+                worker.wake()
+        return found
 
     async def release_held(self, channel: str, conversation: str) -> int:
         released = await self.store.release_held_deliveries(conversation_key(channel, conversation))

@@ -541,6 +541,12 @@ def _build(root: _Table, path: Path, environ: Mapping[str, str]) -> Config:
     if orders.replies == "model" and responder.backend == "extractive":
         root.table("orders").fail("replies", "\"model\" needs a model: set [responder] backend to openai, "
                                              "llama-cpp or transformers")
+    writing = orders.timeout_seconds + responder.deadline_seconds
+    if orders.replies == "model" and writing >= pipeline.turn_timeout_seconds:
+        root.table("orders").fail("replies", f"\"model\" writes after the order lookup: pipeline.turn_timeout_seconds "
+                                             f"({pipeline.turn_timeout_seconds:g}) must exceed orders.timeout_seconds "
+                                             f"({orders.timeout_seconds:g}) + responder.deadline_seconds "
+                                             f"({responder.deadline_seconds:g}), or a slow draft fails the turn")
     privacy = _build_privacy(root.table("privacy"))
     if orders.enabled and privacy.mask_stored and set(orders.proof) & {"email", "phone"}:
         root.table("privacy").fail("mask_stored", "true stores the emails and phone numbers shoppers give to prove an "

@@ -338,8 +338,9 @@ class Gateway(Protocol):
     async def release_held(self, channel: str, conversation: str) -> int:
         """The shopper wrote again: replies held for them are sent now, in their order."""
 
-    async def hold_sent_reply(self, channel: str, channel_message_id: str, reason: str) -> bool:
-        """A reply the app took and then refused for now (WhatsApp's 24 hours): sent when the shopper writes."""
+    async def resend_sent_reply(self, channel: str, channel_message_id: str, reason: str, *, hold: bool) -> bool:
+        """A reply the app took and then refused (a late failed receipt): sent again, or with `hold` when the
+        shopper writes again (WhatsApp's 24 hours)."""
 
     def health(self) -> Mapping[str, Any]:
         """Facts for a health endpoint."""

@@ -91,8 +91,9 @@ def signed_customer(customer_id: str | None, customer_hash: str | None, secret: 
     else None: an id anyone could type proves nothing."""
     if not (customer_id and customer_hash and secret):
         return None
-    expected = hmac.new(secret.encode(), customer_id.encode(), hashlib.sha256).hexdigest()
-    return customer_id if hmac.compare_digest(expected, customer_hash.strip().lower()) else None
+    expected = hmac.new(secret.encode(), customer_id.encode(), hashlib.sha256).hexdigest().encode()
+    given = customer_hash.strip().lower().encode("utf-8", "surrogateescape")  # bytes: a non-ASCII str would raise
+    return customer_id if hmac.compare_digest(expected, given) else None
 
 
 def same_customer(order: Order, customer_id: str) -> bool:

@@ -117,3 +117,10 @@ def test_model_replies_need_a_model(tmp_path):
     with pytest.raises(ConfigError) as error:
         load_config(orders_config(tmp_path, extra='replies = "llm"\n'), environ={})
     assert error.value.key == "orders.replies" and "template, model" in str(error.value)
+
+
+def test_model_replies_must_fit_the_turn(tmp_path, model):
+    extra = 'replies = "model"\n' + openai_responder_toml(model.base_url, 25.0, style="compose")
+    with pytest.raises(ConfigError) as error:  # 6 s for the lookup + 25 s for the draft: past the 30 s turn
+        load_config(orders_config(tmp_path, extra=extra), environ=ENV)
+    assert error.value.key == "orders.replies" and "turn_timeout_seconds" in str(error.value)

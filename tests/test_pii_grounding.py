@@ -417,3 +417,16 @@ def test_a_lead_word_and_a_but_clause_are_checked_for_what_they_state():
     assert not refused.ok and "negation" in refused.reason
     [sorry] = grounder.check("Sorry, you need an account to order.", faq)
     assert not sorry.ok  # after the courtesy, a claim like any other
+
+
+@pytest.mark.parametrize(("draft", "sources", "problems"), [
+    ("It shipped on December 5, 2026.", ["Order LL-1 shipped on 2026-12-05."], []),  # the same date, written out
+    ("Ihre Bestellung wurde am 5. Dezember versandt.", ["Order LL-1 shipped on 2026-12-05."], []),
+    ("It arrives on 2026-12-24.", ["Order LL-1 shipped on 2026-12-05."], ["date 2026-12-24"]),
+    ("订单已于2026年12月6日发货", ["订单LL-1已于2026-12-05发货。"], ["date 2026-12-06"]),
+    ("ok", ["I NEED İT BY APRİL 5", "aprıl 5", "ſep 5"], []),  # case folds that are no month name: no crash
+])
+def test_dates_are_one_fact_however_they_are_written(draft, sources, problems):
+    from bot.responder.grounding import unsupported_facts
+
+    assert unsupported_facts(draft, sources) == problems

@@ -214,11 +214,20 @@ async def test_a_kind_of_product_named_in_another_language_keeps_the_recommendat
     ("包邮吗", set()),  # free shipping, not a bag
     ("top quality hoodies", {"hoodie"}),  # "top" is no shirt
     ("is it in stock?", set()),
+    ("Do you have any of those under 50 EUR?", set()),  # "those" is no German Hose
+    ("can you pull up something under 30?", set()),  # "pull" is a sweater in French only
 ])
 def test_kinds_of_product_are_read_in_the_shoppers_language(text, kinds):
     from commerce.product_types import kinds_in
 
-    assert kinds_in(text) == kinds
+    assert kinds_in(text, "en" if text.isascii() else None) == kinds
+
+
+def test_words_that_are_kinds_in_one_language_only_count_in_it():
+    from commerce.product_types import kinds_in
+
+    assert kinds_in("je cherche un pull bleu", "fr") == {"sweater"} and kinds_in("pull it", "en") == set()
+    assert kinds_in("eine Latzhose in M", "de") == {"trousers"}
 
 
 def test_a_products_kinds_come_from_its_category_and_its_title():

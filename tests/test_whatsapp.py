@@ -320,3 +320,37 @@ async def test_a_reply_meta_refuses_later_for_the_window_is_held_until_the_shopp
     await wa.notify(wa.webhook_url, wa.envelope(messages=[text_message(SHOPPER, "thanks!")]))
     sent = await wa.wait_for_sent(3)  # the held answer again, then the answer to "thanks!"
     assert bodies(sent)[1] == bodies(sent)[0]
+
+
+async def test_a_forged_signature_with_odd_characters_is_401_not_a_server_error(shop, wa):
+    raw = b'{"object": "whatsapp_business_account", "entry": []}'
+    async with aiohttp.ClientSession() as http:
+        async with http.post(wa.webhook_url, data=raw, headers={"Content-Type": "application/json",
+                                                                "X-Hub-Signature-256": "sha256=\u00e9t\u00e9"}) as response:
+            assert response.status == 401
+
+
+async def test_a_late_refusal_for_the_window_goes_again_as_the_template_when_there_is_one(tmp_path, wa):
+    wa.templates["agent_reply"] = {"en": 1}
+    app = await running(tmp_path, wa, 'template_name = "agent_reply"')
+    try:
+        await wa.notify(wa.webhook_url, wa.envelope(messages=[text_message(SHOPPER, "how long does shipping take?")]))
+        [first] = await wa.wait_for_sent(1)
+        await wait_for(lambda: rows(app, "SELECT 1 FROM messages WHERE channel_message_id = ?", first["id"]), 10)
+        await wa.send_statuses(first["id"], wa.status_for(first["id"], "failed", errors=[
+            {"code": 131047, "title": "Re-engagement message", "message": "Re-engagement message"}]))
+        sent = await wa.wait_for_sent(2)
+    finally:
+        await app.stop()
+    assert sent[1]["type"] == "template"
+    assert sent[1]["template"]["components"][0]["parameters"][0]["text"] == " ".join(bodies(sent[:1])[0].split())
+
+
+async def test_an_outage_meta_reports_late_is_retried(shop, wa):
+    await wa.notify(wa.webhook_url, wa.envelope(messages=[text_message(SHOPPER, "how long does shipping take?")]))
+    [first] = await wa.wait_for_sent(1)
+    await wait_for(lambda: rows(shop, "SELECT 1 FROM messages WHERE channel_message_id = ?", first["id"]), 10)
+    await wa.send_statuses(first["id"], wa.status_for(first["id"], "failed", errors=[
+        {"code": 131000, "title": "Something went wrong", "message": "Something went wrong"}]))
+    sent = await wa.wait_for_sent(2)
+    assert bodies(sent)[1] == bodies(sent)[0]

@@ -24,10 +24,11 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.whatsapp.graph import (BUTTONS_BODY_LIMIT, OUTSIDE_WINDOW, TEXT_LIMIT, GraphClient, GraphSettings,
-                                     OutsideWindow, choices_message, template_message, text_message, typing_message)
-from adapters.whatsapp.notifications import (SIGNATURE_HEADER, Inbound, NotificationError, read_notification,
-                                             signature_matches)
+from adapters.whatsapp.graph import (BUTTONS_BODY_LIMIT, OUTSIDE_WINDOW, RETRY_LATER, TEXT_LIMIT, GraphClient,
+                                     GraphSettings, OutsideWindow, choices_message, template_message, text_message,
+                                     typing_message)
+from adapters.whatsapp.notifications import (SIGNATURE_HEADER, Inbound, NotificationError, StatusUpdate,
+                                             read_notification, signature_matches)
 from bot.config import WhatsAppConfig
 from bot.errors import DeliveryError, KefuError, OverloadedError
 from bot.json_input import loads_json
@@ -62,6 +63,9 @@ class WhatsAppChannel:
                                                 config.token))
         self._running = False
         self._stopped = asyncio.Event()
+        self._background: set[asyncio.Task[None]] = set()  # read marks: the webhook's 200 never waits for them
+        self._template_only: set[str] = set()  # chats Meta said are past the window (late 131047), until they write
+        self._parts_sent: dict[int, int] = {}  # a long reply's parts already taken, so a retry sends the rest
         # kefu's own limit for shops' requests ([http] max_body_bytes, 64 KB) would refuse a batch of updates,
         # and Meta would send it again for a week.
         http_app[BODY_LIMITS][config.webhook_path] = MAX_NOTIFICATION_BYTES
@@ -72,9 +76,10 @@ class WhatsAppChannel:
 
     async def start(self) -> None:
         self._running = True
-        log.info("whatsapp.ready phone_number_id=%s webhook_path=%s verify_token=%s… (set the callback URL and "
+        # The verify token only proves to Meta's dashboard that this URL is yours: logged whole, for the setup.
+        log.info("whatsapp.ready phone_number_id=%s webhook_path=%s verify_token=%s (set the callback URL and "
                  "this verify token in Meta's app dashboard)", self._config.phone_number_id,
-                 self._config.webhook_path, self._config.verify_token[:6])
+                 self._config.webhook_path, self._config.verify_token)
 
     async def wait(self) -> None:
         """A server channel never ends by itself."""
@@ -83,6 +88,9 @@ class WhatsAppChannel:
     async def stop(self) -> None:
         self._running = False
         self._stopped.set()
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         await self._graph.close()
 
     # -- receiving ---------------------------------------------------------------
@@ -110,15 +118,15 @@ class WhatsAppChannel:
             notification = read_notification(loads_json(raw), self._config.phone_number_id)
         except (NotificationError, ValueError) as exc:
             return web.json_response({"error": "invalid_notification", "detail": str(exc)}, status=400)
+        if notification.skipped:
+            log.info("whatsapp.updates_skipped count=%d (other fields, numbers or message types)", notification.skipped)
         try:
+            # Receipts first: a late refusal must be settled before a new message of the same chat releases
+            # what waits for it.
+            for update in notification.statuses:
+                await self._receipt(update)
             for inbound in notification.messages:
                 await self._accept(inbound)
-            for update in notification.statuses:
-                if not await self._gateway.record_receipt(CHANNEL, update.message_id, update.receipt):
-                    log.info("whatsapp.receipt_unknown message=%s status=%s", update.message_id,
-                             update.receipt.status)
-                elif update.error_code == OUTSIDE_WINDOW:  # Meta took it, then refused it: the 24 hours had passed
-                    await self._gateway.hold_sent_reply(CHANNEL, update.message_id, HELD_REASON)
         except OverloadedError as exc:  # not stored: Meta sends the POST again later, nothing is lost
             log.info("whatsapp.overloaded retry_after=%d", exc.retry_after)
             return web.json_response({"error": "overloaded", "detail": str(exc), "retry_after": exc.retry_after},
@@ -128,6 +136,21 @@ class WhatsAppChannel:
             return web.json_response({"error": "unavailable", "detail": str(exc)}, status=503)
         return web.json_response({"ok": True})
 
+    async def _receipt(self, update: StatusUpdate) -> None:
+        if not await self._gateway.record_receipt(CHANNEL, update.message_id, update.receipt):
+            log.info("whatsapp.receipt_unknown message=%s status=%s", update.message_id, update.receipt.status)
+            return
+        if update.error_code == OUTSIDE_WINDOW:  # Meta took it, then refused it: the 24 hours had passed
+            if self._config.template_name and update.recipient:
+                self._template_only.add(update.recipient)  # sent again, as the template
+                await self._gateway.resend_sent_reply(CHANNEL, update.message_id, "refused after 24 hours: sent "
+                                                      "again as the template", hold=False)
+            else:
+                await self._gateway.resend_sent_reply(CHANNEL, update.message_id, HELD_REASON, hold=True)
+        elif update.error_code in RETRY_LATER:  # an outage Meta reported late: try again
+            await self._gateway.resend_sent_reply(CHANNEL, update.message_id, update.receipt.error or "failed",
+                                                  hold=False)
+
     async def _accept(self, inbound: Inbound) -> None:
         message = Message(channel=CHANNEL, conversation=inbound.sender, user_id=inbound.sender, text=inbound.text,
                           external_id=inbound.message_id, display_name=inbound.name, media=inbound.media,
@@ -135,12 +158,19 @@ class WhatsAppChannel:
         result = await self._gateway.accept(message)
         if result.duplicate:
             return
+        self._template_only.discard(inbound.sender)
         await self._gateway.release_held(CHANNEL, inbound.sender)  # the window is open again
         if result.state in (HandoffState.BOT, HandoffState.CLOSED):
-            try:  # "typing…" while the bot answers; a failure here loses nothing
-                await self._graph.send(typing_message(inbound.message_id))
-            except DeliveryError as exc:
-                log.info("whatsapp.typing_failed message=%s error=%s", inbound.message_id, exc)
+            task = asyncio.create_task(self._typing(inbound.message_id), name="kefu-whatsapp-typing")
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _typing(self, message_id: str) -> None:
+        """"typing…" while the bot answers; a failure here loses nothing."""
+        try:
+            await self._graph.send(typing_message(message_id))
+        except DeliveryError as exc:
+            log.info("whatsapp.typing_failed message=%s error=%s", message_id, exc)
 
     # -- sending -----------------------------------------------------------------
 
@@ -154,6 +184,9 @@ class WhatsAppChannel:
         if last is None or utc_now() - last > WINDOW - WINDOW_MARGIN:
             await self._outside_window(reply, "kefu's own count")
             return
+        if reply.conversation in self._template_only:
+            await self._outside_window(reply, "Meta refused a reply after 24 hours")
+            return
         try:
             await self._send_reply(reply)
         except OutsideWindow as exc:  # Meta counts otherwise (a clock, a lost message): its word wins
@@ -162,17 +195,22 @@ class WhatsAppChannel:
     async def _send_reply(self, reply: Reply) -> None:
         to = f"+{reply.conversation}"
         text = reply.text.strip() or "…"
+        bodies: list[dict[str, Any]]
         if reply.quick_replies:
             parts = split_text(text, TEXT_LIMIT)
             if len(parts[-1]) > BUTTONS_BODY_LIMIT and len(reply.quick_replies) <= 3:
                 parts = parts[:-1] + split_text(parts[-1], BUTTONS_BODY_LIMIT)
-            for part in parts[:-1]:
-                await self._sent(reply, text_message(to, part))
             label = LIST_LABELS.get(reply.language, LIST_LABELS["en"])
-            await self._sent(reply, choices_message(to, parts[-1], reply.quick_replies, label))
-            return
-        for part in split_text(text, TEXT_LIMIT):
-            await self._sent(reply, text_message(to, part))
+            bodies = [*(text_message(to, part) for part in parts[:-1]),
+                      choices_message(to, parts[-1], reply.quick_replies, label)]
+        else:
+            bodies = [text_message(to, part) for part in split_text(text, TEXT_LIMIT)]
+        key = reply.message_id if reply.message_id is not None else -1
+        done = self._parts_sent.get(key, 0)  # a retry after part 2 failed does not send part 1 twice
+        for index in range(done, len(bodies)):
+            await self._sent(reply, bodies[index])
+            self._parts_sent[key] = index + 1
+        self._parts_sent.pop(key, None)
 
     async def _sent(self, reply: Reply, body: dict[str, Any]) -> None:
         message_id = await self._graph.send(body)
@@ -183,10 +221,10 @@ class WhatsAppChannel:
         """After 24 hours only an approved template may go: the merchant's carries the reply, else it is held."""
         template = self._config.template_name
         if not template:
-            log.warning("whatsapp.held conversation=%s message=%s reason=outside the 24-hour window (%s), no "
-                        "[whatsapp] template_name", reply.conversation, reply.message_id, why)
+            log.warning("whatsapp.held conversation=…%s message=%s reason=outside the 24-hour window (%s), no "
+                        "[whatsapp] template_name", reply.conversation[-4:], reply.message_id, why)
             raise DeliveryError(HELD_REASON + " ([whatsapp] template_name is not set)", held=True)
-        log.info("whatsapp.template conversation=%s message=%s template=%s reason=%s", reply.conversation,
+        log.info("whatsapp.template conversation=…%s message=%s template=%s reason=%s", reply.conversation[-4:],
                  reply.message_id, template, why)
         await self._sent(reply, template_message(f"+{reply.conversation}", template,
                                                  self._config.template_language, reply.text))

@@ -28,8 +28,10 @@ RECEIPTS = ("sent", "delivered", "read", "played", "failed")
 def signature_matches(raw: bytes, header: str | None, app_secret: str) -> bool:
     if not header or not header.startswith("sha256="):
         return False
-    expected = hmac.new(app_secret.encode(), raw, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, header.removeprefix("sha256=").strip().lower())
+    expected = hmac.new(app_secret.encode(), raw, hashlib.sha256).hexdigest().encode()
+    # As bytes: compare_digest refuses a str with non-ASCII characters (a forged header), which would be a 500.
+    given = header.removeprefix("sha256=").strip().lower().encode("utf-8", "surrogateescape")
+    return hmac.compare_digest(expected, given)
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class StatusUpdate:
     message_id: str
     receipt: Receipt
     error_code: int | None = None  # the first error's code on a failed one (131047: the 24-hour window)
+    recipient: str | None = None  # the shopper's WhatsApp id: the conversation
 
 
 @dataclass(frozen=True)
@@ -172,5 +175,6 @@ def _status(raw: Any) -> StatusUpdate | None:
         details = _dict(first.get("error_data")).get("details")
         error = f"{first.get('code')}: {first.get('title') or first.get('message') or ''}" + (
             f" ({details})" if details else "")
+    recipient = raw.get("recipient_id")
     return StatusUpdate(raw["id"], Receipt(status=raw["status"], at=_timestamp(raw.get("timestamp")), error=error),
-                        code)
+                        code, recipient if isinstance(recipient, str) and recipient else None)

@@ -78,7 +78,7 @@ class ProductStage:
             return
         text = turn.inbound.text
         detected = turn.language.language if turn.language else None
-        kinds = kinds_in(text)  # "Rucksack", "mochila", "背包": only backpacks may be offered
+        kinds = kinds_in(text, detected)  # "Rucksack", "mochila", "背包": only backpacks may be offered
         found = await search.search(text, language=detected, limit=KIND_CANDIDATES if kinds else MAX_CANDIDATES,
                                     vectors=turn.vectors)
         hits = [hit for hit in found[:MAX_CANDIDATES] if self._about(hit)]
@@ -104,7 +104,7 @@ class ProductStage:
             told = product_answer(named, wishes, self._texts, language)
             self._answer(turn, told, [named], wishes, why=f"product '{named.id}' named; from the catalog")
         elif wants_products and (hits or kinds) and not faq_answers:
-            told, chosen, wishes = self._recommendation(turn, hits, wishes, text, earlier, language)
+            told, chosen, wishes = self._recommendation(turn, hits, wishes, kinds, text, earlier, language)
             self._answer(turn, told, chosen, wishes,
                          why=f"recommended {len(chosen)} of {len(hits)} relevant products meeting "
                              f"{', '.join(wishes.describe()) or 'no stated limit'}")
@@ -113,14 +113,14 @@ class ProductStage:
             # "Nubuck leather sandals", and its type's other sandals are close behind), and far closer to them
             # than to any FAQ entry ("my jacket arrived torn" is as close to the damaged-item entry): the
             # closest products, as found, rather than the FAQ's "not sure".
-            told, chosen, wishes = self._recommendation(turn, hits, wishes, text, earlier, language)
+            told, chosen, wishes = self._recommendation(turn, hits, wishes, kinds, text, earlier, language)
             self._answer(turn, told, chosen, wishes,
                          why=f"the message is about products and names none clearly: the {len(chosen)} closest "
                              f"(best similarity {hits[0].semantic_score:.2f})")
         elif faq_answers and wants_products and hits:
             # The FAQ answers ("boots size 39, brown" finds the shoe size guide): its answer goes out, and
             # the products that fit follow it.
-            told, chosen, wishes = self._recommendation(turn, hits, wishes, text, earlier, language)
+            told, chosen, wishes = self._recommendation(turn, hits, wishes, kinds, text, earlier, language)
             if chosen:
                 self._after_the_faq_answer(turn, told.text, told.links, chosen, wishes)
         elif named is not None and faq_answers:
@@ -128,11 +128,11 @@ class ProductStage:
             self._after_the_faq_answer(turn, "\n".join(p for p in (line, named.url) if p),
                                        product_links([named], language), [named], wishes)
 
-    def _recommendation(self, turn: Turn, hits: list[ProductHit], wishes: Wishes, text: str, earlier: list[str],
-                        language: str) -> tuple[Told, list[Product], Wishes]:
+    def _recommendation(self, turn: Turn, hits: list[ProductHit], wishes: Wishes, kinds: set[str], text: str,
+                        earlier: list[str], language: str) -> tuple[Told, list[Product], Wishes]:
         asked = wishes
         wishes = _in_catalog_currency(wishes, hits, turn.trace)
-        chosen = self._recommend(hits, wishes, text, earlier)
+        chosen = self._recommend(hits, wishes, kinds, text, earlier)
         told = recommendation(chosen, wishes, self._texts, language)
         if wishes is not asked:  # the shopper is told why the products may cost more than they said
             limit = asked.max_price if asked.max_price is not None else asked.min_price
@@ -158,9 +158,10 @@ class ProductStage:
         return ((hit.semantic_score or 0.0) >= self._config.min_similarity
                 or (hit.keyword_score or 0.0) >= NAMED_KEYWORD)
 
-    def _recommend(self, hits: list[ProductHit], wishes: Wishes, text: str, earlier: list[str]) -> list[Product]:
+    def _recommend(self, hits: list[ProductHit], wishes: Wishes, kinds: set[str], text: str,
+                   earlier: list[str]) -> list[Product]:
         """The relevant products meeting every limit, best first; earlier interest breaks near-ties."""
-        categories = set() if kinds_in(text) else _named_categories(text, [hit.product for hit in hits])
+        categories = set() if kinds else _named_categories(text, [hit.product for hit in hits])
         kept = []
         for rank, hit in enumerate(hits):
             product = hit.product

@@ -77,7 +77,10 @@ def dates(text: str) -> tuple[set[str], str]:
 
     def take(match: re.Match[str]) -> str:
         fields = match.groupdict()
-        month = int(fields["m"]) if fields.get("m") else MONTHS[fields["month"].lower()]
+        # IGNORECASE also matches "APRİL" or "ſep", whose lower case is no month name: left as text.
+        month = int(fields["m"]) if fields.get("m") else MONTHS.get(fields["month"].lower().rstrip("."))
+        if month is None:
+            return match.group(0)
         day = f"{month:02d}-{int(fields['day']):02d}"
         found.add(f"{fields['year']}-{day}" if fields.get("year") else day)
         return " "

@@ -293,9 +293,10 @@ class Store:
         """The channel can send nothing to this shopper until they write again: kept, not retried."""
         await self._write(_mark_delivery_held, message_id, reason)
 
-    async def hold_sent_reply(self, channel: str, channel_message_id: str, reason: str) -> bool:
-        """The app refused a reply it had taken (WhatsApp's late 131047): held until the shopper writes again."""
-        return await self._write(_hold_sent_reply, channel, channel_message_id, reason)
+    async def resend_sent_reply(self, channel: str, channel_message_id: str, reason: str, *, hold: bool) -> bool:
+        """The app refused a reply it had taken (WhatsApp's late failed receipt): pending again, or, with
+        `hold`, held until the shopper writes again (pending at once when they already have)."""
+        return await self._write(_resend_sent_reply, channel, channel_message_id, reason, hold)
 
     async def release_held_deliveries(self, conversation_key: str) -> int:
         """The shopper wrote again: held replies become pending, in their order, ahead of the new answer."""
@@ -613,7 +614,8 @@ def _transcript(db: sqlite_utils.Database, conversation_key: str) -> Transcript 
             faq_ids=tuple(json.loads(row["faq_ids"] or "[]")),
             confidence=row["confidence"],
             latency_ms=row["latency_ms"],
-            status=row["status"] if row["direction"] == "in" else (row["receipt"] or row["delivery"]),
+            status=row["status"] if row["direction"] == "in" else (
+                row["delivery"] if row["delivery"] in (HELD, PENDING, FAILED) else row["receipt"] or row["delivery"]),
             error=row["receipt_error"] or row["delivery_error"] if row["direction"] == "out" else None,
             sentiment=row["sentiment"],
             media=row["media"],
@@ -680,15 +682,30 @@ def _mark_delivered(db: sqlite_utils.Database, message_id: int) -> None:
 
 
 def _mark_delivery_held(db: sqlite_utils.Database, message_id: int, reason: str) -> None:
+    # The shopper may have written while the channel decided (its release found nothing held yet): then it
+    # stays pending and goes now.
+    state = PENDING if _shopper_wrote_since(db, message_id) else HELD
     db.execute("UPDATE messages SET delivery = ?, delivery_attempts = delivery_attempts + 1, delivery_error = ?, "
-               "next_delivery_at = NULL WHERE id = ?", [HELD, reason[:2000], message_id])
+               "next_delivery_at = NULL WHERE id = ?", [state, reason[:2000], message_id])
 
 
-def _hold_sent_reply(db: sqlite_utils.Database, channel: str, channel_message_id: str, reason: str) -> bool:
-    cursor = db.execute("UPDATE messages SET delivery = ?, delivery_error = ?, next_delivery_at = NULL WHERE "
-                        "channel_message_id = ? AND channel = ? AND direction = 'out'",
-                        [HELD, reason[:2000], channel_message_id, channel])
-    return cursor.rowcount > 0
+def _resend_sent_reply(db: sqlite_utils.Database, channel: str, channel_message_id: str, reason: str,
+                       hold: bool) -> bool:
+    row = db.execute("SELECT id FROM messages WHERE channel_message_id = ? AND channel = ? AND direction = 'out'",
+                     [channel_message_id, channel]).fetchone()
+    if row is None:
+        return False
+    state = HELD if hold and not _shopper_wrote_since(db, row["id"]) else PENDING
+    db.execute("UPDATE messages SET delivery = ?, delivery_error = ?, next_delivery_at = NULL WHERE id = ?",
+               [state, reason[:2000], row["id"]])
+    return True
+
+
+def _shopper_wrote_since(db: sqlite_utils.Database, message_id: int) -> bool:
+    """Whether the shopper wrote after this reply was stored: then nothing waits for them to write again."""
+    return db.execute("SELECT 1 FROM messages s JOIN messages r ON r.conversation_key = s.conversation_key "
+                      "WHERE r.id = ? AND s.id > r.id AND s.direction = 'in' AND s.role = ? LIMIT 1",
+                      [message_id, Role.SHOPPER.value]).fetchone() is not None
 
 
 def _release_held_deliveries(db: sqlite_utils.Database, conversation_key: str) -> int:

@@ -35,7 +35,7 @@ class AccessRefused(Exception):
 
 
 class ShopifyAccess:
-    """The token to send as X-Shopify-Access-Token; one per shop, shared by the order and catalog sources."""
+    """The token to send as X-Shopify-Access-Token, for one source (orders or the catalog), kept and renewed."""
 
     def __init__(self, *, shop_url: str, token: str = "", client_id: str = "", client_secret: str = "",
                  timeout_seconds: float = 10.0, clock: Callable[[], float] = time.monotonic):
