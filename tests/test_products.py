@@ -123,8 +123,8 @@ def test_an_earlier_product_ranks_its_relatives_first_among_equals():
     hits = [ProductHit(p, 0.0, None, 0.7, "") for p in (card, socks, boots)]
     stage = ProductStage.__new__(ProductStage)
     stage._config = CatalogConfig(max_recommendations=2)
-    assert [p.id for p in stage._recommend(hits, Wishes(), "ideas?", [])] == ["card", "socks"]
-    assert [p.id for p in stage._recommend(hits, Wishes(), "ideas?", ["boots"])] == ["socks", "card"]
+    assert [p.id for p in stage._recommend(hits, Wishes(), set(), "ideas?", [])] == ["card", "socks"]
+    assert [p.id for p in stage._recommend(hits, Wishes(), set(), "ideas?", ["boots"])] == ["socks", "card"]
 
 
 async def test_the_catalog_file_is_reloaded_when_it_changes(shop, tmp_path):
