@@ -44,7 +44,7 @@ KINDS: dict[str, tuple[str, ...]] = {
               "sciarpa", "sjaal", "cachecol", "围巾", "披肩", "マフラー", "スカーフ"),
     "boots": ("boot", "stiefel", "stiefelette", "botte", "bottine", "bota", "botas", "stivale", "stivali", "laars",
               "laarzen", "靴子", "靴", "登山靴", "短靴", "ブーツ"),
-    "shoes": ("shoe", "sneaker", "trainer", "loafer", "schuh", "turnschuh", "chaussure", "basket", "zapato",
+    "shoes": ("shoe", "sneaker", "trainer", "loafer", "schuh", "turnschuh", "chaussure", "zapato",
               "zapatilla", "scarpa", "scarpe", "schoen", "schoenen", "sapato", "tênis", "鞋", "鞋子", "运动鞋", "スニーカー",
               "シューズ"),
     "sandals": ("sandal", "flip-flop", "flip flop", "sandale", "sandalia", "sandalo", "sandali", "sandaal",
@@ -68,6 +68,7 @@ KINDS: dict[str, tuple[str, ...]] = {
     "lantern": ("lantern", "lamp", "torch", "flashlight", "headlamp", "laterne", "lampe", "taschenlampe",
                 "stirnlampe", "lanterne", "frontale", "linterna", "farol", "lámpara", "lanterna", "lampada",
                 "lantaarn", "zaklamp", "提灯", "露营灯", "台灯", "手电筒", "头灯", "ランタン", "ライト"),
+    "basket": ("basket", "hamper", "korb", "panier", "cesta", "cesto", "mand", "收纳篮", "篮子", "バスケット", "かご"),
     "candle": ("candle", "kerze", "bougie", "vela", "candela", "kaars", "蜡烛", "香薰蜡烛", "キャンドル"),
     "mug": ("mug", "cup", "tumbler", "becher", "tasse", "taza", "tazza", "mok", "kopje", "caneca", "xícara", "杯子",
             "马克杯", "マグ", "カップ"),
@@ -116,7 +117,7 @@ def _forms(word: str) -> str:
 # Words that name a kind in one language and are common words in English ("pull up", "a basket", "Hut"):
 # read only when the message is in that language.
 ANY_LANGUAGE = "*"  # a catalog's own words: its categories and titles are read with every word
-ONLY_IN = {"pull": "fr", "basket": "fr", "hut": "de", "hose": "de", "tas": "nl", "pet": "nl", "rok": "nl"}
+ONLY_IN = {"pull": "fr", "hut": "de", "hose": "de", "tas": "nl", "pet": "nl", "rok": "nl"}
 
 
 def kinds_in(text: str, language: str | None = None) -> set[str]:
