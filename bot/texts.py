@@ -62,4 +62,3 @@ class _Values(dict):
 
     def __missing__(self, key: str) -> str:
         return "{" + key + "}"
-

@@ -90,7 +90,8 @@ class ProductStage:
             # Every product of the kinds named is a candidate, however far in meaning (a message in German
             # shares no word with English titles), and no other.
             of_kind = [hit for hit in found if product_kinds(hit.product.category, hit.product.title) & kinds]
-            hits = of_kind if wants_products else [hit for hit in hits if hit in of_kind]
+            kind_ids = {hit.product.id for hit in of_kind}
+            hits = of_kind if wants_products else [hit for hit in hits if hit.product.id in kind_ids]
         if not hits and not variant_wish and not (kinds and wants_products):
             return  # nothing in the catalog is about the message, and it asks for no size or colour
         # The one product of the kind named that is about the message is the one meant ("Wollsocken").

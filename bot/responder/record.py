@@ -26,7 +26,7 @@ from bot.llm import GenerationBackend, Sampling
 from bot.responder.grounding import SemanticGrounder, status_claims, unsupported_facts, without_literals
 from bot.responder.pii import PiiMasker, restore
 from bot.responder.prompt import LANGUAGE_NAMES, ChatMessage
-from bot.responder.review import PLACEHOLDER, DraftRejected, degenerate
+from bot.responder.review import PLACEHOLDER, DraftRejected, readable_reply
 
 log = logging.getLogger(__name__)
 
@@ -110,15 +110,7 @@ class RecordWriter:
 
     async def _check(self, draft: str, question: str, language: str, facts: RecordFacts,
                      trace: dict[str, Any]) -> None:
-        if not draft:
-            raise DraftRejected("the model returned nothing")
-        problem = degenerate(draft)
-        if problem:
-            raise DraftRejected(problem)
-        if self._detect is not None:
-            found, confidence = await run_blocking(self._detect, draft)
-            if found != language and confidence >= 0.9:
-                raise DraftRejected(f"the reply is in '{found}', the shopper writes '{language}'")
+        await readable_reply(draft, language, self._detect)
         invented = unsupported_facts(draft, [*facts.facts, question])
         if invented:
             raise DraftRejected(f"not in the {facts.subject}: {', '.join(invented[:3])}")

@@ -55,6 +55,20 @@ def degenerate(text: str) -> str | None:
     return None
 
 
+async def readable_reply(text: str, language: str, detect: Callable[[str], tuple[str, float]] | None) -> None:
+    """The checks every generated reply passes first, whatever it is grounded on: there is text, it is not a
+    loop, and it is in the shopper's language. Raises DraftRejected."""
+    if not text:
+        raise DraftRejected("the model returned nothing")
+    problem = degenerate(text)
+    if problem:
+        raise DraftRejected(problem)
+    if detect is not None:
+        found, confidence = await run_blocking(detect, text)
+        if found != language and confidence >= 0.9:
+            raise DraftRejected(f"the reply is in '{found}', the shopper writes '{language}'")
+
+
 @dataclass(frozen=True)
 class DraftSources:
     """What a draft is checked against: the shopper's message and the entries in the reply's language."""
@@ -94,16 +108,8 @@ class DraftReviewer:
         """The draft as it would be sent (still masked); raises DraftRejected. Fills `trace` with what
         the semantic check found and the premises cut, for the merchant to read."""
         text = text.strip()
-        if not text:
-            raise DraftRejected("the model returned nothing")
-        problem = degenerate(text)
-        if problem:
-            raise DraftRejected(problem)
         language = given.language
-        if self._detect is not None:
-            found, confidence = await run_blocking(self._detect, text)
-            if found != language and confidence >= 0.9:
-                raise DraftRejected(f"the reply is in '{found}', the shopper writes '{language}'")
+        await readable_reply(text, language, self._detect)
         invented = unsupported_facts(text, [*given.sources, given.message])
         if invented:
             raise DraftRejected(f"not in the FAQ: {', '.join(invented[:3])}")
