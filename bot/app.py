@@ -95,6 +95,7 @@ def enabled_channels(config: Config) -> list[str]:
     channels = ["webhook"] if config.webhook.enabled else []
     channels += ["telegram"] if config.telegram.enabled else []
     channels += ["whatsapp"] if config.whatsapp.enabled else []
+    channels += ["web_chat"] if config.web_chat.enabled else []
     return channels + (["web_console"] if config.console.enabled else [])
 
 

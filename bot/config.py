@@ -252,6 +252,33 @@ class WhatsAppConfig:
 
 
 @dataclass(frozen=True)
+class WebChatConfig:
+    """The chat widget for the shop's own site (adapters/web_chat): one script tag; off unless enabled."""
+
+    enabled: bool = False
+    allowed_origins: tuple[str, ...] = ()  # the shop's sites, e.g. "https://shop.example": CORS and Origin
+    title: str = ""  # the panel's heading; empty: the shop's name
+    greeting: Mapping[str, str] = field(default_factory=dict)  # language → first words; "*" for any language
+    colour: str = "#0f766e"
+    position: str = "right"
+    # Signs visitor tokens; from the environment, else a random one kept in secret_file (created once).
+    secret: str = field(default="", repr=False)
+    secret_file: Path = Path("web_chat.secret")
+    visitor_days: int = 180  # a returning visitor continues the conversation this long after their last visit
+    messages_per_minute: int = 12  # per visitor
+    address_messages_per_minute: int = 60  # per IP address, all its visitors together
+    address_sessions_per_hour: int = 30  # new visitors per IP address
+    max_text_chars: int = 2000
+    streams_per_visitor: int = 4  # open event streams (tabs) per visitor
+    demo_page: bool = False  # /chat/demo: a sample page with the widget, for trying it out
+
+
+WEB_CHAT_POSITIONS = ("right", "left")
+COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
+ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?$|^https?://\[[0-9a-fA-F:]+\](:\d{1,5})?$")
+
+
+@dataclass(frozen=True)
 class ConsoleUser:
     """A person who signs in to the web console: agents work handoffs, merchants read the dashboard."""
 
@@ -377,6 +404,7 @@ class Config:
     handoff: HandoffConfig = HandoffConfig(True, True, ("/human", "/agent"), -0.5, 3, True, (), 300.0, None, None)
     telegram: TelegramConfig = TelegramConfig()
     whatsapp: WhatsAppConfig = WhatsAppConfig()
+    web_chat: WebChatConfig = WebChatConfig()
     console: ConsoleConfig = ConsoleConfig()
     metrics: MetricsConfig = MetricsConfig()
     privacy: PrivacyConfig = PrivacyConfig()
@@ -414,7 +442,8 @@ ORDER_REPLIES = ("template", "model")
 def _build(root: _Table, path: Path, environ: Mapping[str, str]) -> Config:
     base = path.parent
     root.allow_only("shop", "storage", "knowledge", "retrieval", "search", "language", "pipeline", "http", "webhook",
-                    "texts", "sentiment", "handoff", "responder", "telegram", "whatsapp", "console", "metrics",
+                    "texts", "sentiment", "handoff", "responder", "telegram", "whatsapp", "web_chat", "console",
+                    "metrics",
                     "privacy", "orders", "catalog")
 
     shop_t = root.table("shop")
@@ -569,6 +598,7 @@ def _build(root: _Table, path: Path, environ: Mapping[str, str]) -> Config:
         responder=responder,
         telegram=_build_telegram(root.table("telegram"), environ),
         whatsapp=_build_whatsapp(root.table("whatsapp"), environ),
+        web_chat=_build_web_chat(root.table("web_chat"), environ, storage.database.parent),
         console=_build_console(root.table("console")),
         metrics=_build_metrics(root.table("metrics"), environ),
         privacy=privacy,
@@ -918,6 +948,47 @@ def _build_whatsapp(table: _Table, environ: Mapping[str, str]) -> WhatsAppConfig
         template_name=template, template_language=table.str("template_language", "en"),
         max_attempts=table.int("max_attempts", 8, 1, 100),
         backoff_seconds=table.float("backoff_seconds", 2.0, 0.0, 3600.0),
+    )
+
+
+def _build_web_chat(table: _Table, environ: Mapping[str, str], data_dir: Path) -> WebChatConfig:
+    """The shop's site origins are required: the widget's API answers only pages from them."""
+    table.allow_only("enabled", "allowed_origins", "title", "greeting", "colour", "position", "secret", "secret_env",
+                     "secret_file", "visitor_days", "messages_per_minute", "address_messages_per_minute",
+                     "address_sessions_per_hour", "max_text_chars", "streams_per_visitor", "demo_page")
+    if not table.bool("enabled", False):
+        return WebChatConfig()
+    origins = table.str_list("allowed_origins", [])
+    if not origins:
+        table.fail("allowed_origins", "name the shop's site(s) the widget runs on, e.g. [\"https://shop.example\"]")
+    for origin in origins:
+        if not ORIGIN.match(origin):
+            table.fail("allowed_origins", f"'{origin}' is not an origin: scheme://host[:port], no path or slash")
+    greeting_raw = table.raw("greeting", {})
+    if isinstance(greeting_raw, str):
+        greeting = {"*": greeting_raw}
+    elif isinstance(greeting_raw, dict) and all(isinstance(k, str) and isinstance(v, str)
+                                                for k, v in greeting_raw.items()):
+        greeting = dict(greeting_raw)
+    else:
+        table.fail("greeting", "must be a string, or a table of language = \"text\" such as { en = \"Hi!\" }")
+    colour = table.str("colour", "#0f766e")
+    if not COLOUR.match(colour):
+        table.fail("colour", f"'{colour}' is not a colour such as \"#0f766e\"")
+    secret = table.secret("secret", "secret_env", environ, required=False) or environ.get("KEFU_WEB_CHAT_SECRET", "")
+    if secret and len(secret) < 32:
+        table.fail("secret", "must be at least 32 characters long")
+    return WebChatConfig(
+        enabled=True, allowed_origins=tuple(o.lower() for o in origins), title=table.str("title", ""),
+        greeting=greeting, colour=colour, position=table.choice("position", "right", WEB_CHAT_POSITIONS),
+        secret=secret, secret_file=table.path("secret_file", data_dir, "web_chat.secret"),
+        visitor_days=table.int("visitor_days", 180, 1, 3650),
+        messages_per_minute=table.int("messages_per_minute", 12, 1, 1000),
+        address_messages_per_minute=table.int("address_messages_per_minute", 60, 1, 100000),
+        address_sessions_per_hour=table.int("address_sessions_per_hour", 30, 1, 100000),
+        max_text_chars=table.int("max_text_chars", 2000, 1, 20000),
+        streams_per_visitor=table.int("streams_per_visitor", 4, 1, 50),
+        demo_page=table.bool("demo_page", False),
     )
 
 

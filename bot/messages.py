@@ -160,6 +160,7 @@ class TranscriptEntry:
     why: str | None = None  # bot replies: why it answered so
     faq_tried: tuple[tuple[str, float], ...] = ()  # bot replies: the FAQ entries retrieval ranked, with scores
     links: tuple[Link, ...] = ()  # bot replies: the product pages offered
+    quick_replies: tuple[str, ...] = ()  # bot replies: the suggested questions offered as buttons
     error: str | None = None  # replies: why the channel did not deliver it (WhatsApp's 24-hour window…)
 
 
@@ -195,6 +196,7 @@ class Transcript:
             message["faq_ids"] = list(message["faq_ids"])
             message["faq_tried"] = [{"faq_id": faq_id, "score": score} for faq_id, score in message["faq_tried"]]
             message["links"] = list(message["links"])
+            message["quick_replies"] = list(message["quick_replies"])
         return data
 
 

@@ -622,6 +622,7 @@ def _transcript(db: sqlite_utils.Database, conversation_key: str) -> Transcript 
             why=row["why"],
             faq_tried=_faq_tried(row["meta"]),
             links=tuple(Link(item["title"], item["url"]) for item in json.loads(row["links"] or "[]")),
+            quick_replies=tuple(json.loads(row["quick_replies"] or "[]")),
         )
         for row in rows
     )

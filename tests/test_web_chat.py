@@ -1,0 +1,366 @@
+"""The website chat widget end to end: a real kefu server on 127.0.0.1, the widget's API over real HTTP,
+and the widget itself embedded in a page on another origin in a real headless Chromium (Playwright).
+
+With KEFU_SCREENSHOTS=docs the 360 px phone screenshot lands in docs/ for the README.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+from conftest import write_config
+import test_web_console
+from playwright.async_api import Page, expect
+from test_web_console import PASSWORDS, live_console, queue_item
+
+from bot.app import KefuApp
+from bot.config import load_config
+from bot.passwords import hash_password
+
+browser = test_web_console.browser  # the console's headless Chromium fixture
+SCREENSHOTS = Path(os.environ["KEFU_SCREENSHOTS"]) if os.environ.get("KEFU_SCREENSHOTS") else None
+expect.set_options(timeout=20_000)
+
+
+@asynccontextmanager
+async def host_page(html: str = "") -> AsyncIterator[tuple[str, list[str]]]:
+    """A shop's page on its own origin (another port); `html` is filled in once kefu's address is known."""
+    pages: list[str] = [html]
+
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(text=pages[0], content_type="text/html")
+
+    server = web.Application()
+    server.router.add_get("/", page)
+    runner = web.AppRunner(server)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}", pages
+    finally:
+        await runner.cleanup()
+
+
+def shop_page(kefu: str, attributes: str = "") -> str:
+    return (f'<!doctype html><html lang="en"><head><meta name="viewport" content="width=device-width, '
+            f'initial-scale=1"><title>Shop</title></head><body><h1>A shop</h1><p>Our products.</p>'
+            f'<script src="{kefu}/chat.js" async {attributes}></script></body></html>')
+
+
+def chat_config(tmp_path: Path, origins: list[str], *, chat: str = "") -> Path:
+    listed = ", ".join(f'"{origin}"' for origin in origins)
+    return write_config(
+        tmp_path,
+        extra=(f'[web_chat]\nenabled = true\nallowed_origins = [{listed}]\ntitle = "Lantern Lane help"\n'
+               f'greeting = {{ en = "Hi! Ask away.", de = "Hallo! Fragen Sie nur." }}\ncolour = "#7c3aed"\n{chat}\n'
+               f'[console]\nenabled = true\n[[console.users]]\nname = "alice"\ndisplay_name = "Alice"\n'
+               f'password_hash = "{hash_password(PASSWORDS["alice"])}"\nroles = ["agent", "merchant"]\n'),
+        handoff="enabled = true\nagent_wait_seconds = 3600",
+    )
+
+
+@asynccontextmanager
+async def kefu_with_chat(tmp_path: Path, origins: list[str], **options) -> AsyncIterator[KefuApp]:
+    config = load_config(chat_config(tmp_path, origins, **options), environ={})
+    async with KefuApp(config, channels=["web_chat", "web_console"], serve_http=True) as app:
+        yield app
+
+
+def rows(app: KefuApp, sql: str, *params) -> list[tuple]:
+    with sqlite3.connect(app.config.storage.database) as db:
+        return db.execute(sql, params).fetchall()
+
+
+class Visitor:
+    """The widget's API as a browser on `origin` calls it."""
+
+    def __init__(self, base: str, origin: str, session: aiohttp.ClientSession):
+        self.base, self.origin, self.session = base, origin, session
+        self.token: str | None = None
+
+    def headers(self, **extra: str) -> dict[str, str]:
+        headers = {"Origin": self.origin, **extra}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        return headers
+
+    async def open(self, language: str = "en") -> dict:
+        async with self.session.post(f"{self.base}/chat/v1/session", headers=self.headers(),
+                                     json={"token": self.token, "language": language}) as response:
+            assert response.status == 200, await response.text()
+            assert response.headers["Access-Control-Allow-Origin"] == self.origin
+            data = await response.json()
+        self.token = data["token"]
+        return data
+
+    async def say(self, text: str, client_id: str) -> tuple[int, dict]:
+        async with self.session.post(f"{self.base}/chat/v1/messages", headers=self.headers(),
+                                     json={"text": text, "client_id": client_id}) as response:
+            return response.status, await response.json()
+
+    async def events(self, after: int = 0, *, until: int = 1, timeout: float = 60.0) -> list[tuple[str, dict]]:
+        """Events from the stream until `until` messages from kefu (not the shopper) have arrived."""
+        seen: list[tuple[str, dict]] = []
+        async with self.session.get(f"{self.base}/chat/v1/events", headers=self.headers(**{"Last-Event-ID": str(after)}),
+                                    timeout=aiohttp.ClientTimeout(total=timeout)) as response:
+            assert response.status == 200, await response.text()
+            assert response.headers["Content-Type"].startswith("text/event-stream")
+            kind = None
+            async for raw in response.content:
+                line = raw.decode().rstrip("\n")
+                if line.startswith("event: "):
+                    kind = line[7:]
+                elif line.startswith("data: "):
+                    seen.append((kind, json.loads(line[6:])))
+                    if sum(1 for k, e in seen if k == "message" and e["from"] != "shopper") >= until:
+                        return seen
+        return seen
+
+
+@pytest.fixture
+async def chat(tmp_path: Path) -> AsyncIterator[tuple[KefuApp, Visitor]]:
+    origin = "https://shop.example"
+    async with kefu_with_chat(tmp_path, [origin]) as app, aiohttp.ClientSession() as session:
+        assert app.http is not None
+        yield app, Visitor(app.http.base_url, origin, session)
+
+
+async def test_a_visitor_asks_and_the_answer_arrives_on_the_event_stream(chat):
+    app, visitor = chat
+    opened = await visitor.open("de-DE")
+    assert opened["language"] == "de" and opened["greeting"] == "Hallo! Fragen Sie nur."
+    assert opened["title"] == "Lantern Lane help" and opened["colour"] == "#7c3aed"
+    assert opened["labels"]["send"] == "Senden"
+    status, accepted = await visitor.say("how long does shipping take?", "client-0001")
+    assert status == 202 and not accepted["duplicate"]
+    events = await visitor.events()
+    messages = [event for kind, event in events if kind == "message"]
+    assert messages[0]["from"] == "shopper" and messages[0]["client_id"] == "client-0001"
+    assert messages[1]["from"] == "bot" and "business days" in messages[1]["text"]
+    assert ("typing", {"on": True}) in events or ("typing", {"on": False}) in events
+    # The same message sent again after a network drop is stored and answered once.
+    status, again = await visitor.say("how long does shipping take?", "client-0001")
+    assert status == 202 and again["duplicate"] and again["id"] == accepted["id"]
+    assert rows(app, "SELECT count(*) FROM messages WHERE direction = 'in'") == [(1,)]
+    # A reconnect after the last id it saw gets only what came later.
+    await visitor.say("and returns?", "client-0002")
+    later = await visitor.events(after=messages[1]["id"])
+    assert [e["from"] for k, e in later if k == "message"] == ["shopper", "bot"]
+    assert all(e["id"] > messages[1]["id"] for k, e in later if k == "message")
+
+
+async def test_a_returning_visitor_keeps_the_conversation_and_no_token_reads_another(chat):
+    app, visitor = chat
+    first = await visitor.open()
+    await visitor.say("hello", "client-0001")
+    await visitor.events()
+    again = await visitor.open()
+    assert again["visitor"] == first["visitor"]
+    stranger = Visitor(visitor.base, visitor.origin, visitor.session)
+    other = await stranger.open()
+    assert other["visitor"] != first["visitor"]
+    await stranger.say("my own question about returns", "client-0001")
+    theirs = await stranger.events()
+    assert "hello" not in [e["text"] for _, e in theirs if "text" in e]
+    forged = first["token"].rsplit(".", 1)[0].replace(first["visitor"], other["visitor"]) + "." + "0" * 64
+    for token in (forged, "v1.x.1.y", "nonsense"):
+        stranger.token = token
+        status, body = await stranger.say("hi", "client-0009")
+        assert status == 401 and body["error"] == "unauthorized"
+    assert rows(app, "SELECT count(*) FROM messages WHERE direction = 'in'") == [(2,)]
+
+
+async def test_pages_from_other_sites_bad_bodies_and_floods_are_refused_with_a_reason(chat):
+    app, visitor = chat
+    await visitor.open()
+    async with visitor.session.options(f"{visitor.base}/chat/v1/messages", headers={
+            "Origin": visitor.origin, "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type"}) as response:
+        assert response.status == 204
+        assert response.headers["Access-Control-Allow-Origin"] == visitor.origin
+        assert "Authorization" in response.headers["Access-Control-Allow-Headers"]
+    evil = Visitor(visitor.base, "https://evil.example", visitor.session)
+    evil.token = visitor.token
+    status, body = await evil.say("hi", "client-0001")
+    assert status == 403 and body["error"] == "origin_not_allowed"
+    async with visitor.session.post(f"{visitor.base}/chat/v1/session", headers={"Origin": "https://evil.example"},
+                                    json={}) as response:
+        assert response.status == 403 and "Access-Control-Allow-Origin" not in response.headers
+    for payload, code in (({"text": "x" * 2001, "client_id": "client-0002"}, 413),
+                          ({"text": " ", "client_id": "client-0002"}, 400),
+                          ({"text": "hi"}, 400), ({"text": "hi", "client_id": "a/b"}, 400),
+                          ({"text": "hi", "client_id": "client-0002", "admin": True}, 400),
+                          ({"text": "hi", "client_id": "client-0002", "customer_id": "7"}, 400)):
+        async with visitor.session.post(f"{visitor.base}/chat/v1/messages", headers=visitor.headers(),
+                                        json=payload) as response:
+            assert response.status == code, payload
+            assert (await response.json())["detail"]
+    for raw in (b"{", b"[1]", b'{"text": "\xff"}'):
+        async with visitor.session.post(f"{visitor.base}/chat/v1/messages", data=raw, headers=visitor.headers(
+                **{"Content-Type": "application/json"})) as response:
+            assert response.status == 400, raw
+    assert rows(app, "SELECT count(*) FROM messages") == [(0,)]
+    statuses = [(await visitor.say(f"question {n}", f"client-1{n:03d}"))[0] for n in range(14)]
+    assert statuses[:12] == [202] * 12 and statuses[12:] == [429, 429]
+    assert rows(app, "SELECT count(*) FROM messages WHERE direction = 'in'") == [(12,)]
+
+
+async def test_the_script_is_small_cacheable_and_loadable_from_any_page(chat):
+    app, visitor = chat
+    async with visitor.session.get(f"{visitor.base}/chat.js", headers={"Accept-Encoding": "gzip"}) as response:
+        assert response.status == 200 and response.content_type == "application/javascript"
+        assert response.headers["Cross-Origin-Resource-Policy"] == "cross-origin"
+        assert "max-age" in response.headers["Cache-Control"]
+    sizes = []
+    for name in ("chat.js", "chat.css"):
+        async with visitor.session.get(f"{visitor.base}/{name}", headers={"Accept-Encoding": "gzip"},
+                                       auto_decompress=False) as response:
+            assert response.headers.get("Content-Encoding") == "gzip"
+            sizes.append(len(await response.read()))
+    assert sum(sizes) < 30 * 1024
+
+
+# -- in the browser --------------------------------------------------------------------------------------
+
+
+def widget(page: Page):
+    return page.locator("#kefu-chat")
+
+
+async def open_widget(page: Page) -> None:
+    await page.get_by_role("button", name="Chat with us").click()
+    await expect(widget(page)).to_have_attribute("data-live", "true")
+
+
+async def send(page: Page, text: str) -> None:
+    await page.get_by_role("textbox", name="Type your message…").fill(text)
+    await page.get_by_role("button", name="Send").click()
+
+
+async def test_the_widget_on_another_sites_page_answers_hands_over_and_survives_reload_and_a_drop(tmp_path, browser):
+    async with host_page() as (site, html):
+        async with kefu_with_chat(tmp_path, [site]) as app:
+            kefu = app.http.base_url
+            html[0] = shop_page(kefu)
+            context = await browser.new_context(viewport={"width": 1280, "height": 820}, locale="en-US")
+            page = await context.new_page()
+            await page.goto(site)
+            await open_widget(page)
+            log = page.get_by_role("log")
+            await expect(log).to_contain_text("Hi! Ask away.")
+            await expect(page.get_by_role("textbox", name="Type your message…")).to_be_focused()
+            # A vague question: the bot offers quick replies, and one tap asks it.
+            await send(page, "refund")
+            chip = page.locator("#kefu-chat .chip").first
+            await expect(chip).to_be_visible()
+            asked = await chip.inner_text()
+            await chip.click()
+            await expect(log.locator(".from-shopper").last).to_have_text(f"You: {asked}")
+            await expect(log.locator(".from-bot").last).not_to_have_attribute("data-kind", "not_sure")
+            # Shopper text is shown as text, never run as HTML.
+            await send(page, '<img src=x onerror="window.pwned=1">')
+            await expect(log.locator(".from-shopper").last).to_contain_text("<img src=x")
+            assert await page.evaluate("window.pwned") is None
+            # A person is asked for; an agent answers in the console and it appears live in the widget.
+            await send(page, "I want to talk to a human")
+            await expect(log.locator(".from-bot").last).to_be_visible()
+            agent = await live_console(browser, kefu, "alice")
+            conversation = (await page.evaluate("key => localStorage.getItem(key)", f"kefu-chat:{kefu}")).split(".")[1]
+            await queue_item(agent, conversation).click()
+            await agent.click("#claim")
+            await agent.fill("#reply-text", "Hello, this is Alice. Your refund left today.")
+            await agent.click("#send")
+            await expect(log).to_contain_text("Hello, this is Alice. Your refund left today.")
+            await page.screenshot(path=str((SCREENSHOTS or tmp_path) / "web-chat-desktop.png"))
+            # Reload: the same conversation, in order, once each.
+            await page.reload()
+            await open_widget(page)
+            await expect(log).to_contain_text("Hello, this is Alice.")
+            assert await log.locator(".from-shopper", has_text="I want to talk to a human").count() == 1
+            # The network drops; the agent writes meanwhile; on reconnect nothing is missed.
+            await context.set_offline(True)
+            await agent.fill("#reply-text", "Tracking: LL-TRACK-42.")
+            await agent.click("#send")
+            await asyncio.sleep(1.0)
+            await context.set_offline(False)
+            await expect(log).to_contain_text("Tracking: LL-TRACK-42.", timeout=30_000)
+            assert await log.locator(".bubble", has_text="Tracking: LL-TRACK-42.").count() == 1
+            # Escape closes the panel and gives focus back to the launcher.
+            await page.keyboard.press("Escape")
+            await expect(page.get_by_role("button", name="Chat with us")).to_be_focused()
+            inbound = rows(app, "SELECT count(*) FROM messages WHERE direction = 'in' AND channel = 'web_chat'")
+            assert inbound == [(4,)]
+            await context.close()
+
+
+async def test_a_page_from_a_site_not_allowed_gets_no_chat_and_stores_nothing(tmp_path, browser):
+    async with host_page() as (site, html), host_page() as (other, other_html):
+        async with kefu_with_chat(tmp_path, [site]) as app:
+            other_html[0] = shop_page(app.http.base_url)
+            context = await browser.new_context()
+            page = await context.new_page()
+            await page.goto(other)
+            await page.locator("#kefu-chat").get_by_role("button").first.click()
+            await expect(page.locator("#kefu-chat .status")).to_contain_text("unavailable")
+            await expect(widget(page)).to_have_attribute("data-live", "false")
+            assert rows(app, "SELECT count(*) FROM messages") == [(0,)]
+            await context.close()
+
+
+async def test_on_a_360_px_phone_the_panel_fills_the_screen_in_the_shoppers_language(tmp_path, browser):
+    async with host_page() as (site, html):
+        async with kefu_with_chat(tmp_path, [site]) as app:
+            html[0] = shop_page(app.http.base_url)
+            context = await browser.new_context(viewport={"width": 360, "height": 740}, locale="zh-CN",
+                                                device_scale_factor=2, is_mobile=True, has_touch=True)
+            page = await context.new_page()
+            await page.goto(site)
+            await page.get_by_role("button", name="在线客服").click()
+            await expect(widget(page)).to_have_attribute("data-live", "true")
+            await page.get_by_role("textbox", name="请输入您的消息…").fill("运费多少钱？")
+            await page.get_by_role("button", name="发送").click()
+            await expect(page.get_by_role("log").locator(".from-bot").last).to_contain_text("4.95")
+            box = await page.locator("#kefu-chat .panel").bounding_box()
+            assert box is not None and box["width"] == 360 and box["x"] == 0
+            target = (SCREENSHOTS or tmp_path) / "web-chat-phone.png"
+            await page.screenshot(path=str(target))
+            assert target.stat().st_size > 10_000
+            await context.close()
+
+
+# -- tokens and limits -------------------------------------------------------------------------------------
+
+
+def test_a_visitor_token_expires_and_is_bound_to_its_secret(tmp_path):
+    from adapters.web_chat.tokens import VisitorTokens, load_or_create_secret
+
+    secret = load_or_create_secret(tmp_path / "data" / "web_chat.secret")
+    assert load_or_create_secret(tmp_path / "data" / "web_chat.secret") == secret  # a restart keeps it
+    assert oct((tmp_path / "data" / "web_chat.secret").stat().st_mode & 0o777) == "0o600"
+    tokens = VisitorTokens(secret=secret, days=2)
+    token, issued = tokens.issue(None, 1_000_000)
+    assert tokens.check(token, 1_000_000 + 2 * 86400) == issued
+    assert tokens.check(token, 1_000_000 + 2 * 86400 + 1) is None
+    assert VisitorTokens(secret=b"another secret, 32 characters long", days=2).check(token, 1_000_000) is None
+
+
+def test_the_rate_limit_counts_a_sliding_window_per_key():
+    from adapters.web_chat.limits import WindowLimiter
+
+    now = [0.0]
+    limiter = WindowLimiter(limit=2, window_seconds=60.0, clock=lambda: now[0])
+    assert [limiter.take("a"), limiter.take("a"), limiter.take("b")] == [0.0, 0.0, 0.0]
+    assert limiter.take("a") == 60.0
+    now[0] = 30.0
+    assert limiter.take("a") == 30.0
+    now[0] = 60.0
+    assert limiter.take("a") == 0.0
