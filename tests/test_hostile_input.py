@@ -128,6 +128,12 @@ api_base_url = "{telegram_url}/bot"
 enabled = true
 phone_number_id = "{WA_PHONE}"
 api_base_url = "http://127.0.0.1:9"
+
+[web_chat]
+enabled = true
+allowed_origins = ["{CHAT_ORIGIN}"]
+address_sessions_per_hour = 100000
+address_messages_per_minute = 100000
 """,
     )
 
@@ -144,7 +150,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveKefu]:
             async with FakeTelegram(TG_TOKEN) as telegram:
                 config = load_config(_kefu_config(tmp_path, telegram.url),
                                      environ={"TEST_TG_TOKEN": TG_TOKEN, **WA_ENVIRON})
-                async with KefuApp(config, channels=["webhook", "web_console", "telegram", "whatsapp"],
+                async with KefuApp(config, channels=["webhook", "web_console", "telegram", "whatsapp",
+                                                                "web_chat"],
                                    serve_http=True) as app:
                     assert app.http is not None
                     [registered] = telegram.calls("setWebhook")
@@ -363,6 +370,34 @@ def test_the_whatsapp_webhook_never_fails_with_a_server_error(live: LiveKefu, no
     response = live.request("POST", "/whatsapp/webhook", body=raw,
                             headers={"X-Hub-Signature-256": signature, **JSON_TYPE})
     assert_no_server_error(response)
+
+
+CHAT_ORIGIN = "https://shop.example"
+CHAT_FIELDS = ["text", "client_id", "language", "customer_id", "customer_hash", "token"]
+NOT_A_MESSAGE_ID = TEXT.filter(lambda text: bool(text) and not text.isdigit())  # a number opens a stream
+
+
+def _header_safe(text: str) -> str:
+    """What a client can put in a header: the text's bytes as Latin-1 without control characters."""
+    return "".join(ch for ch in text.encode("utf-8", "surrogatepass").decode("latin-1")[:200]
+                   if " " <= ch <= "~" or ch >= "\xa0")
+
+
+@given(body=bodies(CHAT_FIELDS), origin=st.one_of(st.just(CHAT_ORIGIN), TEXT), token=TEXT, after=NOT_A_MESSAGE_ID)
+def test_the_chat_widgets_api_never_fails_with_a_server_error(live: LiveKefu, body: bytes, origin: str, token: str,
+                                                              after: str) -> None:
+    opened = live.request("POST", "/chat/v1/session", body=b"{}", headers={"Origin": CHAT_ORIGIN, **JSON_TYPE})
+    assert opened.status == 200, opened.body[:200]
+    visitor = {"Authorization": "Bearer " + opened.json()["token"], **JSON_TYPE}
+    origin_header = {"Origin": _header_safe(origin)}
+    assert_no_server_error(live.request("POST", "/chat/v1/session", body=body, headers={**origin_header, **JSON_TYPE}))
+    assert_no_server_error(live.request("POST", "/chat/v1/messages", body=body, headers={**visitor, **origin_header}))
+    assert_no_server_error(live.request("POST", "/chat/v1/messages", body=body, headers={
+        "Authorization": "Bearer " + _header_safe(token), **JSON_TYPE}))
+    assert_no_server_error(live.request("GET", "/chat/v1/events?after=" + quote(after.encode("utf-8", "surrogatepass")),
+                                        headers=visitor))
+    assert_no_server_error(live.request("GET", "/chat/v1/settings?language=" +
+                                        quote(token.encode("utf-8", "surrogatepass")), headers=origin_header))
 
 
 SUBJECT = st.one_of(TEXT, st.sampled_from(["webhook/hi", "webhook:hi", "telegram/", "/x", "nochannel", ":u",
