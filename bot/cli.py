@@ -246,6 +246,10 @@ async def serve(config: Config) -> int:
               flush=True)
         if config.console.enabled:
             print(f"kefu: agents and the dashboard: {app.http.base_url}/console", file=sys.stderr, flush=True)
+        if config.web_chat.enabled:
+            where = f"{app.http.base_url}/chat/demo" if config.web_chat.demo_page else "your shop's pages"
+            print(f"kefu: the chat widget: <script src=\"{app.http.base_url}/chat.js\" async></script>, "
+                  f"try it at {where}", file=sys.stderr, flush=True)
         await app.run_until(stop)
         log.info("kefu.stopping")
     return 0
