@@ -42,6 +42,7 @@ STATIC = Path(__file__).parent / "static"
 KEEPALIVE_SECONDS = 15.0  # also how often a stream looks for changes made by other workers
 STREAM_SECONDS = 300.0  # a stream ends after this; the widget reconnects from its last id
 TYPING_SECONDS = 60.0  # the indicator goes off by itself if no answer comes
+MAX_TYPING = 10_000  # beyond this many indicators on, the expired ones are dropped
 CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 CUSTOMER_FIELD_CHARS = 200
 FIELDS = {"text", "client_id", "language", "customer_id", "customer_hash"}
@@ -216,7 +217,10 @@ class WebChatChannel:
             return _json({"error": "processing_failed", "detail": str(exc), "retry": True}, status=503,
                          headers=_allow(origin))
         if not result.duplicate and result.state == HandoffState.BOT:
-            self._typing[visitor] = self._clock() + TYPING_SECONDS
+            now = self._clock()
+            if len(self._typing) > MAX_TYPING:  # turns that ended without a delivered reply
+                self._typing = {key: until for key, until in self._typing.items() if until > now}
+            self._typing[visitor] = now + TYPING_SECONDS
         self._wake(visitor)
         return _json({"id": result.inbound_id, "duplicate": result.duplicate, "state": result.state.value},
                      status=202, headers=_allow(origin))

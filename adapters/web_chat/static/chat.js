@@ -190,6 +190,7 @@
 
   function failed(clientId) {
     var item = state.pending[clientId];
+    if (!item) { return; }  // the stream already showed it stored
     item.node.classList.add("failed");
     item.node.setAttribute("tabindex", "0");
     item.node.setAttribute("role", "button");
