@@ -208,6 +208,10 @@ async def test_pages_from_other_sites_bad_bodies_and_floods_are_refused_with_a_r
         async with visitor.session.post(f"{visitor.base}/chat/v1/messages", data=raw, headers=visitor.headers(
                 **{"Content-Type": "application/json"})) as response:
             assert response.status == 400, raw
+    for after in ("²", "-1", "9" * 19):  # "²".isdigit() is True, but it is no message id
+        async with visitor.session.get(f"{visitor.base}/chat/v1/events", params={"after": after},
+                                       headers=visitor.headers()) as response:
+            assert response.status == 400 and (await response.json())["error"] == "invalid_field"
     assert rows(app, "SELECT count(*) FROM messages") == [(0,)]
     statuses = [(await visitor.say(f"question {n}", f"client-1{n:03d}"))[0] for n in range(14)]
     assert statuses[:12] == [202] * 12 and statuses[12:] == [429, 429]

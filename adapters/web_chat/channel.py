@@ -43,7 +43,7 @@ KEEPALIVE_SECONDS = 15.0  # also how often a stream looks for changes made by ot
 STREAM_SECONDS = 300.0  # a stream ends after this; the widget reconnects from its last id
 TYPING_SECONDS = 60.0  # the indicator goes off by itself if no answer comes
 MAX_TYPING = 10_000  # beyond this many indicators on, the expired ones are dropped
-CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 CUSTOMER_FIELD_CHARS = 200
 FIELDS = {"text", "client_id", "language", "customer_id", "customer_hash"}
 CORS_HEADERS = {"Access-Control-Allow-Methods": "GET, POST", "Access-Control-Max-Age": "600",
@@ -87,6 +87,7 @@ class WebChatChannel:
         self._visitor_messages = WindowLimiter(config.messages_per_minute, 60.0)
         self._address_messages = WindowLimiter(config.address_messages_per_minute, 60.0)
         self._address_sessions = WindowLimiter(config.address_sessions_per_hour, 3600.0)
+        http_app.on_shutdown.append(self._end_streams)  # the server waits for open requests: end streams first
         router = http_app.router
         router.add_get("/chat.js", self._script)
         router.add_get("/chat.css", self._stylesheet)
@@ -112,8 +113,11 @@ class WebChatChannel:
         await self._stopped.wait()
 
     async def stop(self) -> None:
-        self._closing.set()  # open streams end now, so shutdown does not wait for them
+        self._closing.set()
         self._stopped.set()
+
+    async def _end_streams(self, app: web.Application) -> None:
+        self._closing.set()
 
     async def deliver(self, reply: Reply) -> None:
         """The reply is already stored: the visitor's open streams read it now."""
@@ -324,7 +328,7 @@ class WebChatChannel:
             raise Refused(413, "text_too_long", f"'text' has {len(text)} characters; the limit is "
                           f"{self._config.max_text_chars}")
         client_id = data.get("client_id")
-        if not isinstance(client_id, str) or not CLIENT_ID.match(client_id):
+        if not isinstance(client_id, str) or not CLIENT_ID.fullmatch(client_id):
             raise Refused(400, "invalid_field", "'client_id' is required: 8 to 64 letters, digits, - or _, the "
                           "same when a message is sent again")
         language = data.get("language")
@@ -376,7 +380,7 @@ def _frame(event: str, data: dict[str, Any], event_id: int | None = None) -> byt
 
 def _after(request: web.Request) -> int:
     raw = request.headers.get("Last-Event-ID") or request.query.get("after") or "0"
-    if not raw.isdigit() or len(raw) > 18:
+    if not re.fullmatch(r"[0-9]{1,18}", raw):  # str.isdigit() takes "²", which int() refuses
         raise Refused(400, "invalid_field", "'after' (or Last-Event-ID) must be a message id")
     return int(raw)
 
@@ -394,7 +398,9 @@ def _body(raw: bytes) -> dict[str, Any]:
 
 
 def _allow(origin: str | None) -> dict[str, str]:
-    return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"} if origin else {"Vary": "Origin"}
+    if not origin:
+        return {"Vary": "Origin"}
+    return {"Access-Control-Allow-Origin": origin, "Access-Control-Expose-Headers": "Retry-After", "Vary": "Origin"}
 
 
 def _json(data: dict[str, Any], *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:

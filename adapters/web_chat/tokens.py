@@ -60,18 +60,22 @@ class VisitorTokens:
 def load_or_create_secret(path: Path) -> bytes:
     """The signing secret kept in `path`, created (random, readable by kefu's user only) on first use.
 
-    Several workers starting at once agree: the file is created exclusively, and a worker that
-    loses the race reads the winner's.
+    Several workers starting at once agree: the secret is written whole to a file of its own and
+    linked into place, so a worker that loses the race reads the winner's, never a half-written file.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        secret = path.read_text(encoding="ascii").strip()
-        if len(secret) < 32:
-            raise ValueError(f"{path} holds a secret shorter than 32 characters; delete it to make a new one")
-        return secret.encode()
-    secret = secrets.token_hex(32)
-    with os.fdopen(descriptor, "w", encoding="ascii") as handle:
-        handle.write(secret + "\n")
+    if not path.exists():
+        draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w", encoding="ascii") as handle:
+            handle.write(secrets.token_hex(32) + "\n")
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass  # another worker's secret is in place: use it
+        finally:
+            draft.unlink()
+    secret = path.read_text(encoding="ascii").strip()
+    if len(secret) < 32:
+        raise ValueError(f"{path} holds a secret shorter than 32 characters; delete it to make a new one")
     return secret.encode()

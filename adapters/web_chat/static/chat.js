@@ -10,8 +10,8 @@
   var base = new URL(script.src).origin;
   var data = script.dataset;
   var storeKey = "kefu-chat:" + base;
-  var state = { token: null, settings: null, lastId: 0, shown: {}, pending: {}, stream: null, retry: 0,
-                opened: false, started: false };
+  var state = { token: null, visitor: null, settings: null, lastId: 0, shown: {}, pending: {}, stream: null,
+                retry: 0, session: null, starting: null };
 
   function el(tag, attrs, text) {
     var node = document.createElement(tag);
@@ -141,18 +141,27 @@
                                 credentials: "omit", mode: "cors", cache: "no-store", signal: options.signal });
   }
 
-  function session() {
-    return api("/chat/v1/session", { body: JSON.stringify({ token: saved(), language: browserLanguage() }) })
+  // One session request at a time: a message sent while it is on its way waits for it, so it is
+  // never stored under a second visitor.
+  function session(renew) {
+    if (state.session && !renew) { return state.session; }
+    if (renew) { forget(); state.token = null; }
+    var request = api("/chat/v1/session", { body: JSON.stringify({ token: saved(), language: browserLanguage() }) })
       .then(function (response) {
         if (!response.ok) { throw new Error("session " + response.status); }
         return response.json();
       })
       .then(function (settings) {
+        if (state.visitor && state.visitor !== settings.visitor) { state.lastId = 0; state.shown = {}; }
+        state.visitor = settings.visitor;
         state.token = settings.token;
         save(settings.token);
         apply(settings);
         showStatus("");
       });
+    state.session = request;
+    request.catch(function () { if (state.session === request) { state.session = null; } });
+    return request;
   }
 
   function submit(text) {
@@ -165,7 +174,7 @@
     log.insertBefore(node, typing);
     scroll();
     state.pending[clientId] = { node: node, text: text, tries: 0 };
-    post(clientId);
+    start().then(function () { post(clientId); });
   }
 
   function post(clientId) {
@@ -176,16 +185,18 @@
     if (data.customerId && data.customerHash) { body.customer_id = data.customerId; body.customer_hash = data.customerHash; }
     api("/chat/v1/messages", { body: JSON.stringify(body) }).then(function (response) {
       if (response.status === 202) { return; }
-      if (response.status === 401) { return session().then(function () { post(clientId); }); }
+      if (response.status === 401 && item.tries < 3) {
+        return session(true).then(function () { listen(); post(clientId); });
+      }
       if ((response.status === 429 || response.status >= 500) && item.tries < 6) {
-        var wait = Number(response.headers.get("Retry-After") || item.tries) * 1000;
+        var wait = Math.min(60, Number(response.headers.get("Retry-After") || item.tries)) * 1000;
         setTimeout(function () { post(clientId); }, wait);
         return;
       }
       failed(clientId);
     }, function () {  // the network: the same client_id makes a resend safe
       if (item.tries < 6) { setTimeout(function () { post(clientId); }, 1000 * item.tries); } else { failed(clientId); }
-    });
+    }).catch(function () { failed(clientId); });
   }
 
   function failed(clientId) {
@@ -195,8 +206,18 @@
     item.node.setAttribute("tabindex", "0");
     item.node.setAttribute("role", "button");
     item.node.setAttribute("title", labels().not_sent);
-    var retry = function () { item.tries = 0; item.node.classList.remove("failed"); post(clientId); };
-    item.node.addEventListener("click", retry, { once: true });
+    var retry = function () {
+      item.node.removeEventListener("click", retry);
+      item.node.removeEventListener("keydown", key);
+      ["tabindex", "role", "title"].forEach(function (name) { item.node.removeAttribute(name); });
+      item.tries = 0;
+      item.node.classList.remove("failed");
+      showStatus("");
+      post(clientId);
+    };
+    var key = function (event) { if (event.key === "Enter" || event.key === " ") { event.preventDefault(); retry(); } };
+    item.node.addEventListener("click", retry);
+    item.node.addEventListener("keydown", key);
     showStatus(labels().not_sent);
   }
 
@@ -205,7 +226,7 @@
     var controller = new AbortController();
     state.stream = controller;
     api("/chat/v1/events?after=" + state.lastId, { method: "GET", signal: controller.signal }).then(function (response) {
-      if (response.status === 401) { forget(); state.token = null; return session().then(listen); }
+      if (response.status === 401) { return session(true).then(listen); }
       if (!response.ok || !response.body) { throw new Error("events " + response.status); }
       state.retry = 0;
       showStatus("");
@@ -248,13 +269,13 @@
   }
 
   function start() {
-    if (state.started) { return Promise.resolve(); }
-    state.started = true;
-    return session().then(listen, function () {
-      state.started = false;
+    if (state.starting) { return state.starting; }
+    state.starting = session().then(listen, function () {
+      state.starting = null;
       showStatus(labels().unavailable || "The chat is unavailable right now.");
       host.setAttribute("data-live", "false");
     });
+    return state.starting;
   }
 
   function open() {
@@ -284,8 +305,9 @@
     submit(text);
   });
 
-  document.body.appendChild(host);
-  host.setAttribute("data-open", "false");
+  function mount() {
+    document.body.appendChild(host);
+    host.setAttribute("data-open", "false");
   api("/chat/v1/settings?language=" + encodeURIComponent(browserLanguage()), { method: "GET" })
     .then(function (response) { if (!response.ok) { throw new Error("settings " + response.status); } return response.json(); })
     .then(function (settings) {
@@ -293,4 +315,6 @@
       if (saved()) { start(); }  // a returning visitor's conversation is there when they open the panel
       if (data.open === "true") { open(); }
     }, function () { host.setAttribute("data-live", "false"); });
+  }
+  if (document.body) { mount(); } else { document.addEventListener("DOMContentLoaded", mount); }
 })();
