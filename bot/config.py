@@ -443,8 +443,7 @@ def _build(root: _Table, path: Path, environ: Mapping[str, str]) -> Config:
     base = path.parent
     root.allow_only("shop", "storage", "knowledge", "retrieval", "search", "language", "pipeline", "http", "webhook",
                     "texts", "sentiment", "handoff", "responder", "telegram", "whatsapp", "web_chat", "console",
-                    "metrics",
-                    "privacy", "orders", "catalog")
+                    "metrics", "privacy", "orders", "catalog")
 
     shop_t = root.table("shop")
     shop_t.allow_only("name", "default_language", "languages", "reply_in")

@@ -32,7 +32,7 @@ from adapters.web_chat.tokens import VisitorTokens, load_or_create_secret
 from bot.config import WebChatConfig
 from bot.errors import KefuError, OverloadedError
 from bot.json_input import InvalidJson, loads_json
-from bot.messages import DeliveryPolicy, HandoffState, Message, Reply, Role, TranscriptEntry
+from bot.messages import DeliveryPolicy, HandoffState, Message, Reply, ReplyKind, Role, TranscriptEntry
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ class WebChatChannel:
 
     async def deliver(self, reply: Reply) -> None:
         """The reply is already stored: the visitor's open streams read it now."""
-        if reply.in_reply_to is not None or reply.kind.value in ("agent", "handoff"):
+        if reply.in_reply_to is not None or reply.kind in (ReplyKind.AGENT, ReplyKind.HANDOFF):
             self._typing.pop(reply.conversation, None)
         self._wake(reply.conversation)
 
@@ -162,13 +162,14 @@ class WebChatChannel:
             origin = self._origin(request)
             data = _body(await request.read())
             now = self._clock()
+            tokens = self._ready_tokens()
             old = data.get("token")
-            visitor = self._ready_tokens().check(old, now) if isinstance(old, str) else None
+            visitor = tokens.check(old, now) if isinstance(old, str) else None
             if visitor is None:
                 wait = self._address_sessions.take(request.remote or "-")
                 if wait:
                     raise Refused(429, "too_many_visitors", "too many new chats from this address; try later", wait)
-            token, issued = self._ready_tokens().issue(visitor.visitor if visitor else None, now)
+            token, issued = tokens.issue(visitor.visitor if visitor else None, now)
         except Refused as refused:
             return self._refusal(refused, origin)
         requested = data.get("language") if isinstance(data.get("language"), str) else None
