@@ -67,7 +67,6 @@ import io
 import json
 import logging
 import math
-import sqlite3
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -76,13 +75,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
-import sqlite_utils
 
 from bot.concurrency import run_blocking
 from bot.handoff import HandoffReason
 from bot.messages import ReplyKind
 from bot.responder.prompt import LANGUAGE_NAMES
 from bot.store import FORWARDED, Store
+from bot.store.engine import Database, Row
 from bot.store.vectors import StoredVector
 from knowledge.embeddings import normalize_text
 
@@ -410,12 +409,12 @@ class TurnRow:
         return self.at.date().isoformat()
 
 
-def _read_turns(db: sqlite_utils.Database, period: Period) -> list[TurnRow]:
+def _read_turns(db: Database, period: Period) -> list[TurnRow]:
     rows = db.execute(_TURNS_SQL + " ORDER BY m.id", period.sql_params()).fetchall()
     return [_turn_from_row(row, period.tz) for row in rows]
 
 
-def _read_questions(db: sqlite_utils.Database, period: Period, cap: int) -> tuple[list[TurnRow], int]:
+def _read_questions(db: Database, period: Period, cap: int) -> tuple[list[TurnRow], int]:
     """The most recent `cap` unanswered questions of the period, newest first, and how many there were."""
     params = period.sql_params()
     rows = db.execute(_QUESTIONS_SQL + " ORDER BY created_ms DESC, id DESC LIMIT :cap",
@@ -426,7 +425,7 @@ def _read_questions(db: sqlite_utils.Database, period: Period, cap: int) -> tupl
     return [_turn_from_row(row, period.tz) for row in rows], total
 
 
-def _turn_from_row(row: sqlite3.Row, tz: ZoneInfo) -> TurnRow:
+def _turn_from_row(row: Row, tz: ZoneInfo) -> TurnRow:
     at = (_EPOCH + timedelta(milliseconds=row["created_ms"])).astimezone(tz)
     return TurnRow(
         id=row["id"], conversation_key=row["conversation_key"], channel=row["channel"], text=row["text"], at=at,

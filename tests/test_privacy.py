@@ -121,11 +121,11 @@ async def test_erasing_a_user_leaves_their_text_in_no_table_and_no_file(tmp_path
     assert erased["conversations"] == 2 and erased["messages"] == 5 and erased["handoff_transitions"] == 2
     assert erased["notifications"] == 1 and erased["message_search"] == 1 and erased["forced"] == 0
     assert report["wal_truncated"] is True
-    assert rows_containing(store.path, SECRET) == []
+    assert rows_containing(store.engine.path, SECRET) == []
     await store.close()
     assert files_containing(tmp_path, SECRET) == []
     assert "data/kefu.db" in files_containing(tmp_path, OTHER)  # the others' data is still there
-    with sqlite3.connect(store.path) as db:
+    with sqlite3.connect(store.engine.path) as db:
         assert db.execute("SELECT COUNT(*) FROM conversations WHERE key LIKE 'webhook:order-%'").fetchone()[0] == 0
         assert db.execute("SELECT COUNT(*) FROM conversations").fetchone()[0] == 31
 
@@ -181,7 +181,7 @@ async def test_the_audit_log_names_nobody_yet_finds_a_subject_again(store, priva
     assert [e.action for e in after] == ["erase", "claim", "export"]
     assert all(e.target is None and e.channel == "webhook" and len(e.target_ref or "") == 32 for e in after)
     assert after[0].counts["messages"] == 2 and after[0].counts["conversations"] == 1
-    with sqlite3.connect(store.path) as db:
+    with sqlite3.connect(store.engine.path) as db:
         dump = "\n".join(db.iterdump())
     audit_rows = [line for line in dump.splitlines() if line.startswith('INSERT INTO "audit_log"')]
     assert len(audit_rows) == 3 and not any("alice" in line or "email" in line for line in audit_rows)

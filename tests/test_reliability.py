@@ -111,7 +111,7 @@ async def test_a_timed_out_turn_keeps_its_place_before_later_messages(store):
     resent = await dispatcher.submit(message("slow", "1"))  # the client's resend after its own timeout
     answered = await later
     assert resent.duplicate and resent.reply.message_id == timed_out.reply.message_id
-    replies = rows(store.path, "SELECT reply_to, id FROM messages WHERE direction = 'out' ORDER BY id")
+    replies = rows(store.engine.path, "SELECT reply_to, id FROM messages WHERE direction = 'out' ORDER BY id")
     assert [reply_to for reply_to, _ in replies] == [1, 2]  # answered in the order they arrived, once each
     assert answered.reply.text == "echo next"
 
@@ -131,7 +131,7 @@ async def test_a_timed_out_turn_whose_own_reply_commits_late_is_not_answered_twi
                                 turn_timeout=0.2)
     result = await dispatcher.submit(message("hello", "1"))
     assert result.reply.text == "echo hello"  # the turn's own answer won; no apology was added
-    assert rows(store.path, "SELECT COUNT(*) FROM messages WHERE direction = 'out'") == [(1,)]
+    assert rows(store.engine.path, "SELECT COUNT(*) FROM messages WHERE direction = 'out'") == [(1,)]
 
 
 async def test_failed_messages_are_tried_again_at_start_unless_later_ones_were_answered(store):
@@ -143,8 +143,8 @@ async def test_failed_messages_are_tried_again_at_start_unless_later_ones_were_a
     later = await store.record_inbound(message("newer", "2", conversation="b"))
     await store.record_reply(later.message.id, echo_reply(later.message), latency_ms=1.0, deliver=False, meta={})
     assert await dispatcher.recover() == 1
-    await wait_for(lambda: rows(store.path, "SELECT status FROM messages WHERE id = 1") == [("answered",)])
-    assert rows(store.path, "SELECT status FROM messages WHERE id = 2") == [("failed",)]  # answering it now reorders
+    await wait_for(lambda: rows(store.engine.path, "SELECT status FROM messages WHERE id = 1") == [("answered",)])
+    assert rows(store.engine.path, "SELECT status FROM messages WHERE id = 2") == [("failed",)]  # answering it now reorders
 
 
 async def test_redelivery_while_the_first_copy_is_in_flight_shares_its_answer(store):

@@ -9,13 +9,11 @@ notification cannot be lost between "handed off" and "queued for sending".
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import sqlite_utils
 
 from bot.errors import ConversationNotFoundError
 from bot.handoff import Action, next_state
@@ -33,6 +31,7 @@ from bot.store import (
     first_reply,
     insert_outbound,
 )
+from bot.store.engine import Database, Row
 from bot.store.vectors import StoredVector
 
 UNCONFIDENT_KINDS = (ReplyKind.NOT_SURE.value, ReplyKind.NO_MATCH.value)
@@ -178,14 +177,14 @@ def _now() -> str:
     return utc_now().isoformat()
 
 
-def _conversation_row(db: sqlite_utils.Database, key: str) -> sqlite3.Row:
+def _conversation_row(db: Database, key: str) -> Row:
     row = db.execute("SELECT * FROM conversations WHERE key = ?", [key]).fetchone()
     if row is None:
         raise ConversationNotFoundError(f"no conversation '{key}'")
     return row
 
 
-def _recent_sentiments(db: sqlite_utils.Database, key: str, before_id: int, limit: int) -> list[float]:
+def _recent_sentiments(db: Database, key: str, before_id: int, limit: int) -> list[float]:
     rows = db.execute(
         "SELECT sentiment FROM messages WHERE conversation_key = ? AND direction = 'in' AND role = 'shopper' "
         "AND sentiment IS NOT NULL AND id < ? AND id > (SELECT context_start_id FROM conversations WHERE key = ?) "
@@ -195,7 +194,7 @@ def _recent_sentiments(db: sqlite_utils.Database, key: str, before_id: int, limi
     return [row["sentiment"] for row in reversed(rows)]
 
 
-def _unconfident_streak(db: sqlite_utils.Database, key: str) -> int:
+def _unconfident_streak(db: Database, key: str) -> int:
     marks = ",".join("?" * len(BOT_KINDS))
     rows = db.execute(
         f"SELECT kind FROM messages WHERE conversation_key = ? AND direction = 'out' AND kind IN ({marks}) "
@@ -210,7 +209,7 @@ def _unconfident_streak(db: sqlite_utils.Database, key: str) -> int:
     return streak
 
 
-def _queue(db: sqlite_utils.Database, states: tuple[HandoffState, ...]) -> list[ConversationState]:
+def _queue(db: Database, states: tuple[HandoffState, ...]) -> list[ConversationState]:
     marks = ",".join("?" * len(states))
     rows = db.execute(
         f"SELECT * FROM conversations WHERE handoff_state IN ({marks}) ORDER BY state_since, key",
@@ -219,7 +218,7 @@ def _queue(db: sqlite_utils.Database, states: tuple[HandoffState, ...]) -> list[
     return [conversation_from_row(row) for row in rows]
 
 
-def _transitions(db: sqlite_utils.Database, key: str, latest_only: bool = False) -> list[Transition]:
+def _transitions(db: Database, key: str, latest_only: bool = False) -> list[Transition]:
     order = "DESC LIMIT 1" if latest_only else ""
     rows = db.execute(f"SELECT * FROM handoff_transitions WHERE conversation_key = ? ORDER BY id {order}",
                       [key]).fetchall()
@@ -230,7 +229,7 @@ def _transitions(db: sqlite_utils.Database, key: str, latest_only: bool = False)
     ]
 
 
-def _waiting_since_before(db: sqlite_utils.Database, cutoff: str) -> list[ConversationState]:
+def _waiting_since_before(db: Database, cutoff: str) -> list[ConversationState]:
     rows = db.execute(
         "SELECT * FROM conversations WHERE handoff_state = ? AND waiting_notice_sent = 0 AND state_since < ? "
         "ORDER BY state_since",
@@ -239,7 +238,7 @@ def _waiting_since_before(db: sqlite_utils.Database, cutoff: str) -> list[Conver
     return [conversation_from_row(row) for row in rows]
 
 
-def _pending_notifications(db: sqlite_utils.Database, target: str) -> list[Notification]:
+def _pending_notifications(db: Database, target: str) -> list[Notification]:
     rows = db.execute(
         "SELECT * FROM notifications WHERE status = ? AND target = ? ORDER BY id", [PENDING, target]
     ).fetchall()
@@ -250,12 +249,12 @@ def _pending_notifications(db: sqlite_utils.Database, target: str) -> list[Notif
     ]
 
 
-def _record_sentiment(db: sqlite_utils.Database, inbound_id: int, key: str, score: float, mood: float) -> None:
+def _record_sentiment(db: Database, inbound_id: int, key: str, score: float, mood: float) -> None:
     db.execute("UPDATE messages SET sentiment = ? WHERE id = ?", [round(score, 4), inbound_id])
     db.execute("UPDATE conversations SET mood = ? WHERE key = ?", [round(mood, 4), key])
 
 
-def _enqueue(db: sqlite_utils.Database, key: str, event: QueuedEvent) -> None:
+def _enqueue(db: Database, key: str, event: QueuedEvent) -> None:
     payload = json.dumps(event.payload, ensure_ascii=False, default=str)
     for target in event.targets:
         db.execute(
@@ -266,7 +265,7 @@ def _enqueue(db: sqlite_utils.Database, key: str, event: QueuedEvent) -> None:
 
 
 def _move(
-    db: sqlite_utils.Database, key: str, action: Action, actor: str, reason: str, detail: str,
+    db: Database, key: str, action: Action, actor: str, reason: str, detail: str,
     message_id: int | None,
 ) -> ConversationState:
     row = _conversation_row(db, key)
@@ -294,7 +293,7 @@ def _move(
 
 
 def _start_handoff(
-    db: sqlite_utils.Database, inbound_id: int, reply: Reply, reason: str, detail: str, latency_ms: float,
+    db: Database, inbound_id: int, reply: Reply, reason: str, detail: str, latency_ms: float,
     deliver: bool, meta: dict[str, Any], event: QueuedEvent, told_when: bool, vector: StoredVector | None,
 ) -> tuple[Reply | None, ConversationState]:
     key = reply.conversation_key
@@ -313,7 +312,7 @@ def _start_handoff(
     return stored, conversation
 
 
-def _forward(db: sqlite_utils.Database, inbound_id: int, meta: dict[str, Any], event: QueuedEvent) -> ConversationState:
+def _forward(db: Database, inbound_id: int, meta: dict[str, Any], event: QueuedEvent) -> ConversationState:
     row = db.execute("SELECT conversation_key, status FROM messages WHERE id = ?", [inbound_id]).fetchone()
     if row["status"] not in (ANSWERED, FORWARDED):
         db.execute("UPDATE messages SET status = ?, meta = ? WHERE id = ?",
@@ -323,7 +322,7 @@ def _forward(db: sqlite_utils.Database, inbound_id: int, meta: dict[str, Any], e
 
 
 def _apply(
-    db: sqlite_utils.Database, key: str, action: Action, actor: str, reason: str, detail: str,
+    db: Database, key: str, action: Action, actor: str, reason: str, detail: str,
     notice: Reply | None, deliver: bool, message_id: int | None,
 ) -> tuple[ConversationState, Reply | None]:
     before = HandoffState(_conversation_row(db, key)["handoff_state"])
@@ -335,7 +334,7 @@ def _apply(
 
 
 def _leave(
-    db: sqlite_utils.Database, key: str, inbound_id: int, detail: str,
+    db: Database, key: str, inbound_id: int, detail: str,
     event: Callable[[ConversationState, str | None], QueuedEvent],
 ) -> tuple[ConversationState, bool]:
     row = _conversation_row(db, key)
@@ -347,7 +346,7 @@ def _leave(
 
 
 def _agent_message(
-    db: sqlite_utils.Database, key: str, agent: str, reply: Reply, deliver: bool
+    db: Database, key: str, agent: str, reply: Reply, deliver: bool
 ) -> tuple[ConversationState, Reply]:
     row = _conversation_row(db, key)
     state = HandoffState(row["handoff_state"])
@@ -357,7 +356,7 @@ def _agent_message(
     return conversation_from_row(_conversation_row(db, key)), stored
 
 
-def _waiting_notice(db: sqlite_utils.Database, key: str, notice: Reply, deliver: bool) -> Reply | None:
+def _waiting_notice(db: Database, key: str, notice: Reply, deliver: bool) -> Reply | None:
     row = _conversation_row(db, key)
     if HandoffState(row["handoff_state"]) != HandoffState.WAITING_AGENT or row["waiting_notice_sent"]:
         return None
@@ -366,7 +365,7 @@ def _waiting_notice(db: sqlite_utils.Database, key: str, notice: Reply, deliver:
 
 
 def _mark_notification(
-    db: sqlite_utils.Database, notification_id: int, status: str, error: str | None, retry_at: str | None
+    db: Database, notification_id: int, status: str, error: str | None, retry_at: str | None
 ) -> None:
     db.execute(
         "UPDATE notifications SET status = ?, attempts = attempts + 1, error = ?, next_attempt_at = ? WHERE id = ?",

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import sqlite_utils
 
 from bot.messages import utc_now
 from bot.store import Store, verified_orders
+from bot.store.engine import Database
 
 FAILED_PROOFS = ("no_match", "not_found")  # both read "no match" to the shopper
 
@@ -72,7 +72,7 @@ def _when(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-def _session(db: sqlite_utils.Database, conversation_key: str) -> OrderSession:
+def _session(db: Database, conversation_key: str) -> OrderSession:
     row = db.execute("SELECT * FROM order_sessions WHERE conversation_key = ?", [conversation_key]).fetchone()
     if row is None:
         return OrderSession()
@@ -81,7 +81,7 @@ def _session(db: sqlite_utils.Database, conversation_key: str) -> OrderSession:
                         updated_at=_when(row["updated_at"]))
 
 
-def _save_session(db: sqlite_utils.Database, conversation_key: str, session: OrderSession) -> None:
+def _save_session(db: Database, conversation_key: str, session: OrderSession) -> None:
     db.execute(
         "INSERT INTO order_sessions (conversation_key, order_number, intent, verified_number, verified_at, updated_at) "
         "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (conversation_key) DO UPDATE SET order_number = excluded.order_number, "
@@ -92,7 +92,7 @@ def _save_session(db: sqlite_utils.Database, conversation_key: str, session: Ord
     )
 
 
-def _record(db: sqlite_utils.Database, lookup: Lookup) -> None:
+def _record(db: Database, lookup: Lookup) -> None:
     db.execute(
         "INSERT INTO order_lookups (at, conversation_key, message_id, order_number, source, result, proof, summary) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -101,7 +101,7 @@ def _record(db: sqlite_utils.Database, lookup: Lookup) -> None:
     )
 
 
-def _failed_proofs(db: sqlite_utils.Database, conversation_key: str, order_number: str | None,
+def _failed_proofs(db: Database, conversation_key: str, order_number: str | None,
                    since: datetime) -> tuple[int, int]:
     marks = ", ".join("?" for _ in FAILED_PROOFS)
     in_conversation = db.execute(

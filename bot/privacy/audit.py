@@ -17,10 +17,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import sqlite_utils
 
 from bot.messages import utc_now
 from bot.privacy.subject import CONVERSATION, USER, Subject
+from bot.store.engine import Database
 
 AGENT_ACTIONS = ("claim", "reply", "release", "close")
 ACTIONS = (*AGENT_ACTIONS, "export", "erase", "purge")
@@ -46,7 +46,7 @@ class AuditEntry:
                 "counts": dict(self.counts), "target": self.target}
 
 
-def _secret(db: sqlite_utils.Database) -> bytes:
+def _secret(db: Database) -> bytes:
     return db.execute("SELECT secret FROM privacy_key WHERE id = 1").fetchone()[0].encode()
 
 
@@ -54,11 +54,11 @@ def _ref(secret: bytes, kind: str, channel: str, value: str) -> str:
     return hmac.new(secret, f"{kind}\x00{channel}\x00{value}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def subject_ref(db: sqlite_utils.Database, subject: Subject) -> str:
+def subject_ref(db: Database, subject: Subject) -> str:
     return _ref(_secret(db), subject.kind, subject.channel, subject.value)
 
 
-def record(db: sqlite_utils.Database, *, actor: str, action: str, target_kind: str, channel: str | None,
+def record(db: Database, *, actor: str, action: str, target_kind: str, channel: str | None,
            target_ref: str | None, counts: Mapping[str, int] | None = None) -> int:
     """Append one entry (inside the caller's transaction, so it commits with what it reports)."""
     if action not in ACTIONS:
@@ -72,13 +72,13 @@ def record(db: sqlite_utils.Database, *, actor: str, action: str, target_kind: s
     return int(cursor.lastrowid)
 
 
-def record_subject(db: sqlite_utils.Database, subject: Subject, *, actor: str, action: str,
+def record_subject(db: Database, subject: Subject, *, actor: str, action: str,
                    counts: Mapping[str, int] | None = None) -> int:
     return record(db, actor=actor, action=action, target_kind=subject.kind, channel=subject.channel,
                   target_ref=subject_ref(db, subject), counts=counts)
 
 
-def record_conversation(db: sqlite_utils.Database, conversation_key: str, *, actor: str, action: str,
+def record_conversation(db: Database, conversation_key: str, *, actor: str, action: str,
                         counts: Mapping[str, int] | None = None) -> int:
     """An agent's action on a stored conversation (claim, reply, release, close)."""
     row = db.execute("SELECT channel, conversation FROM conversations WHERE key = ?", [conversation_key]).fetchone()
@@ -86,7 +86,7 @@ def record_conversation(db: sqlite_utils.Database, conversation_key: str, *, act
     return record_subject(db, Subject(CONVERSATION, channel, conversation), actor=actor, action=action, counts=counts)
 
 
-def entries(db: sqlite_utils.Database, *, limit: int, subject: Subject | None = None,
+def entries(db: Database, *, limit: int, subject: Subject | None = None,
             before: int | None = None) -> list[AuditEntry]:
     """The newest entries first (older pages with `before`), only the subject's when one is given."""
     limit = max(1, min(limit, MAX_ENTRIES))
@@ -106,7 +106,7 @@ def entries(db: sqlite_utils.Database, *, limit: int, subject: Subject | None = 
             for row in rows]
 
 
-def _stored_targets(db: sqlite_utils.Database) -> dict[str, str]:
+def _stored_targets(db: Database) -> dict[str, str]:
     """Hash → readable target for every conversation and user still stored (one pass over conversations)."""
     secret = _secret(db)
     names: dict[str, str] = {}

@@ -9,12 +9,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-import sqlite_utils
 
 from bot.errors import ConversationNotFoundError, HandoffConflictError
 from bot.messages import HandoffState
 from bot.privacy import audit
 from bot.privacy.subject import Subject
+from bot.store.engine import Database
 
 log = logging.getLogger(__name__)
 
@@ -22,18 +22,18 @@ LIVE_STATES = (HandoffState.WAITING_AGENT.value, HandoffState.AGENT.value)
 CHUNK = 500  # keys per IN (...) list
 
 
-def secure_delete_on(db: sqlite_utils.Database) -> None:
+def secure_delete_on(db: Database) -> None:
     """Deleted rows are overwritten with zeros on this connection (outside a transaction, on the writer)."""
     db.execute("PRAGMA secure_delete = ON")
 
 
-def checkpoint(db: sqlite_utils.Database) -> bool:
+def checkpoint(db: Database) -> bool:
     """Copy the WAL into the file and truncate it to zero bytes; False when a reader kept it busy."""
     busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
     return busy == 0
 
 
-def _tables_with_conversations(db: sqlite_utils.Database) -> list[str]:
+def _tables_with_conversations(db: Database) -> list[str]:
     names = [row[0] for row in db.execute(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
     found = [name for name in names
@@ -42,7 +42,7 @@ def _tables_with_conversations(db: sqlite_utils.Database) -> list[str]:
     return sorted(found, key=lambda name: name == "messages")
 
 
-def delete_conversations(db: sqlite_utils.Database, keys: Sequence[str]) -> dict[str, int]:
+def delete_conversations(db: Database, keys: Sequence[str]) -> dict[str, int]:
     """Delete the conversations and every row that belongs to them; counts of rows per table."""
     counts: dict[str, int] = {}
     tables = _tables_with_conversations(db)
@@ -57,7 +57,7 @@ def delete_conversations(db: sqlite_utils.Database, keys: Sequence[str]) -> dict
     return counts
 
 
-def live_conversations(db: sqlite_utils.Database, keys: Sequence[str]) -> list[tuple[str, str, str | None, int]]:
+def live_conversations(db: Database, keys: Sequence[str]) -> list[tuple[str, str, str | None, int]]:
     """(key, state, agent, unanswered messages) of those a person handles or the bot is still answering."""
     found = []
     for key in keys:
@@ -70,7 +70,7 @@ def live_conversations(db: sqlite_utils.Database, keys: Sequence[str]) -> list[t
     return found
 
 
-def erase_subject(db: sqlite_utils.Database, subject: Subject, actor: str, force: bool) -> dict[str, int]:
+def erase_subject(db: Database, subject: Subject, actor: str, force: bool) -> dict[str, int]:
     """In the writer's transaction: refuse a live conversation unless forced, delete, and audit it."""
     keys = subject.keys(db)
     if not keys:

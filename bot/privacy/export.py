@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import sqlite_utils
 
 from bot.errors import ConversationNotFoundError
 from bot.messages import utc_now
 from bot.privacy.subject import Subject
+from bot.store.engine import Database
 
 EXPORT_FORMAT = 1
 _MESSAGE_FIELDS = ("id", "direction", "role", "text", "created_at", "language", "language_hint", "sentiment",
@@ -17,7 +17,7 @@ _MESSAGE_FIELDS = ("id", "direction", "role", "text", "created_at", "language", 
 _JSON_LISTS = ("faq_ids", "quick_replies")
 
 
-def export_subject(db: sqlite_utils.Database, subject: Subject) -> dict[str, Any]:
+def export_subject(db: Database, subject: Subject) -> dict[str, Any]:
     """Blocking, on the reader: the subject's conversations with messages, handoff events and notifications."""
     keys = subject.keys(db)
     if not keys:
@@ -37,7 +37,7 @@ def export_subject(db: sqlite_utils.Database, subject: Subject) -> dict[str, Any
     }
 
 
-def _conversation(db: sqlite_utils.Database, key: str) -> dict[str, Any]:
+def _conversation(db: Database, key: str) -> dict[str, Any]:
     row = db.execute("SELECT * FROM conversations WHERE key = ?", [key]).fetchone()
     messages = [_message(m) for m in db.execute(
         "SELECT * FROM messages WHERE conversation_key = ? ORDER BY id", [key]).fetchall()]

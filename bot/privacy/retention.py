@@ -12,11 +12,11 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
-import sqlite_utils
 
 from bot.errors import InvalidRequestError
 from bot.privacy import audit
 from bot.privacy.erase import LIVE_STATES, delete_conversations
+from bot.store.engine import Database
 
 BATCH = 200
 _AGE = re.compile(r"^\s*(\d+)\s*([dwh]?)\s*$")
@@ -31,7 +31,7 @@ def parse_age(text: str) -> timedelta:
     return timedelta(**{_UNITS[found.group(2)]: int(found.group(1))})
 
 
-def _candidates(db: sqlite_utils.Database, cutoff: str, limit: int) -> list[str]:
+def _candidates(db: Database, cutoff: str, limit: int) -> list[str]:
     marks = ",".join("?" * len(LIVE_STATES))
     rows = db.execute(
         f"""
@@ -48,7 +48,7 @@ def _candidates(db: sqlite_utils.Database, cutoff: str, limit: int) -> list[str]
     return [row[0] for row in rows]
 
 
-def purge_batch(db: sqlite_utils.Database, cutoff: datetime, actor: str, limit: int = BATCH) -> dict[str, int]:
+def purge_batch(db: Database, cutoff: datetime, actor: str, limit: int = BATCH) -> dict[str, int]:
     """In the writer's transaction: delete up to `limit` idle conversations and audit the batch."""
     keys = _candidates(db, cutoff.isoformat(), limit)
     if not keys:
@@ -59,6 +59,6 @@ def purge_batch(db: sqlite_utils.Database, cutoff: datetime, actor: str, limit: 
     return counts
 
 
-def count_candidates(db: sqlite_utils.Database, cutoff: datetime) -> int:
+def count_candidates(db: Database, cutoff: datetime) -> int:
     """How many conversations a purge at `cutoff` would delete now (for --dry-run)."""
     return len(_candidates(db, cutoff.isoformat(), 1_000_000_000))

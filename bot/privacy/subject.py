@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-import sqlite_utils
 
 from bot.errors import InvalidRequestError
 from bot.messages import conversation_key
+from bot.store.engine import Database
 
 CHANNEL_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 CONVERSATION = "conversation"
@@ -46,7 +46,7 @@ class Subject:
         return f"{self.kind} {self.channel}/{self.value}" if self.kind == CONVERSATION else \
             f"{self.kind} {self.channel}:{self.value}"
 
-    def keys(self, db: sqlite_utils.Database) -> list[str]:
+    def keys(self, db: Database) -> list[str]:
         """The stored conversations this subject covers (blocking; on a store thread)."""
         if self.kind == CONVERSATION:
             key = conversation_key(self.channel, self.value)

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import sqlite_utils
 
 from bot.app import KefuApp
 from bot.concurrency import run_blocking
@@ -36,6 +35,7 @@ from bot.errors import KefuError
 from bot.insights import QuestionClusters, nearest_rank
 from bot.messages import HandleResult, Message, ReplyKind, utc_now
 from bot.replay.reading import ReplayInput, ReplayRow
+from bot.store.engine import Database
 
 log = logging.getLogger(__name__)
 
@@ -258,7 +258,7 @@ async def _handle(app: KefuApp, conversation: str, row: ReplayRow) -> _Result:
     return row, result.inbound_id, result
 
 
-def _read_facts(db: sqlite_utils.Database, inbound_ids: list[int]) -> dict[int, dict[str, Any]]:
+def _read_facts(db: Database, inbound_ids: list[int]) -> dict[int, dict[str, Any]]:
     """Per inbound message: its turn's trace (with the reply, or on the message when forwarded), the latency
     and the handoff reason (from the trace, else from the handoff the message caused: commands such as /human)."""
     facts: dict[int, dict[str, Any]] = {}
