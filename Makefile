@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CONFIG ?= examples/sample-shop/kefu.toml
 
-.PHONY: run chat test install browser clean
+.PHONY: run chat test install browser postgres clean
 
 # Serving needs only kefu's own dependencies; the test tools, transformers and torch (~1.5 GB) come
 # with `make test`. constraints.txt pins torch to the CPU build these machines carry, for the day a
@@ -48,7 +48,15 @@ browser:
 	  $$SUDO apt-get install -y -qq $(BROWSER_PACKAGES) >/dev/null 2>&1 || \
 	  { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $(BROWSER_PACKAGES); }; }
 
-test: install browser
+# The store's tests run on SQLite and on a real PostgreSQL: Debian's server binaries, which the tests start
+# themselves in a temp folder on a free 127.0.0.1 port (tests/postgres_server.py) and stop at the end.
+postgres:
+	@dpkg -s postgresql >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y -qq postgresql >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq postgresql; }; }
+
+test: install browser postgres
 	$(BIN)/pytest -q
 
 clean:

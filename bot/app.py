@@ -114,7 +114,7 @@ class KefuApp:
         self._channel_names = channels
         self._adapter_options = adapter_options or {}
         self.changes = ChangeFeed()
-        self.store = Store(config.storage.database, on_commit=self.changes.bump)
+        self.store = Store(config.storage.location, on_commit=self.changes.bump, pool_size=config.storage.pool_size)
         self.http = HttpServer(config.http, self.health) if serve_http else None
         # Metrics are scraped over HTTP: without a server (kefu chat) nobody would read them.
         self.metrics = Metrics(shop=config.shop.name) if config.metrics.enabled and self.http else None

@@ -20,6 +20,7 @@ from bot.errors import KefuError
 from bot.language.detector import LanguageDetector
 from bot.passwords import hash_password
 from bot.privacy.cli import add_privacy_parser, privacy_command
+from bot.store.cli import add_store_parsers, migrate_command, store_command
 from bot.privacy.masking import install_log_masking
 from bot.faq_suggest import add_suggest_parser, suggest_command
 from bot.replay.cli import add_replay_parser, replay_command
@@ -140,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     hasher.add_argument("--role", action="append", choices=CONSOLE_ROLES,
                         help="the user's role (repeatable; default agent)")
     add_privacy_parser(commands, common)
+    add_store_parsers(commands, common)
     return parser
 
 
@@ -169,6 +171,10 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(chat(config, user=args.user, show_why=not args.quiet))
         if args.command == "privacy":
             return asyncio.run(privacy_command(config, args))
+        if args.command == "migrate":
+            return asyncio.run(migrate_command(config, args))
+        if args.command == "store":
+            return asyncio.run(store_command(config, args))
         if args.command == "eval" and args.eval_command == "language":
             return eval_language(config, args)
         if args.command == "eval" and args.eval_command == "sentiment":

@@ -38,6 +38,13 @@ class ShopConfig:
 class StorageConfig:
     database: Path
     index_dir: Path
+    url: str | None = None  # PostgreSQL, shared by several workers; None: the SQLite file `database`
+    pool_size: int = 8  # connections per worker (PostgreSQL)
+
+    @property
+    def location(self) -> Path | str:
+        """What the store opens: the PostgreSQL URL when one is set, else the SQLite file."""
+        return self.url if self.url is not None else self.database
 
 
 @dataclass(frozen=True)
@@ -458,10 +465,19 @@ def _build(root: _Table, path: Path, environ: Mapping[str, str]) -> Config:
                       reply_in=shop_t.choice("reply_in", "default", REPLY_IN))
 
     storage_t = root.table("storage")
-    storage_t.allow_only("database", "index_dir")
+    storage_t.allow_only("database", "index_dir", "url", "url_env", "pool_size")
+    url = storage_t.secret("url", "url_env", environ, required=False) or None
+    if url is not None:
+        key = "url_env" if "url_env" in storage_t.keys() else "url"
+        if "database" in storage_t.keys():
+            storage_t.fail(key, "set either 'database' (a SQLite file) or a PostgreSQL URL, not both")
+        if not url.startswith(("postgresql://", "postgres://")):
+            storage_t.fail(key, "must be a PostgreSQL URL like postgresql://kefu:secret@db.internal/kefu")
     storage = StorageConfig(
         database=storage_t.path("database", base, "var/kefu.db"),
         index_dir=storage_t.path("index_dir", base, "var/index"),
+        url=url,
+        pool_size=storage_t.int("pool_size", 8, 1, 100),
     )
 
     knowledge_t = root.table("knowledge")

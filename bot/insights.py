@@ -109,7 +109,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # adapters may store timestamps with another UTC offset (Telegram's dates follow the bot's
 # timezone), which text order gets wrong. `created_ms` is that point in time in Unix milliseconds
 # (SQLite's own resolution): the filter, the day and the recency order all use this one value.
-_CREATED_MS = "CAST(ROUND((julianday(m.created_at) - 2440587.5) * 86400000) AS INTEGER)"
+_CREATED_MS = "CAST(ROUND((julianday(m.created_at) - 2440587.5) * 86400000) AS BIGINT)"
 _TURNS_SQL = f"""
 SELECT m.id, m.conversation_key, m.channel, m.text, m.status, m.sentiment,
        {_CREATED_MS} AS created_ms,
@@ -119,10 +119,10 @@ SELECT m.id, m.conversation_key, m.channel, m.text, m.status, m.sentiment,
                 CASE WHEN json_valid(m.meta) THEN json_extract(m.meta, '$.language.language') END,
                 NULLIF(m.language, ''), NULLIF(r.language, '')) AS language,
        r.kind AS reply_kind, r.latency_ms,
-       CASE WHEN r.kind = '{ReplyKind.ANSWER.value}' THEN EXISTS(
+       CASE WHEN r.kind = '{ReplyKind.ANSWER.value}' AND EXISTS(
            SELECT 1 FROM handoff_transitions t
             WHERE t.conversation_key = m.conversation_key AND t.message_id = m.id
-              AND t.to_state = 'waiting_agent') ELSE 0 END AS started_handoff,
+              AND t.to_state = 'waiting_agent') THEN 1 ELSE 0 END AS started_handoff,
        CASE WHEN r.kind = '{ReplyKind.NOT_SURE.value}' AND json_valid(r.meta) THEN json_array(
            {", ".join(f"json_extract(r.meta, '$.retrieval[{i}].faq_id')" for i in range(TRIED_COMPARED))}) END AS tried,
        CASE WHEN r.kind IN ('{ReplyKind.HANDOFF.value}', '{ReplyKind.ANSWER.value}') THEN COALESCE(
@@ -421,7 +421,7 @@ def _read_questions(db: Database, period: Period, cap: int) -> tuple[list[TurnRo
                       {**params, "cap": cap}).fetchall()
     total = len(rows)
     if total == cap:
-        total = db.execute(f"SELECT COUNT(*) FROM ({_QUESTIONS_SQL})", params).fetchone()[0]
+        total = db.execute(f"SELECT COUNT(*) FROM ({_QUESTIONS_SQL}) questions", params).fetchone()[0]
     return [_turn_from_row(row, period.tz) for row in rows], total
 
 

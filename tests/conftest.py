@@ -1,4 +1,4 @@
-"""Shared fixtures: a real config file, a real SQLite file and a real HTTP server per test."""
+"""Shared fixtures: a real config file, a real SQLite file (or PostgreSQL database) and a real HTTP server per test."""
 
 from __future__ import annotations
 
@@ -13,12 +13,16 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
+import psycopg
 import pytest
 from aiohttp import web, web_app
 
 from bot.app import KefuApp
 from bot.config import Config, load_config
 from bot.store import Store
+from bot.store.engine import is_postgres_url
+from bot.store.postgres import PgDatabase
+from postgres_server import PostgresServer
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_FAQ = REPO / "examples" / "sample-shop" / "faq"
@@ -29,13 +33,14 @@ SHARED_INDEX = Path(tempfile.gettempdir()) / f"kefu-tests-index-{os.getuid()}"
 
 
 def write_config(directory: Path, extra: str = "", *, webhook: str = "", handoff: str = "enabled = false",
-                 http: str = "") -> Path:
+                 http: str = "", storage: Path | str | None = None) -> Path:
     """A kefu.toml using the sample shop's FAQ, with storage in `directory` and a free port.
 
     Handoff is off unless a test sets `handoff`: the spine's tests repeat questions the bot
     cannot answer, which would (rightly) hand those conversations to a person.
     """
     path = directory / "kefu.toml"
+    where = f'url = "{storage}"' if is_postgres_url(storage) else 'database = "data/kefu.db"'
     path.write_text(
         f"""
 [shop]
@@ -44,7 +49,7 @@ default_language = "en"
 languages = ["en", "zh"]
 
 [storage]
-database = "data/kefu.db"
+{where}
 index_dir = "{SHARED_INDEX.as_posix()}"
 
 [knowledge]
@@ -76,8 +81,17 @@ max_text_chars = 500
 
 
 @pytest.fixture
-def config_path(tmp_path: Path) -> Path:
-    return write_config(tmp_path)
+def config_path(tmp_path: Path, storage: Path | str) -> Path:
+    return write_config(tmp_path, storage=storage)
+
+
+def rows(location: Path | str, sql: str, *params: object) -> list[tuple]:
+    """Rows read straight from the SQLite file or the PostgreSQL database, beside the store under test."""
+    if is_postgres_url(location):
+        with psycopg.connect(str(location), autocommit=True) as conn:
+            return [tuple(row) for row in PgDatabase(conn).execute(sql, params)]
+    with sqlite3.connect(location) as conn:
+        return conn.execute(sql, params).fetchall()
 
 
 @pytest.fixture
@@ -119,10 +133,47 @@ async def app(config: Config) -> AsyncIterator[KefuApp]:
         yield running
 
 
+ENGINES = ("sqlite", "postgresql")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "both_engines: run the test on SQLite and on PostgreSQL (the `storage` fixture)")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "storage" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_engines"):
+        metafunc.parametrize("storage", ENGINES, indirect=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One throwaway PostgreSQL cluster for the whole session (tests/postgres_server.py)."""
+    server = PostgresServer()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    """A real, empty SQLite store in the test's folder (kefu.db), closed afterwards."""
-    opened = Store(tmp_path / "kefu.db")
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """An empty database of the test's own on the session's PostgreSQL, dropped afterwards."""
+    url = postgres_server.new_database()
+    yield url
+    postgres_server.drop_database(url)
+
+
+@pytest.fixture
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """Where the test's store lives: a SQLite file in its folder, or (tests marked both_engines, their
+    second run) a PostgreSQL database of its own."""
+    if getattr(request, "param", "sqlite") == "postgresql":
+        return request.getfixturevalue("postgres_url")
+    return tmp_path / "kefu.db"
+
+
+@pytest.fixture
+async def store(storage: Path | str) -> AsyncIterator[Store]:
+    """A real, empty store (`storage`), closed afterwards."""
+    opened = Store(storage)
     await opened.open()
     yield opened
     await opened.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -14,6 +13,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from conftest import TOKEN, loopback_server, write_config
+from conftest import rows as read_rows
 
 from bot.app import KefuApp
 from bot.config import load_config
@@ -22,6 +22,8 @@ from bot.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 AGENT_TOKEN = "agent-token-abcdef0123456789"
 REPLY_SECRET = "outgoing-secret-0123456789"
 NOTIFY_SECRET = "notify-secret-0123456789"
+
+pytestmark = pytest.mark.both_engines
 
 
 @dataclass
@@ -79,10 +81,12 @@ async def receiver() -> AsyncIterator[Receiver]:
         yield found
 
 
-def handoff_config(tmp_path: Path, receiver: Receiver, handoff: str = "", extra: str = "") -> Path:
+def handoff_config(tmp_path: Path, receiver: Receiver, handoff: str = "", extra: str = "",
+                   storage: Path | str | None = None) -> Path:
     return write_config(
         tmp_path,
         extra=extra,
+        storage=storage,
         webhook=f"""agent_token = "{AGENT_TOKEN}"
 
 [webhook.outgoing]
@@ -103,9 +107,9 @@ max_attempts = 6
 
 
 @pytest.fixture
-async def shop(tmp_path: Path, receiver: Receiver, request) -> AsyncIterator[KefuApp]:
+async def shop(tmp_path: Path, storage: Path | str, receiver: Receiver, request) -> AsyncIterator[KefuApp]:
     options = getattr(request, "param", {})
-    path = handoff_config(tmp_path, receiver, handoff=options.get("handoff", ""))
+    path = handoff_config(tmp_path, receiver, handoff=options.get("handoff", ""), storage=storage)
     async with KefuApp(load_config(path, environ={}), channels=["webhook"], serve_http=True) as running:
         yield running
 
@@ -140,8 +144,7 @@ async def client(shop: KefuApp, http: aiohttp.ClientSession) -> Client:
 
 
 def rows(app: KefuApp, sql: str, *params) -> list[tuple]:
-    with sqlite3.connect(app.config.storage.database) as db:
-        return db.execute(sql, params).fetchall()
+    return read_rows(app.config.storage.location, sql, *params)
 
 
 async def test_full_cycle_shopper_agent_and_back_to_the_bot(shop, client, receiver):
@@ -397,8 +400,9 @@ async def test_a_notification_the_helpdesk_refuses_is_marked_failed_not_lost(sho
     assert status == [("failed", 6)]
 
 
-async def test_a_queued_notification_survives_a_restart(tmp_path, receiver, http):
-    config = load_config(handoff_config(tmp_path, receiver, handoff="agent_wait_seconds = 3600"), environ={})
+async def test_a_queued_notification_survives_a_restart(tmp_path, storage, receiver, http):
+    config = load_config(handoff_config(tmp_path, receiver, handoff="agent_wait_seconds = 3600", storage=storage),
+                         environ={})
     receiver.fail_notifications = 10**6  # the helpdesk is down while the shopper asks
     async with KefuApp(config, channels=["webhook"], serve_http=True) as first:
         await Client(first, http).say("c11", "/human", "m1")

@@ -25,6 +25,8 @@ UTC = ZoneInfo("UTC")
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 NO_EVENT = QueuedEvent((), "test", {})
 
+pytestmark = pytest.mark.both_engines
+
 
 def at(text: str) -> datetime:
     return datetime.fromisoformat(text)
@@ -72,8 +74,8 @@ class Shop:
 
 
 @pytest.fixture
-async def shop(tmp_path: Path) -> AsyncIterator[Shop]:
-    store = Store(tmp_path / "kefu.db")
+async def shop(storage: Path | str) -> AsyncIterator[Shop]:
+    store = Store(storage)
     await store.open()
     try:
         yield Shop(store, HandoffStore(store))

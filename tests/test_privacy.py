@@ -6,15 +6,15 @@ import asyncio
 import io
 import json
 import logging
-import sqlite3
 import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import REPO, write_config
+from conftest import REPO, rows, write_config
 
+from bot.config import load_config
 from bot.errors import ConversationNotFoundError, HandoffConflictError, InvalidRequestError
 from bot.handoff import Action
 from bot.handoff.store import HandoffStore, QueuedEvent
@@ -24,14 +24,18 @@ from bot.privacy.erase import checkpoint
 from bot.privacy.masking import AtRestMasker, PiiLogFilter, luhn_ok, mask_stored_text
 from bot.privacy.retention import parse_age
 from bot.store import Store
+from bot.store.engine import is_postgres_url
 
 SECRET = "Zebrafinch-Passport-7781 我住在月亮街的秘密小屋"  # the erased shopper's words: nobody else writes them
 OTHER = "Kingfisher-Ledger-4410 另一位顾客的留言"
 
 
+pytestmark = pytest.mark.both_engines
+
+
 @pytest.fixture
-async def store(tmp_path: Path):
-    opened = Store(tmp_path / "data" / "kefu.db")
+async def store(tmp_path: Path, storage: Path | str):
+    opened = Store(storage if is_postgres_url(storage) else tmp_path / "data" / "kefu.db")
     await opened.open()
     yield opened
     await opened.close()
@@ -79,17 +83,18 @@ def files_containing(root: Path, needle: str) -> list[str]:
                   and any(pattern in path.read_bytes() for pattern in patterns))
 
 
-def rows_containing(database: Path, needle: str) -> list[str]:
-    with sqlite3.connect(database) as db:
-        found = []
-        for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
-            columns = [column[1] for column in db.execute(f'PRAGMA table_info("{table}")')]
-            for column in columns:
-                hits = db.execute(f'SELECT COUNT(*) FROM "{table}" WHERE CAST("{column}" AS TEXT) LIKE ?',
-                                  [f"%{needle.split()[0]}%"]).fetchone()[0]
-                if hits:
-                    found.append(f"{table}.{column}")
-        return found
+def rows_containing(location: Path | str, needle: str) -> list[str]:
+    """Every table.column of the database holding the text (SQLite file or PostgreSQL database)."""
+    if is_postgres_url(location):
+        columns = rows(location, "SELECT table_name, column_name FROM information_schema.columns "
+                                 "WHERE table_schema = current_schema()")
+    else:
+        columns = [(table, column[1]) for (table,) in rows(location, "SELECT name FROM sqlite_master "
+                                                                     "WHERE type = 'table'")
+                   for column in rows(location, f'PRAGMA table_info("{table}")')]
+    return sorted(f"{table}.{column}" for table, column in columns
+                  if rows(location, f'SELECT COUNT(*) FROM "{table}" WHERE CAST("{column}" AS TEXT) LIKE ?',
+                          f"%{needle.split()[0]}%")[0][0])
 
 
 async def filler(store: Store, turns: int) -> None:
@@ -97,7 +102,7 @@ async def filler(store: Store, turns: int) -> None:
         await say(store, f"filler-{n % 30}", f"filler question number {n} about shipping and returns " * 3)
 
 
-async def test_erasing_a_user_leaves_their_text_in_no_table_and_no_file(tmp_path, store, privacy):
+async def test_erasing_a_user_leaves_their_text_in_no_table_and_no_file(tmp_path, storage, store, privacy):
     # Other shoppers' rows before and after: the erased ones sit inside full pages, whose freed space SQLite
     # would leave as it was (only rebuilt pages lose it), and in the file, not only the WAL.
     await filler(store, 150)
@@ -113,7 +118,9 @@ async def test_erasing_a_user_leaves_their_text_in_no_table_and_no_file(tmp_path
     await say(store, "someone-else", OTHER)
     await filler(store, 150)
     assert await store.maintain(checkpoint)
-    assert files_containing(tmp_path, SECRET)  # the scan finds the text before the erasure
+    sqlite = not is_postgres_url(storage)
+    assert rows_containing(store.engine.location, SECRET)  # the scan finds the text before the erasure
+    assert files_containing(tmp_path, SECRET) or not sqlite
 
     report = await privacy.erase(Subject.parse(user="webhook:li-na"), actor="mia")
 
@@ -121,13 +128,15 @@ async def test_erasing_a_user_leaves_their_text_in_no_table_and_no_file(tmp_path
     assert erased["conversations"] == 2 and erased["messages"] == 5 and erased["handoff_transitions"] == 2
     assert erased["notifications"] == 1 and erased["message_search"] == 1 and erased["forced"] == 0
     assert report["wal_truncated"] is True
-    assert rows_containing(store.engine.path, SECRET) == []
+    assert rows_containing(store.engine.location, SECRET) == []
+    assert rows_containing(store.engine.location, OTHER)  # the others' data is still there
     await store.close()
-    assert files_containing(tmp_path, SECRET) == []
-    assert "data/kefu.db" in files_containing(tmp_path, OTHER)  # the others' data is still there
-    with sqlite3.connect(store.engine.path) as db:
-        assert db.execute("SELECT COUNT(*) FROM conversations WHERE key LIKE 'webhook:order-%'").fetchone()[0] == 0
-        assert db.execute("SELECT COUNT(*) FROM conversations").fetchone()[0] == 31
+    if sqlite:  # on PostgreSQL the server's files are its own (VACUUM reuses the space; its WAL follows its settings)
+        assert files_containing(tmp_path, SECRET) == []
+        assert "data/kefu.db" in files_containing(tmp_path, OTHER)
+    location = store.engine.location
+    assert rows(location, "SELECT COUNT(*) FROM conversations WHERE key LIKE 'webhook:order-%'") == [(0,)]
+    assert rows(location, "SELECT COUNT(*) FROM conversations") == [(31,)]
 
 
 async def test_a_conversation_with_a_person_is_erased_only_with_force(store, privacy):
@@ -181,9 +190,7 @@ async def test_the_audit_log_names_nobody_yet_finds_a_subject_again(store, priva
     assert [e.action for e in after] == ["erase", "claim", "export"]
     assert all(e.target is None and e.channel == "webhook" and len(e.target_ref or "") == 32 for e in after)
     assert after[0].counts["messages"] == 2 and after[0].counts["conversations"] == 1
-    with sqlite3.connect(store.engine.path) as db:
-        dump = "\n".join(db.iterdump())
-    audit_rows = [line for line in dump.splitlines() if line.startswith('INSERT INTO "audit_log"')]
+    audit_rows = [repr(row) for row in rows(store.engine.location, "SELECT * FROM audit_log")]
     assert len(audit_rows) == 3 and not any("alice" in line or "email" in line for line in audit_rows)
 
 
@@ -300,11 +307,11 @@ def test_log_lines_are_masked_before_any_handler_writes_them():
     assert "ValueError: cannot reach +[" in written and "23456789" not in written  # the traceback too
 
 
-def test_the_privacy_commands_answer_a_request_from_the_shell(tmp_path):
-    config_path = write_config(tmp_path)
+def test_the_privacy_commands_answer_a_request_from_the_shell(tmp_path, storage):
+    config_path = write_config(tmp_path, storage=storage)
 
     async def fill() -> None:
-        store = Store(tmp_path / "data" / "kefu.db")
+        store = Store(load_config(config_path, environ={}).storage.location)
         await store.open()
         await say(store, "order-55", SECRET, user="li-na")
         await say(store, "order-56", OTHER, user="someone")
@@ -333,4 +340,6 @@ def test_the_privacy_commands_answer_a_request_from_the_shell(tmp_path):
     purge = kefu("purge", "--older-than", "1h")
     assert purge.returncode == 0 and json.loads(purge.stdout)["purged"]["conversations"] == 0
     assert kefu("purge").returncode == 2  # no age given and no retain_days configured
-    assert files_containing(tmp_path / "data", SECRET) == []
+    if not is_postgres_url(storage):
+        assert files_containing(tmp_path / "data", SECRET) == []
+    assert rows_containing(load_config(config_path, environ={}).storage.location, SECRET) == []

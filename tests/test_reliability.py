@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp import web
-from conftest import wait_for, write_config
+from conftest import rows, wait_for, write_config
 
 from adapters.webhook import DELIVERY_HEADER
 from bot.app import KefuApp
@@ -22,15 +21,12 @@ from bot.store import Store, StoredInbound
 
 OUT_SECRET = "outgoing-secret-123456"
 
-
-def rows(db: Path, sql: str) -> list[tuple]:
-    with sqlite3.connect(db) as conn:
-        return conn.execute(sql).fetchall()
+pytestmark = pytest.mark.both_engines
 
 
-async def test_restart_answers_messages_stored_before_a_crash(tmp_path):
-    config = load_config(write_config(tmp_path), environ={})
-    store = Store(config.storage.database)
+async def test_restart_answers_messages_stored_before_a_crash(tmp_path, storage):
+    config = load_config(write_config(tmp_path, storage=storage), environ={})
+    store = Store(config.storage.location)
     await store.open()
     record = await store.record_inbound(Message(channel="webhook", conversation="crash", user_id="u",
                                                 text="运费多少钱？", external_id="m1"))
@@ -38,7 +34,7 @@ async def test_restart_answers_messages_stored_before_a_crash(tmp_path):
     assert record.duplicate is False
 
     async with KefuApp(config, channels=["webhook"], serve_http=True):
-        db = config.storage.database
+        db = config.storage.location
         await wait_for(lambda: rows(db, "SELECT status FROM messages WHERE direction = 'in'") == [("answered",)])
         assert rows(db, "SELECT faq_ids, reply_to FROM messages WHERE direction = 'out'") == [
             ('["shipping-cost"]', record.message.id)
@@ -76,7 +72,7 @@ def message(text: str, external_id: str | None = None, conversation: str = "c") 
     return Message(channel="test", conversation=conversation, user_id="u", text=text, external_id=external_id)
 
 
-async def test_a_failing_turn_is_answered_with_an_apology_and_later_messages_still_get_answers(store):
+async def test_a_failing_turn_is_answered_with_an_apology_and_later_messages_still_get_answers(store, storage):
     async def turn(inbound: StoredInbound) -> None:
         if inbound.text == "boom":
             raise ValueError("the FAQ index exploded")
@@ -93,7 +89,7 @@ async def test_a_failing_turn_is_answered_with_an_apology_and_later_messages_sti
     assert again.duplicate and again.reply.message_id == failed.reply.message_id
 
 
-async def test_a_timed_out_turn_keeps_its_place_before_later_messages(store):
+async def test_a_timed_out_turn_keeps_its_place_before_later_messages(store, storage):
     """Finding 5: the timed-out message used to be answered after the client resent it, behind later ones."""
     slow = asyncio.Event()
 
@@ -111,12 +107,12 @@ async def test_a_timed_out_turn_keeps_its_place_before_later_messages(store):
     resent = await dispatcher.submit(message("slow", "1"))  # the client's resend after its own timeout
     answered = await later
     assert resent.duplicate and resent.reply.message_id == timed_out.reply.message_id
-    replies = rows(store.engine.path, "SELECT reply_to, id FROM messages WHERE direction = 'out' ORDER BY id")
+    replies = rows(storage, "SELECT reply_to, id FROM messages WHERE direction = 'out' ORDER BY id")
     assert [reply_to for reply_to, _ in replies] == [1, 2]  # answered in the order they arrived, once each
     assert answered.reply.text == "echo next"
 
 
-async def test_a_timed_out_turn_whose_own_reply_commits_late_is_not_answered_twice(store):
+async def test_a_timed_out_turn_whose_own_reply_commits_late_is_not_answered_twice(store, storage):
     async def run_turn(inbound: StoredInbound) -> TurnOutcome:
         # The turn's write is queued on the store's writer thread, then the turn is cancelled by the timeout.
         writing = asyncio.ensure_future(store.record_reply(inbound.id, echo_reply(inbound), latency_ms=1.0,
@@ -131,10 +127,10 @@ async def test_a_timed_out_turn_whose_own_reply_commits_late_is_not_answered_twi
                                 turn_timeout=0.2)
     result = await dispatcher.submit(message("hello", "1"))
     assert result.reply.text == "echo hello"  # the turn's own answer won; no apology was added
-    assert rows(store.engine.path, "SELECT COUNT(*) FROM messages WHERE direction = 'out'") == [(1,)]
+    assert rows(storage, "SELECT COUNT(*) FROM messages WHERE direction = 'out'") == [(1,)]
 
 
-async def test_failed_messages_are_tried_again_at_start_unless_later_ones_were_answered(store):
+async def test_failed_messages_are_tried_again_at_start_unless_later_ones_were_answered(store, storage):
     dispatcher = dispatcher_with(store, lambda inbound: asyncio.sleep(0))
     for conversation, external in (("a", "1"), ("b", "1")):
         await store.record_inbound(message("old", external, conversation=conversation))
@@ -143,11 +139,11 @@ async def test_failed_messages_are_tried_again_at_start_unless_later_ones_were_a
     later = await store.record_inbound(message("newer", "2", conversation="b"))
     await store.record_reply(later.message.id, echo_reply(later.message), latency_ms=1.0, deliver=False, meta={})
     assert await dispatcher.recover() == 1
-    await wait_for(lambda: rows(store.engine.path, "SELECT status FROM messages WHERE id = 1") == [("answered",)])
-    assert rows(store.engine.path, "SELECT status FROM messages WHERE id = 2") == [("failed",)]  # answering it now reorders
+    await wait_for(lambda: rows(storage, "SELECT status FROM messages WHERE id = 1") == [("answered",)])
+    assert rows(storage, "SELECT status FROM messages WHERE id = 2") == [("failed",)]  # answering it now reorders
 
 
-async def test_redelivery_while_the_first_copy_is_in_flight_shares_its_answer(store):
+async def test_redelivery_while_the_first_copy_is_in_flight_shares_its_answer(store, storage):
     started = asyncio.Event()
     release = asyncio.Event()
     calls = []
@@ -169,7 +165,7 @@ async def test_redelivery_while_the_first_copy_is_in_flight_shares_its_answer(st
     assert b.duplicate is True
 
 
-async def test_shutdown_lets_an_in_flight_turn_finish(store):
+async def test_shutdown_lets_an_in_flight_turn_finish(store, storage):
     started = asyncio.Event()
 
     async def turn(inbound: StoredInbound) -> None:
@@ -219,7 +215,7 @@ class Receiver:
         await self.runner.cleanup()
 
 
-def outgoing_config(tmp_path: Path, port: int, max_attempts: int = 3):
+def outgoing_config(tmp_path: Path, storage: Path | str, port: int, max_attempts: int = 3):
     extra = f"""
 [webhook.outgoing]
 url = "http://127.0.0.1:{port}/hook"
@@ -228,7 +224,7 @@ timeout_seconds = 2
 max_attempts = {max_attempts}
 backoff_seconds = 0.05
 """
-    return load_config(write_config(tmp_path, extra), environ={})
+    return load_config(write_config(tmp_path, extra, storage=storage), environ={})
 
 
 async def post_message(app: KefuApp, text: str, message_id: str) -> dict:
@@ -240,15 +236,15 @@ async def post_message(app: KefuApp, text: str, message_id: str) -> dict:
             return await response.json()
 
 
-async def test_replies_are_pushed_to_the_outgoing_webhook_with_retries(tmp_path):
+async def test_replies_are_pushed_to_the_outgoing_webhook_with_retries(tmp_path, storage):
     receiver = Receiver(statuses=[503])
     await receiver.start()
-    config = outgoing_config(tmp_path, receiver.port)
+    config = outgoing_config(tmp_path, storage, receiver.port)
     try:
         async with KefuApp(config, channels=["webhook"], serve_http=True) as app:
             data = await post_message(app, "运费多少钱？", "m1")
             await wait_for(lambda: len(receiver.received) == 1)
-            db = config.storage.database
+            db = config.storage.location
             await wait_for(lambda: rows(db, "SELECT delivery FROM messages WHERE direction='out'") == [("sent",)])
     finally:
         await receiver.stop()
@@ -260,11 +256,11 @@ async def test_replies_are_pushed_to_the_outgoing_webhook_with_retries(tmp_path)
     assert rows(db, "SELECT delivery_attempts FROM messages WHERE direction='out'") == [(2,)]
 
 
-async def test_a_4xx_from_the_receiver_gives_the_delivery_up_at_once(tmp_path):
+async def test_a_4xx_from_the_receiver_gives_the_delivery_up_at_once(tmp_path, storage):
     receiver = Receiver(statuses=[400])
     await receiver.start()
-    config = outgoing_config(tmp_path, receiver.port)
-    db = config.storage.database
+    config = outgoing_config(tmp_path, storage, receiver.port)
+    db = config.storage.location
     try:
         async with KefuApp(config, channels=["webhook"], serve_http=True) as app:
             await post_message(app, "hi", "m1")
@@ -277,13 +273,13 @@ async def test_a_4xx_from_the_receiver_gives_the_delivery_up_at_once(tmp_path):
     assert receiver.received == []
 
 
-async def test_pending_deliveries_resume_after_a_restart(tmp_path):
+async def test_pending_deliveries_resume_after_a_restart(tmp_path, storage):
     receiver = Receiver(statuses=[])
     await receiver.start()
     port = receiver.port
     await receiver.stop()  # the merchant's endpoint is down while the bot answers
-    config = outgoing_config(tmp_path, port, max_attempts=8)
-    db = config.storage.database
+    config = outgoing_config(tmp_path, storage, port, max_attempts=8)
+    db = config.storage.location
     async with KefuApp(config, channels=["webhook"], serve_http=True) as app:
         await post_message(app, "where is my order??", "m1")
         await wait_for(lambda: rows(db, "SELECT delivery_attempts > 0 FROM messages WHERE direction='out'") == [(1,)])

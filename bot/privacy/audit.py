@@ -65,11 +65,11 @@ def record(db: Database, *, actor: str, action: str, target_kind: str, channel: 
         raise ValueError(f"unknown audit action '{action}'")
     cursor = db.execute(
         "INSERT INTO audit_log (at, actor, action, target_kind, channel, target_ref, counts) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
         [utc_now().isoformat(), actor[:100], action, target_kind, channel, target_ref,
          json.dumps({k: int(v) for k, v in (counts or {}).items()})],
     )
-    return int(cursor.lastrowid)
+    return int(cursor.fetchone()[0])
 
 
 def record_subject(db: Database, subject: Subject, *, actor: str, action: str,

@@ -56,9 +56,9 @@ def add_privacy_parser(commands: Any, common: argparse.ArgumentParser) -> None:
 
 
 async def privacy_command(config: Config, args: argparse.Namespace) -> int:
-    if not config.storage.database.exists():
+    if config.storage.url is None and not config.storage.database.exists():
         raise KefuError(f"no database at {config.storage.database} (storage.database in {config.path})")
-    store = Store(config.storage.database)
+    store = Store(config.storage.location, pool_size=2)
     await store.open()
     try:
         service = PrivacyService(store)

@@ -14,7 +14,8 @@ from bot.errors import ConversationNotFoundError, HandoffConflictError
 from bot.messages import HandoffState
 from bot.privacy import audit
 from bot.privacy.subject import Subject
-from bot.store.engine import Database
+from bot.store.engine import POSTGRESQL, SQLITE, Database, dialect_of
+from bot.store.schema import column_names, table_names
 
 log = logging.getLogger(__name__)
 
@@ -23,21 +24,30 @@ CHUNK = 500  # keys per IN (...) list
 
 
 def secure_delete_on(db: Database) -> None:
-    """Deleted rows are overwritten with zeros on this connection (outside a transaction, on the writer)."""
-    db.execute("PRAGMA secure_delete = ON")
+    """SQLite: deleted rows are overwritten with zeros on this connection (outside a transaction, on the writer).
+
+    PostgreSQL has no such setting: `checkpoint` vacuums the tables instead.
+    """
+    if dialect_of(db) == SQLITE:
+        db.execute("PRAGMA secure_delete = ON")
 
 
 def checkpoint(db: Database) -> bool:
-    """Copy the WAL into the file and truncate it to zero bytes; False when a reader kept it busy."""
+    """SQLite: copy the WAL into the file and truncate it to zero bytes; False when a reader kept it busy.
+
+    PostgreSQL: VACUUM the tables that held the rows, so their space is reused and the dead row
+    versions are gone from the tables (the server's WAL and backups follow its own retention).
+    """
+    if dialect_of(db) == POSTGRESQL:
+        for table in [*_tables_with_conversations(db), "conversations"]:
+            db.execute(f'VACUUM "{table}"')
+        return True
     busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
     return busy == 0
 
 
 def _tables_with_conversations(db: Database) -> list[str]:
-    names = [row[0] for row in db.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
-    found = [name for name in names
-             if any(column[1] == "conversation_key" for column in db.execute(f'PRAGMA table_info("{name}")'))]
+    found = [name for name in table_names(db) if "conversation_key" in column_names(db, name)]
     # messages last: other tables may refer to its rows; conversations (the parent) is deleted after all.
     return sorted(found, key=lambda name: name == "messages")
 

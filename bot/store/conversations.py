@@ -304,12 +304,13 @@ def _record_inbound(db: Database, message: Message) -> InboundRecord:
                               external_id, text, language_hint, status, created_at, media, customer_id,
                               customer_hash)
         VALUES (?, 'in', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        RETURNING id
         """,
         [message.conversation_key, message.role.value, message.channel, message.conversation,
          message.user_id, message.external_id, message.text, message.language_hint, PENDING,
          message.timestamp.isoformat(), message.media, message.customer_id, message.customer_hash],
     )
-    row = db.execute("SELECT * FROM messages WHERE id = ?", [cursor.lastrowid]).fetchone()
+    row = db.execute("SELECT * FROM messages WHERE id = ?", [cursor.fetchone()[0]]).fetchone()
     return InboundRecord(message=_inbound_from_row(row), duplicate=False, reply=None,
                          state=_state_of(db, message.conversation_key))
 
@@ -499,6 +500,7 @@ def insert_outbound(
                               language, kind, quick_replies, faq_ids, confidence, why, reply_to,
                               latency_ms, meta, delivery, created_at, links)
         VALUES (?, 'out', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        RETURNING id
         """,
         [reply.conversation_key, Role.BOT.value if reply.kind != ReplyKind.AGENT else Role.AGENT.value,
          reply.channel, reply.conversation, reply.user_id, reply.text, reply.language, reply.kind.value,
@@ -510,7 +512,7 @@ def insert_outbound(
          if reply.links else None],
     )
     db.execute("UPDATE conversations SET updated_at = ? WHERE key = ?", [_now(), reply.conversation_key])
-    row = db.execute("SELECT * FROM messages WHERE id = ?", [cursor.lastrowid]).fetchone()
+    row = db.execute("SELECT * FROM messages WHERE id = ?", [cursor.fetchone()[0]]).fetchone()
     return reply_from_row(row)
 
 

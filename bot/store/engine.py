@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 from bot.errors import KefuError
 
@@ -62,6 +63,20 @@ class Engine(Protocol):
     async def maintain(self, func: Callable[..., Any], *args: Any) -> Any: ...
 
 
+def redacted(url: str) -> str:
+    """A URL without its password, for logs and messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
+def display(location: Path | str) -> str:
+    """Where a store lives, fit for a log line."""
+    return redacted(str(location)) if is_postgres_url(location) else str(location)
+
+
 def is_postgres_url(location: object) -> bool:
     return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
 
@@ -69,8 +84,10 @@ def is_postgres_url(location: object) -> bool:
 def engine_for(location: Path | str, *, pool_size: int = 8) -> Engine:
     """The engine for a SQLite file (a path, or "sqlite:///path") or a PostgreSQL URL."""
     if is_postgres_url(location):
-        from bot.store.postgres import PostgresEngine  # psycopg is an optional dependency
-
+        try:
+            from bot.store.postgres import PostgresEngine  # psycopg is an optional dependency
+        except ImportError as exc:
+            raise KefuError(f"a PostgreSQL store needs psycopg ({exc}): pip install 'kefu[postgres]'") from exc
         return PostgresEngine(str(location), pool_size=pool_size)
     from bot.store.sqlite import SqliteEngine
 

@@ -1,25 +1,28 @@
 """Schema migrations: small functions recorded in a table and applied once, in order.
 
 A new column or table is a new function appended to `MIGRATIONS`; never edit one
-that has shipped, because databases in the field have already run it.
+that has shipped, because databases in the field have already run it. The same functions
+build both engines' schemas: on PostgreSQL `db[table].create(...)` and `.add_column(...)`
+are bot.store.postgres.PgTable's translations of sqlite-utils' calls.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 
-import sqlite_utils
+from bot.store.engine import POSTGRESQL, Database, dialect_of
 
 log = logging.getLogger(__name__)
 
-Migration = tuple[str, Callable[[sqlite_utils.Database], None]]
+Migration = tuple[str, Callable[[Database], None]]
 MIGRATIONS_TABLE = "_kefu_migrations"
 
 
-def _m001_conversations_and_messages(db: sqlite_utils.Database) -> None:
+def _m001_conversations_and_messages(db: Database) -> None:
     db["conversations"].create(
         {
             "key": str,
@@ -80,12 +83,12 @@ def _m001_conversations_and_messages(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX messages_reply_to ON messages (reply_to)")
 
 
-def _m002_language_choice(db: sqlite_utils.Database) -> None:
+def _m002_language_choice(db: Database) -> None:
     """A language the shopper chose explicitly wins over detection until they choose again."""
     db["conversations"].add_column("language_locked", int, not_null_default=0)
 
 
-def _m003_handoff(db: sqlite_utils.Database) -> None:
+def _m003_handoff(db: Database) -> None:
     """Who answers each conversation, every change of that with its reason, and the agents' outbox."""
     conversations = db["conversations"]
     conversations.add_column("handoff_state", str, not_null_default="bot")
@@ -134,17 +137,17 @@ def _m003_handoff(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX notifications_pending ON notifications (status, target)")
 
 
-def _m004_media(db: sqlite_utils.Database) -> None:
+def _m004_media(db: Database) -> None:
     """What a shopper sent besides text (a photo, a voice message…): kept so an agent knows it exists."""
     db["messages"].add_column("media", str)
 
 
-def _m005_messages_by_time(db: sqlite_utils.Database) -> None:
+def _m005_messages_by_time(db: Database) -> None:
     """The merchant dashboard reads a period of shopper messages; without this it scans the whole table."""
     db.execute("CREATE INDEX messages_inbound_by_time ON messages (created_at) WHERE direction = 'in'")
 
 
-def _m006_privacy_audit(db: sqlite_utils.Database) -> None:
+def _m006_privacy_audit(db: Database) -> None:
     """Who exported, erased, purged or worked which conversation, without holding any shopper's data.
 
     `target_ref` is a keyed hash (HMAC-SHA256 with `privacy_key.secret`) of the conversation or
@@ -170,13 +173,13 @@ def _m006_privacy_audit(db: sqlite_utils.Database) -> None:
     db.execute("INSERT INTO privacy_key (id, secret) VALUES (1, ?)", [secrets.token_hex(32)])
 
 
-def _m007_message_vectors(db: sqlite_utils.Database) -> None:
+def _m007_message_vectors(db: Database) -> None:
     """A shopper message's sentence vector (bot/store/vectors.py), so the dashboard need not encode it again."""
     db["messages"].add_column("vector", bytes)
     db["messages"].add_column("vector_encoder", str)
 
 
-def _m008_order_lookups(db: sqlite_utils.Database) -> None:
+def _m008_order_lookups(db: Database) -> None:
     """Every order lookup (who, which order, what came of it) and each conversation's order in progress.
 
     No contact data of the order is kept: `proof` says which kind of detail matched ("email"),
@@ -214,18 +217,18 @@ def _m008_order_lookups(db: sqlite_utils.Database) -> None:
     )
 
 
-def _m009_reply_links(db: sqlite_utils.Database) -> None:
+def _m009_reply_links(db: Database) -> None:
     """The links a reply offers (product pages), as JSON [{"title", "url"}], for channels with buttons."""
     db["messages"].add_column("links", str)
 
 
-def _m010_signed_customer(db: sqlite_utils.Database) -> None:
+def _m010_signed_customer(db: Database) -> None:
     """The shop's customer id and its HMAC sent with a logged-in shopper's message (bot/orders checks it)."""
     db["messages"].add_column("customer_id", str)
     db["messages"].add_column("customer_hash", str)
 
 
-def _m011_delivery_receipts(db: sqlite_utils.Database) -> None:
+def _m011_delivery_receipts(db: Database) -> None:
     """What a chat app says became of a reply after it took it (WhatsApp: sent, delivered, read, failed),
     found by the app's own id for the sent message."""
     db["messages"].add_column("channel_message_id", str)
@@ -250,25 +253,71 @@ MIGRATIONS: list[Migration] = [
 ]
 
 
-def apply_migrations(db: sqlite_utils.Database, migrations: list[Migration]) -> list[str]:
+# SQLite's few functions the store's SQL uses, for PostgreSQL: one body of SQL serves both engines.
+POSTGRES_FUNCTIONS = (
+    """CREATE OR REPLACE FUNCTION json_valid(doc text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS $$
+    BEGIN
+        PERFORM doc::jsonb;
+        RETURN doc IS NOT NULL;
+    EXCEPTION WHEN others THEN
+        RETURN false;
+    END $$""",
+    # '$.retrieval[0].faq_id' -> {retrieval,0,faq_id}; the value as text (what the store compares it as).
+    """CREATE OR REPLACE FUNCTION json_extract(doc text, path text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+        SELECT doc::jsonb #>> string_to_array(
+            regexp_replace(regexp_replace(path, '^\\$\\.?', ''), '\\[(\\d+)\\]', '.\\1', 'g'), '.')
+    $$""",
+    """CREATE OR REPLACE FUNCTION json_array(VARIADIC items text[]) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+        SELECT array_to_json(items)::text
+    $$""",
+    """CREATE OR REPLACE FUNCTION julianday(at text) RETURNS double precision LANGUAGE sql STABLE AS $$
+        SELECT extract(epoch FROM at::timestamptz)::double precision / 86400.0 + 2440587.5
+    $$""",
+    """CREATE OR REPLACE FUNCTION round(value double precision, places integer) RETURNS double precision
+    LANGUAGE sql IMMUTABLE AS $$ SELECT round(value::numeric, places)::double precision $$""",
+)
+MIGRATION_LOCK = 0x6B656675  # "kefu": workers starting together migrate one at a time
+
+
+def apply_migrations(db: Database, migrations: list[Migration]) -> list[str]:
     """Apply the migrations not yet recorded, each in its own transaction."""
-    db.execute(f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
-    done = {row[0] for row in db.execute(f"SELECT name FROM {MIGRATIONS_TABLE}").fetchall()}
-    applied = []
-    for name, migrate in migrations:
-        if name in done:
-            continue
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            migrate(db)
-            db.execute(
-                f"INSERT INTO {MIGRATIONS_TABLE} (name, applied_at) VALUES (?, ?)",
-                [name, datetime.now(timezone.utc).isoformat()],
-            )
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
-        log.info("store.migration_applied name=%s", name)
-        applied.append(name)
-    return applied
+    postgres = dialect_of(db) == POSTGRESQL
+    if postgres:
+        db.execute("SELECT pg_advisory_lock(?)", [MIGRATION_LOCK])
+    try:
+        if postgres:
+            for statement in POSTGRES_FUNCTIONS:
+                db.execute(statement)
+        db.execute(f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+        done = {row[0] for row in db.execute(f"SELECT name FROM {MIGRATIONS_TABLE}").fetchall()}
+        applied = []
+        for name, migrate in migrations:
+            if name in done:
+                continue
+            with _transaction(db):
+                migrate(db)
+                db.execute(
+                    f"INSERT INTO {MIGRATIONS_TABLE} (name, applied_at) VALUES (?, ?)",
+                    [name, datetime.now(timezone.utc).isoformat()],
+                )
+            log.info("store.migration_applied name=%s", name)
+            applied.append(name)
+        return applied
+    finally:
+        if postgres:
+            db.execute("SELECT pg_advisory_unlock(?)", [MIGRATION_LOCK])
+
+
+@contextmanager
+def _transaction(db: Database) -> Iterator[None]:
+    if dialect_of(db) == POSTGRESQL:
+        with db.conn.transaction():  # type: ignore[attr-defined]
+            yield
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
