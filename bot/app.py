@@ -26,6 +26,7 @@ from bot.concurrency import run_blocking
 from bot.config import Config
 from bot.cues import CueDetector
 from bot.delivery import DeliveryWorker
+from bot.cluster import Leases, new_worker_id
 from bot.dispatcher import TurnDispatcher
 from bot.errors import AdapterError, ConfigError
 from bot.handoff.store import HandoffStore
@@ -64,6 +65,7 @@ from bot.responder import ExtractiveResponder, Responder
 from bot.sentiment.analyzer import SentimentAnalyzer, build_backend
 from bot.warmup import warm_up
 from bot.store import Store
+from bot.store.engine import POSTGRESQL
 from bot.texts import Texts
 from bot.responder.translation import AnswerTranslator
 from commerce.guard import GuardedOrders
@@ -115,6 +117,9 @@ class KefuApp:
         self._adapter_options = adapter_options or {}
         self.changes = ChangeFeed()
         self.store = Store(config.storage.location, on_commit=self.changes.bump, pool_size=config.storage.pool_size)
+        # Several workers share a PostgreSQL store: leases say which one works on what. SQLite has one process.
+        self.worker_id = new_worker_id()
+        self.leases = Leases(self.store, worker=self.worker_id) if self.store.dialect == POSTGRESQL else None
         self.http = HttpServer(config.http, self.health) if serve_http else None
         # Metrics are scraped over HTTP: without a server (kefu chat) nobody would read them.
         self.metrics = Metrics(shop=config.shop.name) if config.metrics.enabled and self.http else None
@@ -149,6 +154,10 @@ class KefuApp:
         texts = Texts.from_config(config)
         factories = {name: load_adapter_factory(name) for name in self._channel_names}
         await self.store.open()
+        if self.leases is not None:
+            self.leases.start()
+            log.info("app.worker id=%s store=%s (leases: several workers may share it)", self.worker_id,
+                     self.store.engine.location)
         await self.privacy.prepare()
         await self.knowledge.start()
         faq = self.knowledge.current.faq
@@ -227,6 +236,7 @@ class KefuApp:
             metrics=self.metrics,
             admission=Admission(config.pipeline.max_queued_messages,
                                 fallback_seconds=config.pipeline.turn_timeout_seconds),
+            leases=self.leases,
         )
         for name, channel in self.channels.items():
             if channel.delivery is not None:
@@ -249,6 +259,7 @@ class KefuApp:
         # Once listening: the warm-up would otherwise compete with the start for the two cores.
         self.warming_up = asyncio.create_task(run_blocking(warm_up, detector, analyzer), name="kefu-warm-up")
         await self._dispatcher.recover()
+        self._dispatcher.start_sweeping()
 
     async def stop(self) -> None:
         """Stop whatever was started, in reverse order; safe to call twice or after a failed start."""
@@ -288,6 +299,8 @@ class KefuApp:
                 else:
                     log.info("app.warm_up_cut_short (stopped while it ran: %s)", type(exc).__name__)
         await self.knowledge.stop()
+        if self.leases is not None:
+            await self.leases.stop()  # what this worker held goes to the others at once
         await self.store.close()
         log.info("app.stopped")
 

@@ -8,6 +8,12 @@ path: wake every conversation that has pending messages.
 A turn that fails or runs past the timeout is answered in its place with a stored
 apology (`fail_turn`) before the worker moves on: were it left unanswered, the
 client's resend would be answered after the conversation's later messages.
+
+With several kefu processes on one database (`leases`, PostgreSQL), a conversation is
+drained only under its lease (bot/cluster/leases.py), so exactly one worker answers it at
+a time, in the store's order. A message stored here for a conversation another worker
+holds is answered there; whoever waits for it here reads the outcome from the store. A
+sweep takes over conversations whose worker died once their lease lapses.
 """
 
 from __future__ import annotations
@@ -20,12 +26,17 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bot.admission import Admission
+from bot.cluster.leases import Leases
 from bot.errors import KefuError
 from bot.messages import HandleResult, HandoffState, Message, Reply
 from bot.metrics import Metrics
 from bot.store import FAILED, SETTLED, InboundRecord, Store, StoredInbound
 
 log = logging.getLogger(__name__)
+
+LEASE_PREFIX = "conversation:"
+SWEEP_SECONDS = 2.0  # how often a worker looks for conversations nobody holds (their worker died)
+ELSEWHERE_POLL_SECONDS = 0.2  # how often a message answered by another worker is looked up for its waiter
 
 
 @dataclass(frozen=True)
@@ -55,8 +66,10 @@ class TurnDispatcher:
         turn_timeout: float,
         metrics: Metrics | None = None,
         admission: Admission | None = None,
+        leases: Leases | None = None,
     ):
         self._store = store
+        self._leases = leases  # None: the only process on its database (SQLite)
         self._admission = admission  # None: no bound (tests of the turn machinery)
         self._run_turn = run_turn
         self._fail_turn = fail_turn
@@ -67,6 +80,7 @@ class TurnDispatcher:
         self._dirty: set[str] = set()
         self._waiters: dict[int, tuple[str, asyncio.Future[TurnOutcome]]] = {}
         self._accepting = True
+        self._sweeper: asyncio.Task[None] | None = None
 
     async def submit(self, message: Message) -> HandleResult:
         """Store the message, have it answered once, and return the reply."""
@@ -154,30 +168,83 @@ class TurnDispatcher:
 
     async def _drain(self, conversation_key: str) -> None:
         try:
-            while True:
-                while conversation_key in self._dirty:
-                    self._dirty.discard(conversation_key)
-                    for inbound in await self._store.pending_inbound(conversation_key):
-                        try:
-                            await self._answer(inbound)
-                        finally:
-                            if self._admission is not None:
-                                self._admission.finished(inbound.id)
-                # Waiters left here belong to redeliveries of messages that were answered (or
-                # failed) before the last look at the store: answer them from the store.
-                stale = [i for i, (key, _) in self._waiters.items() if key == conversation_key]
-                if not stale:
-                    break
-                for inbound_id in stale:
-                    status, reply, error, state = await self._store.inbound_outcome(inbound_id)
-                    if status in SETTLED:
-                        self._resolve(inbound_id, TurnOutcome(reply, state))
-                    elif status == FAILED:
-                        self._resolve(inbound_id, error=TurnFailedError(error or "processing failed"))
-                    else:
-                        self._dirty.add(conversation_key)
+            if self._leases is None:
+                await self._drain_here(conversation_key, None)
+            else:
+                await self._drain_leased(conversation_key, self._leases)
         finally:
             del self._workers[conversation_key]
+
+    async def _drain_leased(self, conversation_key: str, leases: Leases) -> None:
+        name = LEASE_PREFIX + conversation_key
+        while True:
+            if await leases.acquire(name):
+                try:
+                    await self._drain_here(conversation_key, name)
+                finally:
+                    await asyncio.shield(leases.release(name))
+                # A message another worker stored while this one let go found the lease still taken: look again.
+                if not await self._store.pending_inbound(conversation_key):
+                    return
+                continue
+            # Another worker answers this conversation now; what waits here learns the outcome from the store.
+            if not await self._settle_from_store(conversation_key):
+                return
+            await asyncio.sleep(ELSEWHERE_POLL_SECONDS)
+
+    async def _drain_here(self, conversation_key: str, lease: str | None) -> None:
+        while True:
+            while conversation_key in self._dirty:
+                self._dirty.discard(conversation_key)
+                batch = await self._store.pending_inbound(conversation_key)
+                for inbound in batch:
+                    if lease is not None and self._leases is not None and not self._leases.holds(lease):
+                        log.warning("turn.lease_lost conversation=%s (another worker goes on with it)",
+                                    conversation_key)
+                        return
+                    try:
+                        await self._answer(inbound)
+                    finally:
+                        if self._admission is not None:
+                            self._admission.finished(inbound.id)
+                if batch and lease is not None:
+                    self._dirty.add(conversation_key)  # other workers store messages without waking this one
+            # Waiters left here belong to redeliveries of messages that were answered (or
+            # failed) before the last look at the store: answer them from the store.
+            if not await self._settle_from_store(conversation_key):
+                return
+
+    async def _settle_from_store(self, conversation_key: str) -> bool:
+        """Resolve this conversation's waiters whose message is settled in the store; True if some still wait."""
+        waiting = False
+        for inbound_id in [i for i, (key, _) in self._waiters.items() if key == conversation_key]:
+            status, reply, error, state = await self._store.inbound_outcome(inbound_id)
+            if status in SETTLED:
+                self._resolve(inbound_id, TurnOutcome(reply, state))
+            elif status == FAILED:
+                self._resolve(inbound_id, error=TurnFailedError(error or "processing failed"))
+            else:
+                self._dirty.add(conversation_key)
+                waiting = True
+        return waiting
+
+    def start_sweeping(self) -> None:
+        """With leases: take over, every few seconds, conversations with pending messages that nobody holds."""
+        if self._leases is not None and self._sweeper is None:
+            self._sweeper = asyncio.create_task(self._sweep_forever(), name="kefu-turns-sweep")
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            try:
+                keys = await self._store.conversations_unleased(LEASE_PREFIX, time.time())
+            except Exception as exc:  # the database is unreachable for now: the next sweep tries again
+                log.warning("turn.sweep_failed error=%s: %s", type(exc).__name__, exc)
+                continue
+            for key in keys:
+                if key not in self._workers:
+                    log.info("turn.taking_over conversation=%s (no worker holds it)", key)
+                    self.wake(key)
 
     async def _answer(self, inbound: StoredInbound) -> None:
         started = time.perf_counter()
@@ -215,6 +282,9 @@ class TurnDispatcher:
     async def close(self, grace_seconds: float) -> None:
         """Stop accepting; let in-flight turns finish within the grace period."""
         self._accepting = False
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
         workers = list(self._workers.values())
         if not workers:
             return

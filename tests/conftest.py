@@ -33,7 +33,7 @@ SHARED_INDEX = Path(tempfile.gettempdir()) / f"kefu-tests-index-{os.getuid()}"
 
 
 def write_config(directory: Path, extra: str = "", *, webhook: str = "", handoff: str = "enabled = false",
-                 http: str = "", storage: Path | str | None = None) -> Path:
+                 http: str = "", storage: Path | str | None = None, port: int = 0) -> Path:
     """A kefu.toml using the sample shop's FAQ, with storage in `directory` and a free port.
 
     Handoff is off unless a test sets `handoff`: the spine's tests repeat questions the bot
@@ -60,7 +60,7 @@ top_topics = ["order-tracking", "shipping-time", "returns-policy"]
 
 [http]
 host = "127.0.0.1"
-port = 0
+port = {port}
 max_body_bytes = 4096
 shutdown_timeout_seconds = 5
 {http}

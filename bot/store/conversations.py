@@ -159,6 +159,10 @@ class Store:
     async def conversations_with_pending(self) -> list[str]:
         return await self._read(_conversations_with_pending)
 
+    async def conversations_unleased(self, lease_prefix: str, now: float) -> list[str]:
+        """Conversations with pending messages that no worker holds a live lease on (bot/dispatcher)."""
+        return await self._read(_conversations_unleased, lease_prefix, now)
+
     async def inbound_outcome(self, inbound_id: int) -> tuple[str, Reply | None, str | None, HandoffState]:
         """(status, reply if answered, error if failed, the conversation's state) of a stored inbound message."""
         return await self._read(_inbound_outcome, inbound_id)
@@ -385,6 +389,16 @@ def _conversations_with_pending(db: Database) -> list[str]:
         "SELECT conversation_key, MIN(id) AS first FROM messages WHERE direction = 'in' AND status = ? "
         "GROUP BY conversation_key ORDER BY first",
         [PENDING],
+    ).fetchall()
+    return [row["conversation_key"] for row in rows]
+
+
+def _conversations_unleased(db: Database, lease_prefix: str, now: float) -> list[str]:
+    rows = db.execute(
+        "SELECT m.conversation_key, MIN(m.id) AS first FROM messages m WHERE m.direction = 'in' AND m.status = ? "
+        "AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.name = ? || m.conversation_key AND l.expires_at >= ?) "
+        "GROUP BY m.conversation_key ORDER BY first",
+        [PENDING, lease_prefix, now],
     ).fetchall()
     return [row["conversation_key"] for row in rows]
 

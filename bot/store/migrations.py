@@ -238,6 +238,19 @@ def _m011_delivery_receipts(db: Database) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS messages_by_channel_message_id ON messages (channel_message_id)")
 
 
+def _m012_worker_leases(db: Database) -> None:
+    """Who works what when several kefu workers share one database (bot/cluster): a conversation's turns,
+    a channel's polling, each reply's and notification's sending. A lease names its holder and lapses at
+    `expires_at` (Unix seconds) unless renewed, so a worker that dies leaves its work to another."""
+    db["leases"].create({"name": str, "holder": str, "expires_at": float}, pk="name",
+                        not_null={"holder", "expires_at"})
+    db.execute("CREATE INDEX leases_by_holder ON leases (holder)")
+    db["messages"].add_column("delivery_claim", str)  # the worker sending it now ...
+    db["messages"].add_column("delivery_claim_until", float)  # ... until then
+    db["notifications"].add_column("claim", str)
+    db["notifications"].add_column("claim_until", float)
+
+
 MIGRATIONS: list[Migration] = [
     ("001_conversations_and_messages", _m001_conversations_and_messages),
     ("002_language_choice", _m002_language_choice),
@@ -250,6 +263,7 @@ MIGRATIONS: list[Migration] = [
     ("009_reply_links", _m009_reply_links),
     ("010_signed_customer", _m010_signed_customer),
     ("011_delivery_receipts", _m011_delivery_receipts),
+    ("012_worker_leases", _m012_worker_leases),
 ]
 
 

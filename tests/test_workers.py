@@ -1,0 +1,111 @@
+"""Several `kefu serve` workers on one PostgreSQL, as behind a load balancer, one of them killed (-9)
+mid-load: not one message lost, stored twice, answered twice or answered out of order."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import aiohttp
+from conftest import TOKEN, rows
+from workers import Worker, start_workers
+
+QUESTIONS = (
+    "how long does shipping take?", "运费多少钱？", "can I return a lamp?", "do you ship to Iceland?",
+    "where is my order??", "what payment methods do you take", "我可以退货吗", "is there a discount code",
+    "how do I change my address", "do you gift wrap",
+)
+CONVERSATIONS = 100
+MESSAGES = 10
+AT_ONCE = 24  # shoppers writing at the same time
+KILL_AFTER = 300  # answered messages before one worker is killed
+REDELIVER_EVERY = 7  # every 7th message is sent a second time, to another worker
+ATTEMPTS = 60
+
+
+@dataclass
+class Load:
+    answers: dict[str, dict] = field(default_factory=dict)  # message id -> the reply the shopper got
+    answered: int = 0
+    retried: int = 0  # sends that failed (worker killed, connection cut) and went to another worker
+    redelivered: int = 0
+    killed: Worker | None = None
+
+
+async def send(session: aiohttp.ClientSession, workers: list[Worker], body: dict, start: int, load: Load) -> dict:
+    """POST the message to one live worker after another until one answers (what a load balancer does)."""
+    for attempt in range(ATTEMPTS):
+        live = [worker for worker in workers if worker.alive]
+        worker = live[(start + attempt) % len(live)]
+        try:
+            async with session.post(f"{worker.base}/v1/messages", json=body,
+                                    headers={"Authorization": f"Bearer {TOKEN}"}) as answer:
+                if answer.status == 200:
+                    return await answer.json()
+                assert answer.status in (429, 503), (answer.status, await answer.text())
+        except (aiohttp.ClientError, TimeoutError):
+            pass
+        load.retried += 1
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"no worker answered {body['message_id']} after {ATTEMPTS} attempts")
+
+
+async def shopper(session: aiohttp.ClientSession, workers: list[Worker], number: int, load: Load,
+                  gate: asyncio.Semaphore) -> None:
+    async with gate:
+        conversation = f"shopper-{number}"
+        for n in range(MESSAGES):
+            body = {"conversation_id": conversation, "message_id": f"{conversation}-m{n}",
+                    "text": QUESTIONS[(number + n) % len(QUESTIONS)]}
+            start = number + n
+            answer = await send(session, workers, body, start, load)
+            assert answer["reply"] is not None, answer
+            load.answers[body["message_id"]] = answer
+            load.answered += 1
+            if load.answered == KILL_AFTER and load.killed is None:
+                load.killed = random.Random(7).choice(workers)
+                load.killed.kill()
+            if n % REDELIVER_EVERY == REDELIVER_EVERY - 1:
+                again = await send(session, workers, body, start + 1, load)
+                load.redelivered += 1
+                assert again["duplicate"] is True and again["inbound_id"] == answer["inbound_id"], again
+                assert again["reply"]["text"] == answer["reply"]["text"]
+
+
+async def test_three_workers_lose_double_and_reorder_nothing_when_one_is_killed(tmp_path, postgres_url):
+    workers = start_workers(tmp_path, postgres_url, 3)
+    load = Load()
+    try:
+        timeout = aiohttp.ClientTimeout(total=90)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            gate = asyncio.Semaphore(AT_ONCE)
+            await asyncio.gather(*(shopper(session, workers, number, load, gate) for number in range(CONVERSATIONS)))
+    finally:
+        for worker in workers:
+            worker.stop()
+    print(f"answered={load.answered} retried={load.retried} redelivered={load.redelivered} killed=worker {load.killed.number if load.killed else None}")
+    assert load.killed is not None and load.retried > 0  # the kill cut requests off, and they went elsewhere
+
+    inbound = rows(postgres_url, "SELECT id, conversation_key, external_id, status FROM messages "
+                                 "WHERE direction = 'in' ORDER BY id")
+    assert len(inbound) == CONVERSATIONS * MESSAGES  # none lost, none stored twice
+    assert {status for *_, status in inbound} == {"answered"}
+    by_conversation: dict[str, list[str]] = defaultdict(list)
+    for _, key, external_id, _ in inbound:
+        by_conversation[key].append(external_id)
+    for number in range(CONVERSATIONS):
+        conversation = f"shopper-{number}"
+        assert by_conversation[f"webhook:{conversation}"] == [f"{conversation}-m{n}" for n in range(MESSAGES)]
+
+    replies = rows(postgres_url, "SELECT r.reply_to, r.text, m.conversation_key FROM messages r "
+                                 "JOIN messages m ON m.id = r.reply_to WHERE r.direction = 'out' ORDER BY r.id")
+    assert len(replies) == CONVERSATIONS * MESSAGES  # one reply each: nothing answered twice
+    answered_in_order: dict[str, list[int]] = defaultdict(list)
+    for reply_to, _, key in replies:
+        answered_in_order[key].append(reply_to)
+    assert all(ids == sorted(ids) for ids in answered_in_order.values())  # every conversation answered in order
+    stored = {reply_to: text for reply_to, text, _ in replies}
+    assert all(stored[answer["inbound_id"]] == answer["reply"]["text"] for answer in load.answers.values())
+    assert load.redelivered == CONVERSATIONS * (MESSAGES // REDELIVER_EVERY)
