@@ -120,6 +120,7 @@ class KefuApp:
         # Several workers share a PostgreSQL store: leases say which one works on what. SQLite has one process.
         self.worker_id = new_worker_id()
         self.leases = Leases(self.store, worker=self.worker_id) if self.store.dialect == POSTGRESQL else None
+        self._cluster_worker = self.worker_id if self.leases is not None else None  # outbox claims name it
         self.http = HttpServer(config.http, self.health) if serve_http else None
         # Metrics are scraped over HTTP: without a server (kefu chat) nobody would read them.
         self.metrics = Metrics(shop=config.shop.name) if config.metrics.enabled and self.http else None
@@ -183,11 +184,11 @@ class KefuApp:
             notifier = getattr(channel, "agent_notifier", None)  # e.g. Telegram's agents' group
             if notifier is not None:
                 self._notifiers.append(NotificationWorker(records=self.records, notifier=notifier,
-                                                          metrics=self.metrics))
+                                                          metrics=self.metrics, worker=self._cluster_worker))
         if config.handoff.notify is not None:
             self._notifiers.append(NotificationWorker(records=self.records,
                                                       notifier=HttpCallbackNotifier(config.handoff.notify),
-                                                      metrics=self.metrics))
+                                                      metrics=self.metrics, worker=self._cluster_worker))
         if not self._notifiers and config.handoff.enabled and not config.console.enabled:
             log.warning("app.no_agent_notifier reason=handoff.notify.url is empty; handoffs appear only in the "
                         "agent API's queue")
@@ -241,7 +242,7 @@ class KefuApp:
         for name, channel in self.channels.items():
             if channel.delivery is not None:
                 worker = DeliveryWorker(store=self.store, channel=channel, policy=channel.delivery,
-                                        metrics=self.metrics)
+                                        metrics=self.metrics, worker=self._cluster_worker)
                 self._workers[name] = worker
         for worker in self._workers.values():
             worker.start()

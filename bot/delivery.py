@@ -4,14 +4,21 @@ A reply for such a channel is stored as a pending delivery in the same
 transaction as the reply itself, so a crash between "stored" and "sent" is
 repaired at the next start: the worker sends every pending delivery, in order
 per conversation, with exponential backoff between failed attempts.
+
+With several kefu workers on one database (`worker` set), each pass first claims the
+replies it sends (Store.claim_deliveries), so exactly one worker sends each and a
+conversation's replies keep their order; a dead worker's claims lapse and another
+worker's next pass sends what it left.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import datetime, timedelta
 
+from bot.cluster.claims import CLAIM_MARGIN_SECONDS, CLAIM_SECONDS, CLUSTER_POLL_SECONDS
 from bot.errors import DeliveryError
 from bot.messages import Channel, DeliveryPolicy, Reply, utc_now
 from bot.metrics import DeliveryResult, Metrics
@@ -24,8 +31,10 @@ log = logging.getLogger(__name__)
 class DeliveryWorker:
     """One per push channel; owns one background loop."""
 
-    def __init__(self, *, store: Store, channel: Channel, policy: DeliveryPolicy, metrics: Metrics | None = None):
+    def __init__(self, *, store: Store, channel: Channel, policy: DeliveryPolicy, metrics: Metrics | None = None,
+                 worker: str | None = None):
         self._store = store
+        self._worker = worker  # this worker's id when several share the store; None: the only one
         self._channel = channel
         self._policy = policy
         self._metrics = metrics
@@ -44,7 +53,18 @@ class DeliveryWorker:
         """Send what is due; return when the next retry is due (None: nothing waits)."""
         blocked: set[str] = set()  # conversations with an earlier undelivered reply keep their order
         next_due: datetime | None = None
-        for pending in await self._store.pending_deliveries(self._channel.name):
+        claimed_until = None
+        if self._worker is None:
+            due_now = await self._store.pending_deliveries(self._channel.name)
+        else:
+            now = time.time()
+            claimed_until = now + CLAIM_SECONDS
+            due_now = await self._store.claim_deliveries(self._channel.name, self._worker, now, claimed_until)
+            next_due = utc_now() + timedelta(seconds=CLUSTER_POLL_SECONDS)
+        for pending in due_now:
+            if claimed_until is not None and time.time() > claimed_until - CLAIM_MARGIN_SECONDS:
+                next_due = utc_now()  # the claim runs out: claim afresh before sending more
+                break
             reply = pending.reply
             key = reply.conversation_key
             if key in blocked or not self._serves(reply):

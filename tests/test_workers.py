@@ -9,8 +9,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import aiohttp
-from conftest import TOKEN, rows
+from conftest import TOKEN, rows, wait_for
+from test_reliability import Receiver, outgoing_config
 from workers import Worker, start_workers
+
+from bot.app import KefuApp
+from bot.cluster.claims import CLUSTER_POLL_SECONDS
 
 QUESTIONS = (
     "how long does shipping take?", "运费多少钱？", "can I return a lamp?", "do you ship to Iceland?",
@@ -109,3 +113,40 @@ async def test_three_workers_lose_double_and_reorder_nothing_when_one_is_killed(
     stored = {reply_to: text for reply_to, text, _ in replies}
     assert all(stored[answer["inbound_id"]] == answer["reply"]["text"] for answer in load.answers.values())
     assert load.redelivered == CONVERSATIONS * (MESSAGES // REDELIVER_EVERY)
+
+
+async def test_two_workers_push_each_reply_once_and_in_order(tmp_path, postgres_url):
+    """Both workers run the outgoing webhook's outbox: each reply is claimed by one of them, even while the
+    receiver fails now and then and the retries of both workers' passes race."""
+    receiver = Receiver(statuses=[503, 200, 503, 200, 200, 503] * 6)
+    await receiver.start()
+    apps = []
+    try:
+        for number in range(2):
+            (tmp_path / f"worker-{number}").mkdir()
+            config = outgoing_config(tmp_path / f"worker-{number}", postgres_url, receiver.port, max_attempts=20)
+            apps.append(await KefuApp(config, channels=["webhook"], serve_http=True).__aenter__())
+        async with aiohttp.ClientSession() as http:
+            async def shopper(conversation: int) -> None:
+                for n in range(5):
+                    app = apps[(conversation + n) % 2]
+                    async with http.post(app.http.base_url + "/v1/messages",
+                                         json={"conversation_id": f"c{conversation}", "text": QUESTIONS[n],
+                                               "message_id": f"c{conversation}-{n}"},
+                                         headers={"Authorization": f"Bearer {TOKEN}"}) as response:
+                        assert response.status == 200
+
+            await asyncio.gather(*(shopper(conversation) for conversation in range(10)))
+        await wait_for(lambda: len({item["delivery"] for item in receiver.received}) == 50)
+        await asyncio.sleep(CLUSTER_POLL_SECONDS + 1)  # a second sending would come within a poll
+    finally:
+        for app in apps:
+            await app.__aexit__(None, None, None)
+        await receiver.stop()
+    deliveries = [item["delivery"] for item in receiver.received]
+    assert len(deliveries) == len(set(deliveries)) == 50  # each reply pushed once
+    by_conversation: dict[str, list[int]] = defaultdict(list)
+    for item in receiver.received:
+        by_conversation[item["reply"]["conversation"]].append(int(item["delivery"]))
+    assert all(ids == sorted(ids) and len(ids) == 5 for ids in by_conversation.values())  # in each one's order
+    assert rows(postgres_url, "SELECT DISTINCT delivery FROM messages WHERE direction = 'out'") == [("sent",)]

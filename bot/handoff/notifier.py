@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime
+import time
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import aiohttp
 
+from bot.cluster.claims import CLAIM_MARGIN_SECONDS, CLAIM_SECONDS, CLUSTER_POLL_SECONDS
 from bot.config import NotifyConfig
 from bot.errors import DeliveryError
 from bot.handoff.store import HandoffStore
@@ -72,7 +74,9 @@ class HttpCallbackNotifier:
 class NotificationWorker:
     """One per notifier: sends its queued notifications in order, with backoff on failure."""
 
-    def __init__(self, *, records: HandoffStore, notifier: Notifier, metrics: Metrics | None = None):
+    def __init__(self, *, records: HandoffStore, notifier: Notifier, metrics: Metrics | None = None,
+                 worker: str | None = None):
+        self._worker = worker  # this worker's id when several share the store; None: the only one
         self._records = records
         self._notifier = notifier
         self._metrics = metrics
@@ -96,7 +100,17 @@ class NotificationWorker:
     async def send_pending(self) -> datetime | None:
         """Send what is due, oldest first; return when the next retry is due (None: nothing waits)."""
         next_due: datetime | None = None
-        for item in await self._records.pending_notifications(self._notifier.name):
+        claimed_until = None
+        if self._worker is None:
+            due_now = await self._records.pending_notifications(self._notifier.name)
+        else:
+            now = time.time()
+            claimed_until = now + CLAIM_SECONDS
+            due_now = await self._records.claim_notifications(self._notifier.name, self._worker, now, claimed_until)
+            next_due = utc_now() + timedelta(seconds=CLUSTER_POLL_SECONDS)
+        for item in due_now:
+            if claimed_until is not None and time.time() > claimed_until - CLAIM_MARGIN_SECONDS:
+                return utc_now()  # the claim runs out: claim afresh before sending more
             if item.next_attempt_at is not None:
                 due = datetime.fromisoformat(item.next_attempt_at)
                 if due > utc_now():

@@ -31,7 +31,7 @@ from bot.store import (
     first_reply,
     insert_outbound,
 )
-from bot.store.engine import Database, Row
+from bot.store.engine import POSTGRESQL, Database, Row, dialect_of
 from bot.store.vectors import StoredVector
 
 UNCONFIDENT_KINDS = (ReplyKind.NOT_SURE.value, ReplyKind.NO_MATCH.value)
@@ -106,6 +106,11 @@ class HandoffStore:
 
     async def pending_notifications(self, target: str) -> list[Notification]:
         return await self._store.read(_pending_notifications, target)
+
+    async def claim_notifications(self, target: str, worker: str, now: float, until: float) -> list[Notification]:
+        """With several workers: the target's pending notifications this worker sends until `until`, oldest
+        first; each goes to one worker (SKIP LOCKED on PostgreSQL), a dead worker's lapse to the others."""
+        return await self._store.write(_claim_notifications, target, worker, now, until)
 
     # -- writes ----------------------------------------------------------------
 
@@ -238,10 +243,22 @@ def _waiting_since_before(db: Database, cutoff: str) -> list[ConversationState]:
     return [conversation_from_row(row) for row in rows]
 
 
+def _claim_notifications(db: Database, target: str, worker: str, now: float, until: float) -> list[Notification]:
+    skip_locked = " FOR UPDATE SKIP LOCKED" if dialect_of(db) == POSTGRESQL else ""
+    db.execute(f"UPDATE notifications SET claim = ?, claim_until = ? WHERE id IN (SELECT id FROM notifications "
+               f"WHERE status = ? AND target = ? AND (claim IS NULL OR claim = ? OR claim_until < ?){skip_locked})",
+               [worker, until, PENDING, target, worker, now])
+    return _notifications(db, "SELECT * FROM notifications WHERE status = ? AND target = ? AND claim = ? ORDER BY id",
+                          [PENDING, target, worker])
+
+
 def _pending_notifications(db: Database, target: str) -> list[Notification]:
-    rows = db.execute(
-        "SELECT * FROM notifications WHERE status = ? AND target = ? ORDER BY id", [PENDING, target]
-    ).fetchall()
+    return _notifications(db, "SELECT * FROM notifications WHERE status = ? AND target = ? ORDER BY id",
+                          [PENDING, target])
+
+
+def _notifications(db: Database, sql: str, parameters: list[object]) -> list[Notification]:
+    rows = db.execute(sql, parameters).fetchall()
     return [
         Notification(row["id"], row["conversation_key"], row["target"], row["event"], json.loads(row["payload"]),
                      row["attempts"], row["next_attempt_at"])
@@ -368,6 +385,7 @@ def _mark_notification(
     db: Database, notification_id: int, status: str, error: str | None, retry_at: str | None
 ) -> None:
     db.execute(
-        "UPDATE notifications SET status = ?, attempts = attempts + 1, error = ?, next_attempt_at = ? WHERE id = ?",
+        "UPDATE notifications SET status = ?, attempts = attempts + 1, error = ?, next_attempt_at = ?, claim = NULL "
+        "WHERE id = ?",
         [status, error[:2000] if error else None, retry_at, notification_id],
     )

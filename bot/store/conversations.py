@@ -28,7 +28,7 @@ from bot.messages import (
     TranscriptEntry,
     utc_now,
 )
-from bot.store.engine import Database, Engine, Row, engine_for
+from bot.store.engine import POSTGRESQL, Database, Engine, Row, dialect_of, engine_for
 from bot.store.vectors import StoredVector
 
 log = logging.getLogger(__name__)
@@ -232,6 +232,15 @@ class Store:
 
     async def pending_deliveries(self, channel: str) -> list[PendingDelivery]:
         return await self._read(_pending_deliveries, channel)
+
+    async def claim_deliveries(self, channel: str, worker: str, now: float, until: float) -> list[PendingDelivery]:
+        """With several workers: the channel's pending replies this worker may send until `until`, oldest first.
+
+        A conversation's replies are claimed together, and never while another worker's claim on one of
+        them is live, so they still go out in order and each is sent by one worker (SKIP LOCKED on
+        PostgreSQL: claimers pass over each other's rows instead of queueing behind them).
+        """
+        return await self._write(_claim_deliveries, channel, worker, now, until)
 
     async def mark_delivered(self, message_id: int) -> None:
         await self._write(_mark_delivered, message_id)
@@ -637,10 +646,24 @@ def _pending_deliveries(db: Database, channel: str) -> list[PendingDelivery]:
     ]
 
 
+def _claim_deliveries(db: Database, channel: str, worker: str, now: float, until: float) -> list[PendingDelivery]:
+    skip_locked = " FOR UPDATE SKIP LOCKED" if dialect_of(db) == POSTGRESQL else ""
+    db.execute(
+        "UPDATE messages SET delivery_claim = ?, delivery_claim_until = ? WHERE id IN ("
+        f"SELECT id FROM messages WHERE direction = 'out' AND delivery = ? AND channel = ?{skip_locked}) "
+        "AND conversation_key NOT IN (SELECT conversation_key FROM messages WHERE direction = 'out' "
+        "AND delivery = ? AND channel = ? AND delivery_claim <> ? AND delivery_claim_until >= ?)",
+        [worker, until, PENDING, channel, PENDING, channel, worker, now])
+    rows = db.execute("SELECT * FROM messages WHERE direction = 'out' AND delivery = ? AND channel = ? "
+                      "AND delivery_claim = ? ORDER BY id", [PENDING, channel, worker]).fetchall()
+    return [PendingDelivery(reply=reply_from_row(row), attempts=row["delivery_attempts"],
+                            next_attempt_at=row["next_delivery_at"]) for row in rows]
+
+
 def _mark_delivered(db: Database, message_id: int) -> None:
     db.execute(
         "UPDATE messages SET delivery = ?, delivery_attempts = delivery_attempts + 1, delivery_error = NULL, "
-        "next_delivery_at = NULL WHERE id = ?",
+        "next_delivery_at = NULL, delivery_claim = NULL WHERE id = ?",
         [SENT, message_id],
     )
 
@@ -650,7 +673,7 @@ def _mark_delivery_held(db: Database, message_id: int, reason: str) -> None:
     # stays pending and goes now.
     state = PENDING if _shopper_wrote_since(db, message_id) else HELD
     db.execute("UPDATE messages SET delivery = ?, delivery_attempts = delivery_attempts + 1, delivery_error = ?, "
-               "next_delivery_at = NULL WHERE id = ?", [state, reason[:2000], message_id])
+               "next_delivery_at = NULL, delivery_claim = NULL WHERE id = ?", [state, reason[:2000], message_id])
 
 
 def _resend_sent_reply(db: Database, channel: str, channel_message_id: str, reason: str,
@@ -710,7 +733,7 @@ def _mark_delivery_failed(
 ) -> None:
     db.execute(
         "UPDATE messages SET delivery = ?, delivery_attempts = delivery_attempts + 1, delivery_error = ?, "
-        "next_delivery_at = ? WHERE id = ?",
+        "next_delivery_at = ?, delivery_claim = NULL WHERE id = ?",
         [PENDING if retry_at else FAILED, error[:2000], retry_at.isoformat() if retry_at else None, message_id],
     )
 
