@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from datetime import datetime, timedelta
 
-from bot.cluster.claims import CLAIM_MARGIN_SECONDS, CLAIM_SECONDS, CLUSTER_POLL_SECONDS
+from bot.cluster.claims import ClaimWindow
 from bot.errors import DeliveryError
 from bot.messages import Channel, DeliveryPolicy, Reply, utc_now
 from bot.metrics import DeliveryResult, Metrics
@@ -53,17 +52,15 @@ class DeliveryWorker:
         """Send what is due; return when the next retry is due (None: nothing waits)."""
         blocked: set[str] = set()  # conversations with an earlier undelivered reply keep their order
         next_due: datetime | None = None
-        claimed_until = None
-        if self._worker is None:
+        window = ClaimWindow() if self._worker is not None else None
+        if window is None or self._worker is None:
             due_now = await self._store.pending_deliveries(self._channel.name)
         else:
-            now = time.time()
-            claimed_until = now + CLAIM_SECONDS
-            due_now = await self._store.claim_deliveries(self._channel.name, self._worker, now, claimed_until)
-            next_due = utc_now() + timedelta(seconds=CLUSTER_POLL_SECONDS)
+            due_now = await self._store.claim_deliveries(self._channel.name, self._worker, window.now, window.until)
+            next_due = window.next_look()
         for pending in due_now:
-            if claimed_until is not None and time.time() > claimed_until - CLAIM_MARGIN_SECONDS:
-                next_due = utc_now()  # the claim runs out: claim afresh before sending more
+            if window is not None and window.running_out():
+                next_due = utc_now()
                 break
             reply = pending.reply
             key = reply.conversation_key

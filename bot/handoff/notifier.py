@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import json
 import logging
-import time
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Protocol
 
 import aiohttp
 
-from bot.cluster.claims import CLAIM_MARGIN_SECONDS, CLAIM_SECONDS, CLUSTER_POLL_SECONDS
+from bot.cluster.claims import ClaimWindow
 from bot.config import NotifyConfig
 from bot.errors import DeliveryError
 from bot.handoff.store import HandoffStore
@@ -100,17 +99,16 @@ class NotificationWorker:
     async def send_pending(self) -> datetime | None:
         """Send what is due, oldest first; return when the next retry is due (None: nothing waits)."""
         next_due: datetime | None = None
-        claimed_until = None
-        if self._worker is None:
+        window = ClaimWindow() if self._worker is not None else None
+        if window is None or self._worker is None:
             due_now = await self._records.pending_notifications(self._notifier.name)
         else:
-            now = time.time()
-            claimed_until = now + CLAIM_SECONDS
-            due_now = await self._records.claim_notifications(self._notifier.name, self._worker, now, claimed_until)
-            next_due = utc_now() + timedelta(seconds=CLUSTER_POLL_SECONDS)
+            due_now = await self._records.claim_notifications(self._notifier.name, self._worker, window.now,
+                                                              window.until)
+            next_due = window.next_look()
         for item in due_now:
-            if claimed_until is not None and time.time() > claimed_until - CLAIM_MARGIN_SECONDS:
-                return utc_now()  # the claim runs out: claim afresh before sending more
+            if window is not None and window.running_out():
+                return utc_now()
             if item.next_attempt_at is not None:
                 due = datetime.fromisoformat(item.next_attempt_at)
                 if due > utc_now():
