@@ -27,6 +27,7 @@ from bot.config import Config
 from bot.cues import CueDetector
 from bot.delivery import DeliveryWorker
 from bot.cluster import Leases, new_worker_id
+from bot.cluster.broadcast import Broadcast
 from bot.dispatcher import TurnDispatcher
 from bot.errors import AdapterError, ConfigError
 from bot.handoff.store import HandoffStore
@@ -73,6 +74,8 @@ from knowledge.encoders import Encoder
 from knowledge.faq import FaqBase
 from knowledge.service import KnowledgeBase
 
+CHANGES = "changes"  # the broadcast topic of committed writes (the console's change feed)
+
 log = logging.getLogger(__name__)
 
 ADAPTER_GROUP = "kefu.adapters"
@@ -116,10 +119,14 @@ class KefuApp:
         self._channel_names = channels
         self._adapter_options = adapter_options or {}
         self.changes = ChangeFeed()
-        self.store = Store(config.storage.location, on_commit=self.changes.bump, pool_size=config.storage.pool_size)
-        # Several workers share a PostgreSQL store: leases say which one works on what. SQLite has one process.
+        self.store = Store(config.storage.location, on_commit=self._committed, pool_size=config.storage.pool_size)
+        # Several workers share a PostgreSQL store: leases say which one works on what, LISTEN/NOTIFY tells
+        # them all what happened. SQLite has one process.
         self.worker_id = new_worker_id()
-        self.leases = Leases(self.store, worker=self.worker_id) if self.store.dialect == POSTGRESQL else None
+        shared = self.store.dialect == POSTGRESQL
+        self.leases = Leases(self.store, worker=self.worker_id) if shared else None
+        self.broadcast = Broadcast(config.storage.url if shared else None, worker=self.worker_id)
+        self.broadcast.subscribe(CHANGES, lambda _: self.changes.bump())
         self._cluster_worker = self.worker_id if self.leases is not None else None  # outbox claims name it
         self.http = HttpServer(config.http, self.health) if serve_http else None
         # Metrics are scraped over HTTP: without a server (kefu chat) nobody would read them.
@@ -155,6 +162,7 @@ class KefuApp:
         texts = Texts.from_config(config)
         factories = {name: load_adapter_factory(name) for name in self._channel_names}
         await self.store.open()
+        await self.broadcast.start()
         if self.leases is not None:
             self.leases.start()
             log.info("app.worker id=%s store=%s (leases: several workers may share it)", self.worker_id,
@@ -302,6 +310,7 @@ class KefuApp:
         await self.knowledge.stop()
         if self.leases is not None:
             await self.leases.stop()  # what this worker held goes to the others at once
+        await self.broadcast.stop()
         await self.store.close()
         log.info("app.stopped")
 
@@ -510,6 +519,21 @@ class KefuApp:
 
     def changes_version(self) -> int:
         return self.changes.version
+
+    def _committed(self) -> None:
+        """After every committed write: live views refresh, on every worker."""
+        self.broadcast.publish(CHANGES)
+
+    async def shared_secret(self, name: str) -> bytes | None:
+        if self.leases is None:
+            return None
+        return (await self.store.shared_secret(name)).encode()
+
+    def publish(self, topic: str, payload: str) -> None:
+        self.broadcast.publish(topic, payload)
+
+    def subscribe(self, topic: str, callback: Callable[[str], None]) -> None:
+        self.broadcast.subscribe(topic, callback)
 
     async def wait_for_change(self, after: int, timeout: float) -> int:
         return await self.changes.wait(after, timeout)

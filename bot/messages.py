@@ -8,7 +8,7 @@ platform's update into one `Message`, hands it to a `Gateway`, and turns the
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from enum import StrEnum
@@ -343,6 +343,16 @@ class Gateway(Protocol):
     async def resend_sent_reply(self, channel: str, channel_message_id: str, reason: str, *, hold: bool) -> bool:
         """A reply the app took and then refused (a late failed receipt): sent again, or with `hold` when the
         shopper writes again (WhatsApp's 24 hours)."""
+
+    async def shared_secret(self, name: str) -> bytes | None:
+        """With several workers on one database: a random secret they all share (made once, kept there).
+        None for a single worker, whose channel keeps its own (the web chat's secret_file)."""
+
+    def publish(self, topic: str, payload: str) -> None:
+        """Tell this channel's instances on every kefu worker something (a web chat visitor's new reply)."""
+
+    def subscribe(self, topic: str, callback: Callable[[str], None]) -> None:
+        """Hear what `publish` sent on any worker, this one's at once (on the event loop)."""
 
     def health(self) -> Mapping[str, Any]:
         """Facts for a health endpoint."""

@@ -9,11 +9,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import aiohttp
-from conftest import TOKEN, rows, wait_for
+from conftest import TOKEN, ask, rows, wait_for, write_config
 from test_reliability import Receiver, outgoing_config
+from test_web_chat import Visitor
 from workers import Worker, start_workers
 
 from bot.app import KefuApp
+from bot.config import load_config
 from bot.cluster.claims import CLUSTER_POLL_SECONDS
 
 QUESTIONS = (
@@ -150,3 +152,42 @@ async def test_two_workers_push_each_reply_once_and_in_order(tmp_path, postgres_
         by_conversation[item["reply"]["conversation"]].append(int(item["delivery"]))
     assert all(ids == sorted(ids) and len(ids) == 5 for ids in by_conversation.values())  # in each one's order
     assert rows(postgres_url, "SELECT DISTINCT delivery FROM messages WHERE direction = 'out'") == [("sent",)]
+
+
+async def test_a_visitors_stream_and_the_console_feed_on_one_worker_see_another_workers_reply_at_once(
+        tmp_path, postgres_url):
+    """The widget's token works on any worker, and a reply stored by one worker reaches the stream and the
+    console's change feed on another by NOTIFY, long before their 15 s re-read."""
+    origin = "https://shop.example"
+    apps = []
+    try:
+        for number in range(2):
+            folder = tmp_path / f"worker-{number}"
+            folder.mkdir()
+            config = load_config(write_config(
+                folder, f'[web_chat]\nenabled = true\nallowed_origins = ["{origin}"]\n', storage=postgres_url),
+                environ={})
+            apps.append(await KefuApp(config, channels=["webhook", "web_chat"], serve_http=True).__aenter__())
+        for app in apps:
+            await asyncio.wait_for(app.broadcast.listening.wait(), 10)
+            await ask(app, "how long does shipping take?", conversation="warm-up")  # encoders warm
+        async with aiohttp.ClientSession() as session:
+            here = Visitor(apps[0].http.base_url, origin, session)
+            await here.open()
+            there = Visitor(apps[1].http.base_url, origin, session)
+            there.token = here.token  # the same visitor, routed to the other worker by the load balancer
+            version = apps[0].changes_version()
+            feed = asyncio.create_task(apps[0].wait_for_change(version, 14.0))
+            stream = asyncio.create_task(here.events(until=1, timeout=30))
+            await asyncio.sleep(0.5)  # the stream is open on worker 0
+            started = asyncio.get_running_loop().time()
+            status, _ = await there.say("how long does shipping take?", "client-0001")
+            assert status == 202
+            events = await stream
+            elapsed = asyncio.get_running_loop().time() - started
+            assert await feed > version
+    finally:
+        for app in apps:
+            await app.__aexit__(None, None, None)
+    assert [event["from"] for kind, event in events if kind == "message"] == ["shopper", "bot"]
+    assert elapsed < 10, elapsed  # the NOTIFY, not the keepalive re-read

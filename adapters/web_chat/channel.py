@@ -39,7 +39,9 @@ log = logging.getLogger(__name__)
 CHANNEL = "web_chat"
 API = "/chat/v1"
 STATIC = Path(__file__).parent / "static"
-KEEPALIVE_SECONDS = 15.0  # also how often a stream looks for changes made by other workers
+KEEPALIVE_SECONDS = 15.0  # also how often a stream re-reads, should a wake from another worker be lost
+WAKE_TOPIC = "web_chat"  # what a reply's delivery tells every worker: the visitor's stream sends it
+SECRET_NAME = "web_chat"  # the token key's name among the secrets several workers share
 STREAM_SECONDS = 300.0  # a stream ends after this; the widget reconnects from its last id
 TYPING_SECONDS = 60.0  # the indicator goes off by itself if no answer comes
 MAX_TYPING = 10_000  # beyond this many indicators on, the expired ones are dropped
@@ -103,10 +105,12 @@ class WebChatChannel:
     # -- lifecycle ---------------------------------------------------------------
 
     async def start(self) -> None:
-        secret = self._config.secret.encode() or await asyncio.to_thread(load_or_create_secret,
-                                                                        self._config.secret_file)
+        # The shop's own secret, else the one all workers share (several on one database), else this one's file.
+        secret = (self._config.secret.encode() or await self._gateway.shared_secret(SECRET_NAME)
+                  or await asyncio.to_thread(load_or_create_secret, self._config.secret_file))
         self._tokens = VisitorTokens(secret=secret, days=self._config.visitor_days)
         self._static = await asyncio.to_thread(_read_static)
+        self._gateway.subscribe(WAKE_TOPIC, self._wake)  # a reply stored on any worker reaches the stream here
         log.info("web_chat.ready script=/chat.js origins=%s", ",".join(self._config.allowed_origins))
 
     async def wait(self) -> None:
@@ -123,7 +127,7 @@ class WebChatChannel:
         """The reply is already stored: the visitor's open streams read it now."""
         if reply.in_reply_to is not None or reply.kind in (ReplyKind.AGENT, ReplyKind.HANDOFF):
             self._typing.pop(reply.conversation, None)
-        self._wake(reply.conversation)
+        self._gateway.publish(WAKE_TOPIC, reply.conversation)  # the visitor's stream may be on another worker
 
     # -- static files ------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -277,6 +278,10 @@ class Store:
 
     async def stats(self) -> dict[str, int]:
         return await self._read(_stats)
+
+    async def shared_secret(self, name: str) -> str:
+        """A random secret kept in the database: made by the first worker that asks, the same for all."""
+        return await self._write(_shared_secret, name, secrets.token_hex(32))
 
 
 # -- SQL, run on the store's threads -------------------------------------------
@@ -736,6 +741,12 @@ def _mark_delivery_failed(
         "next_delivery_at = ?, delivery_claim = NULL WHERE id = ?",
         [PENDING if retry_at else FAILED, error[:2000], retry_at.isoformat() if retry_at else None, message_id],
     )
+
+
+def _shared_secret(db: Database, name: str, candidate: str) -> str:
+    db.execute("INSERT INTO shared_secrets (name, secret) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+               [name, candidate])
+    return db.execute("SELECT secret FROM shared_secrets WHERE name = ?", [name]).fetchone()[0]
 
 
 def _stats(db: Database) -> dict[str, int]:

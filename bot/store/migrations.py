@@ -251,6 +251,12 @@ def _m012_worker_leases(db: Database) -> None:
     db["notifications"].add_column("claim_until", float)
 
 
+def _m013_shared_secrets(db: Database) -> None:
+    """Random secrets every worker of a shop must agree on (the web chat's token key), made once by whichever
+    worker asks first."""
+    db["shared_secrets"].create({"name": str, "secret": str}, pk="name", not_null={"secret"})
+
+
 MIGRATIONS: list[Migration] = [
     ("001_conversations_and_messages", _m001_conversations_and_messages),
     ("002_language_choice", _m002_language_choice),
@@ -264,6 +270,7 @@ MIGRATIONS: list[Migration] = [
     ("010_signed_customer", _m010_signed_customer),
     ("011_delivery_receipts", _m011_delivery_receipts),
     ("012_worker_leases", _m012_worker_leases),
+    ("013_shared_secrets", _m013_shared_secrets),
 ]
 
 
