@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "telegram"
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
+POLLING_ROLE = "telegram-polling"  # Telegram allows one getUpdates caller per bot: one worker polls
 MEDIA_KINDS = ("photo", "sticker", "voice", "video", "video_note", "audio", "animation", "document", "location",
                "venue", "contact", "poll", "dice")
 TYPING_EVERY_SECONDS = 4.5  # Telegram shows "typing…" for 5 seconds per chat action
@@ -168,6 +169,11 @@ class TelegramChannel:
         offset: int | None = None
         failures = 0
         while not self._stopping.is_set():
+            if not self._gateway.leads(POLLING_ROLE):  # several workers: one polls, the others wait their turn
+                log.info("telegram.poll_waiting_to_lead (one worker polls for all)")
+                await self._gateway.wait_to_lead(POLLING_ROLE)
+                log.info("telegram.polling_here bot=@%s", self.bot.username)
+                offset = None  # start from what Telegram has not had confirmed, whoever polled before
             try:
                 updates = await self.bot.get_updates(offset=offset, timeout=self._config.poll_timeout_seconds,
                                                      allowed_updates=ALLOWED_UPDATES)

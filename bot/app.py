@@ -75,6 +75,7 @@ from knowledge.faq import FaqBase
 from knowledge.service import KnowledgeBase
 
 CHANGES = "changes"  # the broadcast topic of committed writes (the console's change feed)
+LEADER_PREFIX = "leader:"  # leases naming the one worker doing a job for all (Telegram's polling)
 
 log = logging.getLogger(__name__)
 
@@ -523,6 +524,17 @@ class KefuApp:
     def _committed(self) -> None:
         """After every committed write: live views refresh, on every worker."""
         self.broadcast.publish(CHANGES)
+
+    async def wait_to_lead(self, role: str) -> None:
+        if self.leases is None:
+            return
+        name = LEADER_PREFIX + role
+        while not await self.leases.acquire(name):
+            await asyncio.sleep(self.leases.seconds / 3)
+        log.info("app.leading role=%s worker=%s", role, self.worker_id)
+
+    def leads(self, role: str) -> bool:
+        return self.leases is None or self.leases.holds(LEADER_PREFIX + role)
 
     async def shared_secret(self, name: str) -> bytes | None:
         if self.leases is None:

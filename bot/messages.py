@@ -344,6 +344,13 @@ class Gateway(Protocol):
         """A reply the app took and then refused (a late failed receipt): sent again, or with `hold` when the
         shopper writes again (WhatsApp's 24 hours)."""
 
+    async def wait_to_lead(self, role: str) -> None:
+        """Return once this worker is the one doing `role` for all (at once with a single worker): a job only
+        one may do at a time, such as polling Telegram. Another worker takes it over when this one dies."""
+
+    def leads(self, role: str) -> bool:
+        """Whether this worker still does `role` (False once its lease may have lapsed: stop, wait again)."""
+
     async def shared_secret(self, name: str) -> bytes | None:
         """With several workers on one database: a random secret they all share (made once, kept there).
         None for a single worker, whose channel keeps its own (the web chat's secret_file)."""

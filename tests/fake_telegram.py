@@ -162,6 +162,7 @@ class FakeTelegram(LoopbackServer):
         self._users: dict[int, JSONDict] = {}
         self._open_callbacks: set[str] = set()
         self._poll_generation = 0
+        self.poll_conflicts = 0  # getUpdates calls ended by a newer one: two bots polling one token
         self._closing = False
         self._pulse_event = asyncio.Event()
         self._methods: dict[str, tuple[str, Callable[[JSONDict], Awaitable[Any]]]] = {
@@ -519,6 +520,7 @@ class FakeTelegram(LoopbackServer):
         deadline = loop.time() + max(float(timeout), 0.0)
         while True:
             if generation != self._poll_generation:
+                self.poll_conflicts += 1
                 raise ApiError(409, "Conflict: terminated by other getUpdates request; "
                                     "make sure that only one bot instance is running")
             wanted = set(self.allowed_updates) if self.allowed_updates else None

@@ -10,10 +10,15 @@ from dataclasses import dataclass, field
 
 import aiohttp
 from conftest import TOKEN, ask, rows, wait_for, write_config
+from fake_telegram import FakeTelegram
 from test_reliability import Receiver, outgoing_config
+from test_telegram import AGENT, SHOPPER, telegram_config
+from test_telegram import TOKEN as TELEGRAM_TOKEN
+from test_telegram import start_app as start_telegram_app
 from test_web_chat import Visitor
 from workers import Worker, start_workers
 
+from adapters.telegram import POLLING_ROLE
 from bot.app import KefuApp
 from bot.config import load_config
 from bot.cluster.claims import CLUSTER_POLL_SECONDS
@@ -191,3 +196,30 @@ async def test_a_visitors_stream_and_the_console_feed_on_one_worker_see_another_
             await app.__aexit__(None, None, None)
     assert [event["from"] for kind, event in events if kind == "message"] == ["shopper", "bot"]
     assert elapsed < 10, elapsed  # the NOTIFY, not the keepalive re-read
+
+
+async def test_one_worker_polls_telegram_and_another_takes_over_when_it_stops(tmp_path, postgres_url):
+    """Telegram lets one getUpdates caller per bot: two workers polling would end each other's polls (409)."""
+    async with FakeTelegram(TELEGRAM_TOKEN, group_members=[AGENT]) as tg:
+        apps = []
+        try:
+            for number in range(2):
+                folder = tmp_path / f"worker-{number}"
+                folder.mkdir()
+                path = telegram_config(folder, tg)
+                path.write_text(path.read_text(encoding="utf-8").replace(
+                    'database = "data/kefu.db"', f'url = "{postgres_url}"'), encoding="utf-8")
+                apps.append(await start_telegram_app(path).__aenter__())
+            tg.push_update(tg.text_update(SHOPPER, "how long does shipping take?"))
+            await tg.wait_for_messages(SHOPPER, 1, timeout=30)
+            await asyncio.sleep(3)  # polls of 1 s: two pollers would have ended each other's by now
+            assert tg.poll_conflicts == 0
+            leader = next(app for app in apps if app.leads(POLLING_ROLE))
+            await leader.__aexit__(None, None, None)  # gives its leases back
+            apps.remove(leader)
+            tg.push_update(tg.text_update(SHOPPER, "运费多少钱？"))
+            await tg.wait_for_messages(SHOPPER, 2, timeout=30)  # the other worker polls now
+            assert apps[0].leads(POLLING_ROLE) and tg.poll_conflicts == 0
+        finally:
+            for app in apps:
+                await app.__aexit__(None, None, None)
