@@ -24,6 +24,7 @@ from bot.commands import CommandStage
 from bot.changes import ChangeFeed
 from bot.concurrency import run_blocking
 from bot.config import Config
+from bot.console_access import ConsoleAccess
 from bot.cues import CueDetector
 from bot.delivery import DeliveryWorker
 from bot.cluster import Leases, new_worker_id
@@ -128,6 +129,9 @@ class KefuApp:
         self.leases = Leases(self.store, worker=self.worker_id) if shared else None
         self.broadcast = Broadcast(config.storage.url if shared else None, worker=self.worker_id)
         self.broadcast.subscribe(CHANGES, lambda _: self.changes.bump())
+        self._console_access = ConsoleAccess(self.store, idle_seconds=config.console.session_hours * 3600,
+                                             attempts=config.console.sign_in_attempts,
+                                             window_seconds=config.console.sign_in_window_seconds)
         self._cluster_worker = self.worker_id if self.leases is not None else None  # outbox claims name it
         self.http = HttpServer(config.http, self.health) if serve_http else None
         # Metrics are scraped over HTTP: without a server (kefu chat) nobody would read them.
@@ -520,6 +524,9 @@ class KefuApp:
 
     def changes_version(self) -> int:
         return self.changes.version
+
+    def console_access(self) -> ConsoleAccess:
+        return self._console_access
 
     def _committed(self) -> None:
         """After every committed write: live views refresh, on every worker."""

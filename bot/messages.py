@@ -12,9 +12,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from enum import StrEnum
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from aiohttp import web
+
+if TYPE_CHECKING:  # bot.console_access needs the store, which needs these messages
+    from bot.console_access import ConsoleAccess
 
 
 class Role(StrEnum):
@@ -299,6 +302,9 @@ class ConsoleBackend(AgentDesk, Protocol):
     """What the core offers the web console beyond the agent desk: FAQ lookup, live changes, the dashboard."""
 
     async def search_faq(self, query: str, *, language: str | None, limit: int) -> list[FaqSuggestion]: ...
+
+    def console_access(self) -> ConsoleAccess:
+        """The console's sessions and sign-in limit, kept in the store (shared by every worker)."""
 
     def changes_version(self) -> int:
         """Grows with every committed change to conversations (messages, handoffs)."""

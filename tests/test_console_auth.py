@@ -11,12 +11,13 @@ import aiohttp
 import pytest
 from conftest import REPO, write_config
 
-from adapters.web_console.sessions import MAX_SESSIONS_PER_USER, Attempt, SessionBook, SignInLimiter
 from bot.app import KefuApp
 from bot.changes import ChangeFeed
-from bot.config import ConsoleUser, load_config
+from bot.config import load_config
+from bot.console_access import MAX_SESSIONS_PER_USER, ConsoleAccess
 from bot.errors import ConfigError
 from bot.passwords import hash_password, hash_problem, verify_password
+from bot.store import Store
 
 HASH = hash_password("correct horse battery")
 
@@ -58,64 +59,111 @@ def test_hash_password_command_reads_stdin_and_prints_a_config_block():
     assert quote.returncode == 2 and "name" in quote.stderr
 
 
-def test_sessions_expire_after_idle_time_and_sign_out_ends_them():
+def access(store: Store, clock: Clock, *, idle: float = 3600, attempts: int = 5, window: float = 300
+           ) -> ConsoleAccess:
+    return ConsoleAccess(store, idle_seconds=idle, attempts=attempts, window_seconds=window, clock=clock)
+
+
+@pytest.mark.both_engines
+async def test_sessions_expire_after_idle_time_and_sign_out_ends_them(store):
     clock = Clock()
-    book = SessionBook(idle_seconds=60, clock=clock)
-    user = ConsoleUser("alice", HASH)
-    token, session = book.open(user)
-    assert book.get(token) is session and book.get("forged") is None and book.get(None) is None
-    clock.now += 59
-    assert book.get(token) is session  # activity restarts the idle clock
-    clock.now += 59
-    assert book.get(token) is session
-    clock.now += 61
-    assert book.get(token) is None
-    token, _ = book.open(user)
-    book.close(token)
-    assert book.get(token) is None
+    book = access(store, clock, idle=600)
+    token, session = await book.open_session("alice")
+    assert await book.session(token) == session and await book.session("forged") is None
+    assert await book.session(None) is None
+    clock.now += 599
+    assert await book.session(token) is not None  # activity restarts the idle clock
+    clock.now += 599
+    assert await book.session(token) is not None
+    clock.now += 601
+    assert await book.session(token) is None
+    token, _ = await book.open_session("alice")
+    await book.close_session(token)
+    assert await book.session(token) is None
     assert session.csrf_ok(session.csrf_token) and not session.csrf_ok("") and not session.csrf_ok(None)
+    stored = await store.read(lambda db: [tuple(row) for row in db.execute("SELECT digest FROM console_sessions")])
+    assert token not in repr(stored)  # only the token's SHA-256 is kept
 
 
-def test_a_user_keeps_at_most_a_fixed_number_of_sessions_oldest_out_first():
+@pytest.mark.both_engines
+async def test_a_user_keeps_at_most_a_fixed_number_of_sessions_oldest_out_first(store):
     clock = Clock()
-    book = SessionBook(idle_seconds=3600, clock=clock)
-    user = ConsoleUser("bob", HASH)
+    book = access(store, clock)
     tokens = []
     for _ in range(MAX_SESSIONS_PER_USER + 1):
         clock.now += 1
-        tokens.append(book.open(user)[0])
-    assert book.get(tokens[0]) is None
-    assert all(book.get(token) is not None for token in tokens[1:])
+        tokens.append((await book.open_session("bob"))[0])
+    assert await book.session(tokens[0]) is None
+    assert all([await book.session(token) is not None for token in tokens[1:]])
 
 
-def test_sign_in_limit_counts_per_address_and_per_name_within_the_window():
+@pytest.mark.both_engines
+async def test_sign_in_limit_counts_per_address_and_per_name_within_the_window(store):
     clock = Clock()
-    limiter = SignInLimiter(attempts=3, window_seconds=300, clock=clock)
+    limiter = access(store, clock, attempts=3)
     for name in ("a", "b", "c"):
-        assert isinstance(limiter.begin("10.0.0.1", name), Attempt)  # counted, then failed: never uncounted
-    assert limiter.begin("10.0.0.1", "d") == pytest.approx(300)  # this address guessed too often
-    assert limiter.retry_after("10.0.0.2", "d") == 0
+        assert isinstance(await limiter.begin_sign_in("10.0.0.1", name), int)  # counted, then failed: never uncounted
+    assert await limiter.begin_sign_in("10.0.0.1", "d") == pytest.approx(300)  # this address guessed too often
+    assert await limiter.retry_after("10.0.0.2", "d") == 0
     for address in ("10.0.0.3", "10.0.0.4", "10.0.0.5"):
-        limiter.begin(address, "Eve")
-    assert limiter.begin("10.0.0.6", "eve") > 0  # this name was guessed too often, from anywhere
+        await limiter.begin_sign_in(address, "Eve")
+    assert await limiter.begin_sign_in("10.0.0.6", "eve") > 0  # this name was guessed too often, from anywhere
     clock.now += 301
-    assert limiter.retry_after("10.0.0.1", "d") == 0 and limiter.retry_after("10.0.0.6", "eve") == 0
-    limiter.begin("10.0.0.7", "zoe")
-    limiter.begin("10.0.0.8", "zoe")
-    success = limiter.begin("10.0.0.11", "zoe")
-    limiter.succeeded(success)
-    limiter.begin("10.0.0.9", "zoe")
-    assert limiter.retry_after("10.0.0.10", "zoe") == 0  # a success cleared the name's earlier failures
+    assert await limiter.retry_after("10.0.0.1", "d") == 0 and await limiter.retry_after("10.0.0.6", "eve") == 0
+    await limiter.begin_sign_in("10.0.0.7", "zoe")
+    await limiter.begin_sign_in("10.0.0.8", "zoe")
+    success = await limiter.begin_sign_in("10.0.0.11", "zoe")
+    await limiter.sign_in_succeeded(success)
+    await limiter.begin_sign_in("10.0.0.9", "zoe")
+    assert await limiter.retry_after("10.0.0.10", "zoe") == 0  # a success cleared the name's earlier failures
     # the success is not counted against its address either: three more tries from it are allowed
-    assert all(isinstance(limiter.begin("10.0.0.11", name), Attempt) for name in ("x", "y", "w"))
+    assert all([isinstance(await limiter.begin_sign_in("10.0.0.11", name), int) for name in ("x", "y", "w")])
+    assert await limiter.retry_after("10.0.0.7", "q") == 0  # the cleared failures still count for their address
 
 
-def test_attempts_in_flight_count_before_their_password_is_checked():
+@pytest.mark.both_engines
+async def test_attempts_in_flight_count_before_their_password_is_checked(store):
     """Concurrent attempts: the limit counts them as they arrive, not when their scrypt check ends."""
-    limiter = SignInLimiter(attempts=5, window_seconds=300, clock=Clock())
-    started = [limiter.begin("10.0.0.1", "demo") for _ in range(40)]  # none has finished its check yet
-    assert sum(isinstance(item, Attempt) for item in started) == 5
-    assert all(item > 0 for item in started[5:])
+    limiter = access(store, Clock())
+    started = await asyncio.gather(*(limiter.begin_sign_in("10.0.0.1", "demo") for _ in range(40)))
+    assert sum(isinstance(item, int) for item in started) == 5
+    assert sum(item > 0 for item in started if isinstance(item, float)) == 35
+
+
+async def test_a_restart_signs_nobody_out(tmp_path):
+    clock = Clock()
+    for _ in range(2):
+        store = Store(tmp_path / "kefu.db")
+        await store.open()
+        try:
+            if clock.now == 1000.0:
+                token, session = await access(store, clock).open_session("alice")
+                clock.now += 5
+            else:
+                assert await access(store, clock).session(token) == session
+        finally:
+            await store.close()
+
+
+async def test_sessions_and_the_limit_hold_across_workers(postgres_url):
+    """Two workers on one database: a session opened on one is valid on the other, and 40 guesses spread
+    over both are still held to the limit."""
+    workers = [Store(postgres_url), Store(postgres_url)]
+    for worker in workers:
+        await worker.open()
+    try:
+        clock = Clock()
+        first, second = access(workers[0], clock), access(workers[1], clock)
+        token, session = await first.open_session("alice")
+        assert await second.session(token) == session
+        await second.close_session(token)
+        assert await first.session(token) is None
+        started = await asyncio.gather(*((first if n % 2 else second).begin_sign_in("10.0.0.1", "demo")
+                                         for n in range(40)))
+        assert sum(isinstance(item, int) for item in started) == 5
+    finally:
+        for worker in workers:
+            await worker.close()
 
 
 async def test_the_change_feed_wakes_waiters_and_times_out_quietly():

@@ -18,7 +18,7 @@ import json
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from importlib import resources
 from typing import Any
@@ -34,7 +34,7 @@ from bot.json_input import InvalidJson, check_text, loads_json
 from bot.messages import ConsoleBackend, HandoffState
 from bot.passwords import verify_password
 
-from adapters.web_console.sessions import Attempt, Session, SessionBook, SignInLimiter
+from adapters.web_console.sessions import Session
 from adapters.web_console.snapshots import VersionedSnapshot
 
 log = logging.getLogger(__name__)
@@ -126,12 +126,9 @@ class WebConsole:
     shop_name: str
     name: str = "web_console"
     delivery: None = None
-    sessions: SessionBook = field(init=False)
-    limiter: SignInLimiter = field(init=False)
 
     def __post_init__(self) -> None:
-        self.sessions = SessionBook(idle_seconds=self.settings.session_hours * 3600)
-        self.limiter = SignInLimiter(self.settings.sign_in_attempts, self.settings.sign_in_window_seconds)
+        self._access = self.backend.console_access()  # sessions and the sign-in limit, shared by every worker
         self._users = {user.name: user for user in self.settings.users}
         self._zone = ZoneInfo(self.settings.timezone)
         self._closing = asyncio.Event()
@@ -186,8 +183,10 @@ class WebConsole:
 
     # -- sessions -----------------------------------------------------------------
 
-    def _session(self, request: web.Request) -> Session | None:
-        return self.sessions.get(request.cookies.get(SESSION_COOKIE))
+    async def _session(self, request: web.Request) -> Session | None:
+        stored = await self._access.session(request.cookies.get(SESSION_COOKIE))
+        user = self._users.get(stored.user) if stored is not None else None
+        return Session(user=user, csrf_token=stored.csrf_token) if user is not None and stored is not None else None
 
     def _secure(self, request: web.Request) -> bool:
         return request.secure or request.headers.get("X-Forwarded-Proto", "").lower() == "https"
@@ -205,8 +204,8 @@ class WebConsole:
         except ValueError:  # "http://[::1" and the like: no page of ours sends that
             return False
 
-    def _signed_in_page(self, request: web.Request, role: str, page: str) -> web.Response:
-        session = self._session(request)
+    async def _signed_in_page(self, request: web.Request, role: str, page: str) -> web.Response:
+        session = await self._session(request)
         if session is None:
             return self._sign_in_page(request, next_page=page)
         if not session.has_role(role):
@@ -231,13 +230,13 @@ class WebConsole:
         return response
 
     async def console_page(self, request: web.Request) -> web.Response:
-        session = self._session(request)
+        session = await self._session(request)
         if session is not None and not session.has_role("agent") and session.has_role("merchant"):
             raise web.HTTPSeeOther(f"{PREFIX}/insights")
-        return self._signed_in_page(request, "agent", "console")
+        return await self._signed_in_page(request, "agent", "console")
 
     async def insights_page(self, request: web.Request) -> web.Response:
-        return self._signed_in_page(request, "merchant", "insights")
+        return await self._signed_in_page(request, "merchant", "insights")
 
     async def sign_in(self, request: web.Request) -> web.Response:
         try:
@@ -253,8 +252,8 @@ class WebConsole:
             return self._sign_in_page(request, next_page=next_page, name=name, status=403,
                                       error="The sign-in form expired. Please try again.")
         address = client_address(request.remote, request.headers.get("X-Forwarded-For"), self.settings.proxy_hops)
-        attempt = self.limiter.begin(address, name)  # counted before the slow check: the limit holds under concurrency
-        if not isinstance(attempt, Attempt):
+        attempt = await self._access.begin_sign_in(address, name)  # counted before the slow check: the limit holds
+        if isinstance(attempt, float):  # under concurrency, and across workers
             log.warning("web_console.sign_in_limited address=%s name=%s retry_after=%.0f", address, name, attempt)
             return self._sign_in_page(request, next_page=next_page, name=name, status=429,
                                       error=f"Too many failed sign-ins. Try again in {int(attempt) + 1} seconds.")
@@ -264,8 +263,8 @@ class WebConsole:
             log.warning("web_console.sign_in_failed address=%s name=%s", address, name)
             return self._sign_in_page(request, next_page=next_page, name=name, status=401,
                                       error="Wrong name or password.")
-        self.limiter.succeeded(attempt)
-        token, _ = self.sessions.open(user)
+        await self._access.sign_in_succeeded(attempt)
+        token, _ = await self._access.open_session(user.name)
         log.info("web_console.signed_in user=%s address=%s", user.name, address)
         target = f"{PREFIX}/insights" if next_page == "insights" and "merchant" in user.roles else PREFIX
         response = _redirect(target)
@@ -279,11 +278,11 @@ class WebConsole:
             form = await _form(request)
         except ConsoleError as refused:
             return refused.response()
-        session = self._session(request)
+        session = await self._session(request)
         if session is not None:
             if not self._same_origin(request) or not session.csrf_ok(form.get("csrf", "")):
                 return ConsoleError(403, "csrf", "the sign-out form is missing its token").response()
-            self.sessions.close(request.cookies.get(SESSION_COOKIE))
+            await self._access.close_session(request.cookies.get(SESSION_COOKIE))
             log.info("web_console.signed_out user=%s", session.user.name)
         response = _redirect(PREFIX)
         response.del_cookie(SESSION_COOKIE, path=PREFIX)
@@ -303,7 +302,7 @@ class WebConsole:
         """Session, role, and for changes the origin and CSRF checks; the core's refusals become 404 / 409."""
         async def handler(request: web.Request) -> web.Response:
             try:
-                session = self._session(request)
+                session = await self._session(request)
                 if session is None:
                     raise ConsoleError(401, "signed_out", "sign in again at /console")
                 if not session.has_role(role):
@@ -370,7 +369,7 @@ class WebConsole:
         return {"start": start.isoformat(), "end": end.isoformat(), **found}
 
     async def unanswered_csv(self, request: web.Request) -> web.StreamResponse:
-        session = self._session(request)
+        session = await self._session(request)
         if session is None or not session.has_role("merchant"):
             return _json({"error": "forbidden", "detail": "sign in with the merchant role"}, status=403)
         try:
@@ -386,7 +385,7 @@ class WebConsole:
 
     async def events(self, request: web.Request) -> web.StreamResponse:
         """Server-Sent Events: `queue` when the queue changes, `change` after any committed change."""
-        session = self._session(request)
+        session = await self._session(request)
         if session is None or not session.has_role("agent"):
             return _json({"error": "signed_out", "detail": "sign in again at /console"}, status=401)
         response = web.StreamResponse(headers={**SECURITY_HEADERS, "Content-Type": "text/event-stream",
@@ -398,7 +397,7 @@ class WebConsole:
         try:
             await response.write(b"retry: 2000\n\n")
             while not self._closing.is_set():
-                if self.sessions.get(token) is None:
+                if await self._access.session(token) is None:
                     await response.write(b"event: signed_out\ndata: {}\n\n")
                     break
                 queue = await self._queue_text.get()

@@ -43,7 +43,7 @@ class PrivacyConsole:
 
     async def page(self, request: web.Request) -> web.Response:
         console = self._console
-        session = console._session(request)
+        session = await console._session(request)
         if session is None:
             return console._sign_in_page(request, next_page="insights")
         if not session.has_role("merchant"):

@@ -257,6 +257,19 @@ def _m013_shared_secrets(db: Database) -> None:
     db["shared_secrets"].create({"name": str, "secret": str}, pk="name", not_null={"secret"})
 
 
+def _m014_console_access(db: Database) -> None:
+    """Web console sessions (by the SHA-256 of the cookie's token) and sign-in attempts, shared by every worker
+    so an agent stays signed in wherever the load balancer sends them and the limit holds across workers."""
+    db["console_sessions"].create({"digest": str, "user_name": str, "csrf_token": str, "created_at": float,
+                                   "last_seen": float}, pk="digest",
+                                  not_null={"user_name", "csrf_token", "created_at", "last_seen"})
+    db.execute("CREATE INDEX console_sessions_by_user ON console_sessions (user_name, created_at)")
+    db["sign_in_attempts"].create({"id": int, "address_key": str, "name_key": str, "at": float}, pk="id",
+                                  not_null={"address_key", "at"})
+    db.execute("CREATE INDEX sign_in_attempts_by_address ON sign_in_attempts (address_key, at)")
+    db.execute("CREATE INDEX sign_in_attempts_by_name ON sign_in_attempts (name_key, at)")
+
+
 MIGRATIONS: list[Migration] = [
     ("001_conversations_and_messages", _m001_conversations_and_messages),
     ("002_language_choice", _m002_language_choice),
@@ -271,6 +284,7 @@ MIGRATIONS: list[Migration] = [
     ("011_delivery_receipts", _m011_delivery_receipts),
     ("012_worker_leases", _m012_worker_leases),
     ("013_shared_secrets", _m013_shared_secrets),
+    ("014_console_access", _m014_console_access),
 ]
 
 
