@@ -9,6 +9,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import aiohttp
+import psycopg
 from conftest import TOKEN, ask, rows, wait_for, write_config
 from fake_telegram import FakeTelegram
 from test_reliability import Receiver, outgoing_config
@@ -223,3 +224,29 @@ async def test_one_worker_polls_telegram_and_another_takes_over_when_it_stops(tm
         finally:
             for app in apps:
                 await app.__aexit__(None, None, None)
+
+
+async def test_a_worker_without_its_database_answers_503_and_recovers(tmp_path, postgres_server, postgres_url):
+    """PostgreSQL refusing connections (a restart, a network cut): a clear 503 to retry, never a 500."""
+    config = load_config(write_config(tmp_path, storage=postgres_url), environ={})
+    name = postgres_url.rsplit("/", 1)[1]
+    admin = postgres_server.admin_url
+
+    def connections(allowed: bool) -> None:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(allowed).lower()}')
+            if not allowed:
+                conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [name])
+
+    async with KefuApp(config, channels=["webhook"], serve_http=True) as app, aiohttp.ClientSession() as http:
+        assert (await ask(app, "how long does shipping take?"))["kind"] == "answer"
+        connections(False)
+        try:
+            async with http.post(f"{app.http.base_url}/v1/messages", headers={"Authorization": f"Bearer {TOKEN}"},
+                                 json={"conversation_id": "c2", "text": "运费多少钱？", "message_id": "m1"}) as answer:
+                assert answer.status == 503, await answer.text()
+                assert "unavailable" in (await answer.json())["detail"]
+        finally:
+            connections(True)
+        reply = await ask(app, "运费多少钱？", conversation="c2")  # the same worker, the database back
+        assert reply["faq_ids"] == ["shipping-cost"]

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 WRITE_ATTEMPTS = 12  # conflicts clear within a few tries; more means something holds rows far too long
 CONNECT_SECONDS = 30.0
+POOL_WAIT_SECONDS = 10.0  # a request waits this long for a connection before it is refused (503)
 # Another worker's transaction touched the same rows (40001, 40P01), or inserted the same unique
 # key first (23505: a redelivery racing on two workers; the retry finds the stored copy).
 RETRIED = (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected, psycopg.errors.UniqueViolation)
@@ -201,11 +202,12 @@ class PostgresEngine:
     async def open(self) -> None:
         self._pool = ConnectionPool(self.url, min_size=1, max_size=self._pool_size, open=False,
                                     kwargs={"autocommit": True, "options": "-c TimeZone=UTC"},
-                                    name="kefu", reconnect_timeout=CONNECT_SECONDS)
+                                    name="kefu", timeout=POOL_WAIT_SECONDS, check=ConnectionPool.check_connection,
+                                    reconnect_timeout=CONNECT_SECONDS)
         try:
             await self._run(self._pool.open, True, CONNECT_SECONDS)
             await self._run(self._migrate)
-        except (psycopg.OperationalError, TimeoutError) as exc:
+        except (StoreUnavailableError, TimeoutError) as exc:
             await self.close()
             raise StoreUnavailableError(f"PostgreSQL at {self.location} is unavailable: {exc}") from exc
 
@@ -223,7 +225,11 @@ class PostgresEngine:
         self._threads.shutdown(wait=True)
 
     async def _run(self, func: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._threads, functools.partial(func, *args))
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._threads, functools.partial(func, *args))
+        except psycopg.OperationalError as exc:  # the server is down, unreachable, or the pool waited too long
+            raise StoreUnavailableError(f"PostgreSQL at {self.location} is unavailable: "
+                                        f"{type(exc).__name__}: {exc}") from exc
 
     def _usable_pool(self) -> ConnectionPool:
         if self._closed or self._pool is None:
