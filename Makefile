@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CONFIG ?= examples/sample-shop/kefu.toml
 
-.PHONY: run chat test install browser postgres clean
+.PHONY: run chat test install browser servers clean
 
 # Serving needs only kefu's own dependencies; the test tools, transformers and torch (~1.5 GB) come
 # with `make test`. constraints.txt pins torch to the CPU build these machines carry, for the day a
@@ -48,15 +48,17 @@ browser:
 	  $$SUDO apt-get install -y -qq $(BROWSER_PACKAGES) >/dev/null 2>&1 || \
 	  { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $(BROWSER_PACKAGES); }; }
 
-# The store's tests run on SQLite and on a real PostgreSQL: Debian's server binaries, which the tests start
-# themselves in a temp folder on a free 127.0.0.1 port (tests/postgres_server.py) and stop at the end.
-postgres:
-	@dpkg -s postgresql >/dev/null 2>&1 || { \
+# The store's tests run on SQLite and on a real PostgreSQL, and the multi-worker tests behind a real nginx:
+# Debian's binaries, which the tests start themselves in temp folders on free 127.0.0.1 ports
+# (tests/postgres_server.py, tests/workers.py) and stop at the end.
+SERVER_PACKAGES := postgresql nginx-light
+servers:
+	@dpkg -s $(SERVER_PACKAGES) >/dev/null 2>&1 || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get install -y -qq postgresql >/dev/null 2>&1 || \
-	  { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq postgresql; }; }
+	  $$SUDO apt-get install -y -qq $(SERVER_PACKAGES) >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $(SERVER_PACKAGES); }; }
 
-test: install browser postgres
+test: install browser servers
 	$(BIN)/pytest -q
 
 clean:

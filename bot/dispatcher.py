@@ -172,6 +172,10 @@ class TurnDispatcher:
                 await self._drain_here(conversation_key, None)
             else:
                 await self._drain_leased(conversation_key, self._leases)
+        except KefuError as exc:  # the store is unreachable: the messages stay stored, pending, for a redelivery
+            log.error("turn.drain_failed conversation=%s error=%s", conversation_key, exc)
+            for inbound_id in [i for i, (key, _) in self._waiters.items() if key == conversation_key]:
+                self._resolve(inbound_id, error=TurnFailedError(str(exc)))
         finally:
             del self._workers[conversation_key]
 

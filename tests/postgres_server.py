@@ -28,7 +28,7 @@ def _bin_dir() -> Path:
         return Path(found[-1]).parent
     initdb = shutil.which("initdb")
     if initdb is None:
-        raise RuntimeError("PostgreSQL is not installed: `make postgres` (Debian's postgresql package) installs it")
+        raise RuntimeError("PostgreSQL is not installed: `make servers` (Debian's postgresql package) installs it")
     return Path(initdb).parent
 
 

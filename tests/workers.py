@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -75,6 +76,46 @@ class Worker:
         if not self._log.closed:
             self._log.flush()
         return self.log_path.read_text(encoding="utf-8", errors="replace")[-6000:]
+
+
+class Balancer:
+    """nginx in front of the workers with deploy/nginx.conf's settings (retry on the next worker, SSE unbuffered),
+    run as this user in `folder`."""
+
+    def __init__(self, folder: Path, ports: list[int]):
+        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        if not Path(nginx).exists():
+            raise AssertionError("nginx is not installed: `make servers` (Debian's nginx-light) installs it")
+        folder.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        config = folder / "nginx.conf"
+        config.write_text(nginx_config(folder, ports, self.port), encoding="utf-8")
+        self.process = subprocess.Popen([nginx, "-c", str(config), "-g", "daemon off;"], stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.1)
+        raise AssertionError(f"nginx did not listen on {self.port}: {(folder / 'error.log').read_text()}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+def nginx_config(folder: Path, ports: list[int], port: int) -> str:
+    """deploy/nginx.conf with these workers' ports, its files in `folder`."""
+    text = (REPO / "deploy" / "nginx.conf").read_text(encoding="utf-8")
+    servers = "".join(f"        server 127.0.0.1:{worker} max_fails=1 fail_timeout=5s;\n" for worker in ports)
+    start = text.index("    upstream kefu {") + len("    upstream kefu {\n")
+    text = text[:start] + servers + text[text.index("        keepalive 32;"):]
+    text = text.replace("listen 8080;", f"listen 127.0.0.1:{port};")
+    text = text.replace("events {}", f"pid {folder}/nginx.pid;\nerror_log {folder}/error.log;\nevents {{}}")
+    return text.replace("http {", f"http {{\n    access_log off;\n    client_body_temp_path {folder}/body;\n"
+                                  f"    proxy_temp_path {folder}/proxy;")
 
 
 def start_workers(folder: Path, storage: str, count: int, *, extra: str = "") -> list[Worker]:
