@@ -39,7 +39,8 @@ from pathlib import Path
 import aiohttp
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
+# Not bench/ itself first on the path: bench/commerce.py would stand in for the commerce package.
+sys.path[:] = [str(REPO), str(REPO / "tests"), *(p for p in sys.path[1:] if p not in (str(REPO),))]
 
 from postgres_server import PostgresServer  # noqa: E402  (the tests' throwaway cluster)
 from workers import Balancer, free_port  # noqa: E402  (nginx with deploy/nginx.conf's settings)

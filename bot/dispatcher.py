@@ -183,18 +183,23 @@ class TurnDispatcher:
         name = LEASE_PREFIX + conversation_key
         while True:
             if await leases.acquire(name):
+                self._dirty.add(conversation_key)  # read what any worker stored, not only what woke this one
                 try:
                     await self._drain_here(conversation_key, name)
                 finally:
                     await asyncio.shield(leases.release(name))
                 # A message another worker stored while this one let go found the lease still taken: look again.
-                if not await self._store.pending_inbound(conversation_key):
-                    return
-                continue
-            # Another worker answers this conversation now; what waits here learns the outcome from the store.
-            if not await self._settle_from_store(conversation_key):
+                if await self._store.pending_inbound(conversation_key):
+                    continue
+            else:
+                # Another worker answers this conversation now (it looks again before letting go); what
+                # waits here learns the outcome from the store.
+                self._dirty.discard(conversation_key)
+                if await self._settle_from_store(conversation_key):
+                    await asyncio.sleep(ELSEWHERE_POLL_SECONDS)
+                    continue
+            if self._idle(conversation_key):
                 return
-            await asyncio.sleep(ELSEWHERE_POLL_SECONDS)
 
     async def _drain_here(self, conversation_key: str, lease: str | None) -> None:
         while True:
@@ -215,8 +220,15 @@ class TurnDispatcher:
                     self._dirty.add(conversation_key)  # other workers store messages without waking this one
             # Waiters left here belong to redeliveries of messages that were answered (or
             # failed) before the last look at the store: answer them from the store.
-            if not await self._settle_from_store(conversation_key):
+            await self._settle_from_store(conversation_key)
+            if self._idle(conversation_key):
                 return
+
+    def _idle(self, conversation_key: str) -> bool:
+        """Nothing more to do here. Checked with no await before the drain ends, so a message submitted
+        during the drain's last awaits (its waiter and wake came while the task still existed) is not left."""
+        return conversation_key not in self._dirty and not any(
+            key == conversation_key for key, _ in self._waiters.values())
 
     async def _settle_from_store(self, conversation_key: str) -> bool:
         """Resolve this conversation's waiters whose message is settled in the store; True if some still wait."""
