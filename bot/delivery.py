@@ -52,10 +52,11 @@ class DeliveryWorker:
         """Send what is due; return when the next retry is due (None: nothing waits)."""
         blocked: set[str] = set()  # conversations with an earlier undelivered reply keep their order
         next_due: datetime | None = None
-        window = ClaimWindow() if self._worker is not None else None
-        if window is None or self._worker is None:
+        window = None
+        if self._worker is None:
             due_now = await self._store.pending_deliveries(self._channel.name)
         else:
+            window = ClaimWindow()
             due_now = await self._store.claim_deliveries(self._channel.name, self._worker, window.now, window.until)
             next_due = window.next_look()
         for pending in due_now:

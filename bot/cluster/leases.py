@@ -56,11 +56,6 @@ def _renew(db: Database, holder: str, until: float) -> set[str]:
                                          [until, holder])}
 
 
-def holder_of(db: Database, name: str, now: float) -> str | None:
-    row = db.execute("SELECT holder FROM leases WHERE name = ? AND expires_at >= ?", [name, now]).fetchone()
-    return row[0] if row else None
-
-
 class Leases:
     """This worker's leases: take, check, give back; renewed in the background while it runs."""
 
@@ -91,9 +86,6 @@ class Leases:
     async def release(self, name: str) -> None:
         self._held.discard(name)
         await self._store.write(_release, [name], self.worker)
-
-    async def holder(self, name: str) -> str | None:
-        return await self._store.read(holder_of, name, self._clock())
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._keep_renewed(), name="kefu-leases")

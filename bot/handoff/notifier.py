@@ -99,10 +99,11 @@ class NotificationWorker:
     async def send_pending(self) -> datetime | None:
         """Send what is due, oldest first; return when the next retry is due (None: nothing waits)."""
         next_due: datetime | None = None
-        window = ClaimWindow() if self._worker is not None else None
-        if window is None or self._worker is None:
+        window = None
+        if self._worker is None:
             due_now = await self._records.pending_notifications(self._notifier.name)
         else:
+            window = ClaimWindow()
             due_now = await self._records.claim_notifications(self._notifier.name, self._worker, window.now,
                                                               window.until)
             next_due = window.next_look()

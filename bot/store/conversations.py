@@ -639,16 +639,15 @@ def _faq_tried(meta: str | None) -> tuple[tuple[str, float], ...]:
 
 
 def _pending_deliveries(db: Database, channel: str) -> list[PendingDelivery]:
-    rows = db.execute(
+    return _deliveries(db.execute(
         "SELECT * FROM messages WHERE direction = 'out' AND delivery = ? AND channel = ? ORDER BY id",
         [PENDING, channel],
-    ).fetchall()
-    return [
-        PendingDelivery(
-            reply=reply_from_row(row), attempts=row["delivery_attempts"], next_attempt_at=row["next_delivery_at"]
-        )
-        for row in rows
-    ]
+    ).fetchall())
+
+
+def _deliveries(rows: list[Row]) -> list[PendingDelivery]:
+    return [PendingDelivery(reply=reply_from_row(row), attempts=row["delivery_attempts"],
+                            next_attempt_at=row["next_delivery_at"]) for row in rows]
 
 
 def _claim_deliveries(db: Database, channel: str, worker: str, now: float, until: float) -> list[PendingDelivery]:
@@ -659,10 +658,8 @@ def _claim_deliveries(db: Database, channel: str, worker: str, now: float, until
         "AND conversation_key NOT IN (SELECT conversation_key FROM messages WHERE direction = 'out' "
         "AND delivery = ? AND channel = ? AND delivery_claim <> ? AND delivery_claim_until >= ?)",
         [worker, until, PENDING, channel, PENDING, channel, worker, now])
-    rows = db.execute("SELECT * FROM messages WHERE direction = 'out' AND delivery = ? AND channel = ? "
-                      "AND delivery_claim = ? ORDER BY id", [PENDING, channel, worker]).fetchall()
-    return [PendingDelivery(reply=reply_from_row(row), attempts=row["delivery_attempts"],
-                            next_attempt_at=row["next_delivery_at"]) for row in rows]
+    return _deliveries(db.execute("SELECT * FROM messages WHERE direction = 'out' AND delivery = ? AND channel = ? "
+                                  "AND delivery_claim = ? ORDER BY id", [PENDING, channel, worker]).fetchall())
 
 
 def _mark_delivered(db: Database, message_id: int) -> None:
