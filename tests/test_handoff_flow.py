@@ -82,7 +82,7 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 
 def handoff_config(tmp_path: Path, receiver: Receiver, handoff: str = "", extra: str = "",
-                   storage: Path | str | None = None) -> Path:
+                   storage: Path | str | None = None, notify_attempts: int = 6) -> Path:
     return write_config(
         tmp_path,
         extra=extra,
@@ -101,7 +101,7 @@ backoff_seconds = 0.05
 url = "{receiver.base_url}/notify"
 secret = "{NOTIFY_SECRET}"
 backoff_seconds = 0.05
-max_attempts = 6
+max_attempts = {notify_attempts}
 """,
     )
 
@@ -401,8 +401,9 @@ async def test_a_notification_the_helpdesk_refuses_is_marked_failed_not_lost(sho
 
 
 async def test_a_queued_notification_survives_a_restart(tmp_path, storage, receiver, http):
-    config = load_config(handoff_config(tmp_path, receiver, handoff="agent_wait_seconds = 3600", storage=storage),
-                         environ={})
+    # Attempts enough that kefu cannot give up before it stops, however slowly it stops (6 ran out in CI).
+    config = load_config(handoff_config(tmp_path, receiver, handoff="agent_wait_seconds = 3600", storage=storage,
+                                        notify_attempts=100), environ={})
     receiver.fail_notifications = 10**6  # the helpdesk is down while the shopper asks
     async with KefuApp(config, channels=["webhook"], serve_http=True) as first:
         await Client(first, http).say("c11", "/human", "m1")
@@ -410,5 +411,5 @@ async def test_a_queued_notification_survives_a_restart(tmp_path, storage, recei
     assert receiver.notifications == []
     receiver.fail_notifications = 0
     async with KefuApp(config, channels=["webhook"], serve_http=True):
-        await receiver.wait_for(lambda: receiver.notifications)
+        await receiver.wait_for(lambda: receiver.notifications, timeout=60)  # the backoff may have grown meanwhile
     assert [(n["event"], n["conversation_id"]) for n in receiver.notifications] == [("handoff.requested", "c11")]
