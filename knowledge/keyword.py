@@ -45,10 +45,11 @@ from knowledge.index_folders import (
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "kefu-keyword-v2"  # v2: BM25 column arrays instead of a whoosh index
-_SCRIPT_RUNS = re.compile(
-    r"([\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]+)|(\w+)"
-)
+# v2: BM25 column arrays instead of a whoosh index; v3: a Latin word glued to Chinese is a word of its own
+SCHEMA_VERSION = "kefu-keyword-v3"
+_SPACELESS_SCRIPTS = r"\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
+# "可以用paypal付款吗" is "可以用", "paypal" and "付款吗": \w alone would run "paypal付款吗" into one term.
+_SCRIPT_RUNS = re.compile(rf"([{_SPACELESS_SCRIPTS}]+)|([^\W{_SPACELESS_SCRIPTS}]+)")
 QUESTION = "question"
 ANSWER = "answer"
 MARKER_FILE = "faq.marker"  # written last into a staging folder: present means complete

@@ -76,6 +76,12 @@ def test_chinese_bigrams_are_the_same_in_every_language_analyzer():
     assert tokens(language_analyzer("en"), "运费多少钱") == ["运费", "费多", "多少", "少钱"]
 
 
+def test_a_latin_word_glued_to_chinese_is_a_word_of_its_own():
+    """Shoppers write "可以用paypal付款吗": "paypal付款吗" as one term matched nothing."""
+    assert tokens(language_analyzer("zh"), "可以用paypal付款吗") == ["可以", "以用", "paypal", "付款", "款吗"]
+    assert tokens(language_analyzer("zh"), "visa可以吗") == ["visa", "可以", "以吗"]
+
+
 @pytest.mark.parametrize("analyzer", [MixedScriptTokenizer(), language_analyzer("zh")])
 def test_single_han_character_stays_a_token(analyzer):
     assert tokens(analyzer, "运") == ["运"]
