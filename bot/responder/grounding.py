@@ -198,7 +198,7 @@ def _terms(analyzer, text: str) -> dict[str, str]:  # noqa: ANN001 (a whoosh ana
 
 
 @functools.lru_cache(maxsize=8)
-def _request_terms(language: str) -> frozenset[str]:
+def request_terms(language: str) -> frozenset[str]:
     """The index terms of REQUEST_WORDS, analysed once instead of for every draft checked."""
     return frozenset(_terms(_analyzer(language), REQUEST_WORDS.get(language, "")))
 
@@ -495,7 +495,7 @@ def unlinked_means(draft: str, sources: Iterable[str], language: str) -> str | N
     if language != "en":
         return None
     analyzer = _analyzer(language)
-    request = _request_terms("en")
+    request = request_terms("en")
     source_sentences = [set(_terms(analyzer, s)) for text in sources for s in sentences(text)]
     for sentence in sentences(draft):
         for found in MEANS.finditer(sentence):
@@ -532,7 +532,7 @@ def unlinked_purpose(draft: str, sources: Iterable[str], language: str) -> str |
     if language != "en":
         return None
     analyzer = _analyzer(language)
-    request = _request_terms("en")
+    request = request_terms("en")
     linked: list[set[str]] = []  # per answer sentence: its terms, and the question's the answer never uses
     for text in sources:
         question, _, answer = text.partition("\n")
@@ -595,7 +595,7 @@ def dropped_condition(draft: str, question: str, sources: Iterable[str], languag
     if language != "en":
         return None
     analyzer = _analyzer(language)
-    request = _request_terms("en")
+    request = request_terms("en")
     said: list[tuple[str, set[str], set[str]]] = []  # (condition as written, its own terms, the stated terms)
     for text in sources:
         for sentence in sentences(text):

@@ -25,7 +25,8 @@ from bot.concurrency import run_blocking
 from bot.config import ResponderConfig
 from bot.responder.compose import (MAX_NEW_TOKENS, RETRY_NEW_TOKENS, answer_units, choice_messages, choose, compose,
                                    retry_messages)
-from bot.responder.grounding import SemanticGrounder, terms_of
+from bot.responder.grounding import SemanticGrounder, request_terms, terms_of
+from bot.responder.lead import answer_lead, with_lead
 from bot.llm import GenerationBackend, GenerationError, Sampling
 from bot.messages import ReplyKind
 from bot.responder.pii import PiiMasker, restore
@@ -136,13 +137,17 @@ class GroundedResponder:
         numbers = ", ".join(str(i + 1) for i in choice.units)
         added = (f" (sentence {choice.copied + 1} copied by the model; with it the closest in meaning, those "
                  f"naming the shopper's words and those it leans on)" if choice.added else "")
-        return replace(
-            base,
-            text=compose(units, choice.units, variant.language),
-            why=f"{base.why}; sentence(s) {numbers} of {len(units)} sent as the FAQ writes them{added}, "
-                f"picked by the {self._generator.name} model",
-            trace=trace,
-        )
+        text = compose(units, choice.units, variant.language)
+        why = (f"{base.why}; sentence(s) {numbers} of {len(units)} sent as the FAQ writes them{added}, "
+               f"picked by the {self._generator.name} model")
+        # The words of a question in another language are not the FAQ's: no lead can be read off them.
+        lead = answer_lead(question, text, variant.answer, language, terms, variant.questions,
+                           request_terms(language)) if variant.language == language else None
+        if lead is not None:
+            text = with_lead(lead, text, variant.answer)
+            trace["lead"] = {"answer": lead.answer, "clause": lead.clause, "named": list(lead.named)}
+            why += f"; '{lead.text.strip(' —，')}' because the FAQ's '{lead.clause[:80]}' settles it"
+        return replace(base, text=text, why=why, trace=trace)
 
     def _second_try_fits(self, started: float, deadline: float) -> bool:
         spent = time.perf_counter() - started
