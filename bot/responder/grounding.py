@@ -333,7 +333,7 @@ def sentences(text: str) -> list[str]:
 CLAUSE_BREAK = re.compile(r"\s*[;；]\s*|,\s+(?:or|but)\s+|\s*[，,]\s*(?:但是|但)")
 
 
-def _with_clauses(sentence: str) -> list[str]:
+def with_clauses(sentence: str) -> list[str]:
     """A context sentence and its clauses: a draft that quotes half of "A failed payment isn't
     charged; if you see a pending amount…" is compared with that half, negations included."""
     clauses = [c for c in CLAUSE_BREAK.split(sentence) if len(c.split()) >= 3 or dense_characters(c) >= 6]
@@ -427,14 +427,14 @@ class SemanticGrounder:
     def contrary(self, draft: str, context: Sequence[str], contrary: Sequence[str]) -> list[Claim]:
         """Blocking (encodes): the draft's claims closer in meaning to a statement the record does not make
         (another order status: "will arrive on 2026-12-05" for "shipped on 2026-12-05") than to any it does."""
-        stated = {part for text in context for s in sentences(text) for part in _with_clauses(s)}
+        stated = {part for text in context for s in sentences(text) for part in with_clauses(s)}
         return [claim for claim in self.check(draft, [*context, *contrary]) if claim.support not in stated
                 and negated(claim_of(claim.sentence) or claim.sentence) == negated(claim.support)]
 
     def check(self, draft: str, context: Sequence[str]) -> list[Claim]:
         """Blocking (encodes); the claims that are not pleasantries, each with its verdict."""
         claims = [s for s in sentences(draft) if not is_pleasantry(s)]
-        support = [part for text in context for s in sentences(text) for part in _with_clauses(s)]
+        support = [part for text in context for s in sentences(text) for part in with_clauses(s)]
         if not claims:
             return []
         if not support:
