@@ -239,6 +239,16 @@ async def test_a_broken_orders_file_stops_the_start_naming_the_record_and_field(
             pass
 
 
+async def test_a_missing_orders_file_stops_the_start_naming_it(tmp_path):
+    """Not a traceback: a config copied without its orders file (bench/shoppers.py did) names the file."""
+    from commerce.sources.file import OrderFileError
+
+    config = load_config(orders_config(tmp_path, extra='[orders.file]\npath = "orders.json"'), environ={})
+    with pytest.raises(OrderFileError, match=r"orders.json: cannot be read: No such file or directory"):
+        async with KefuApp(config, channels=["webhook"], serve_http=False):
+            pass
+
+
 async def test_an_intent_naming_no_faq_entry_is_a_config_error(tmp_path):
     path = orders_config(tmp_path)
     path.write_text(path.read_text().replace('status = ["order-tracking"]', 'status = ["order-trackign"]'))

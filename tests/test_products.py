@@ -149,6 +149,16 @@ async def test_a_broken_catalog_file_stops_the_start_naming_the_product_and_fiel
             pass
 
 
+async def test_a_missing_catalog_file_stops_the_start_naming_it(tmp_path):
+    from commerce.sources.catalog_file import CatalogFileError
+
+    path = catalog_config(tmp_path)
+    (tmp_path / "catalog.json").unlink(missing_ok=True)
+    with pytest.raises(CatalogFileError, match=r"catalog.json: cannot be read: No such file or directory"):
+        async with KefuApp(load_config(path, environ={}), channels=["webhook"], serve_http=False):
+            pass
+
+
 def test_catalog_settings_are_checked_with_the_key_named(tmp_path):
     path = write_config(tmp_path, '[catalog]\nsource = "shopify"\n[catalog.shopify]\nshop_url = "https://x.myshopify.com"\n')
     with pytest.raises(ConfigError, match=r"catalog\.shopify\.client_id_env"):

@@ -173,7 +173,10 @@ class FileCatalog:
         self.path = path
 
     def fingerprint(self) -> tuple[int, int]:
-        stat = self.path.stat()
+        try:
+            stat = self.path.stat()
+        except OSError as exc:  # a missing file: the merchant's to fix, named like any other problem in it
+            raise CatalogFileError(self.path, "", f"cannot be read: {exc.strerror}") from None
         return stat.st_mtime_ns, stat.st_size
 
     async def products(self, changed_since: object = None) -> list[Product]:

@@ -109,7 +109,10 @@ class FileOrders:
 
     def load(self) -> None:
         """Read the file now (at start-up: a broken file stops kefu with the place to fix)."""
-        stat = self._path.stat()
+        try:
+            stat = self._path.stat()
+        except OSError as exc:  # a missing file: the merchant's to fix, named like any other problem in it
+            raise OrderFileError(self._path, "", f"cannot be read: {exc.strerror}") from None
         self._loaded = _Loaded(stat.st_mtime_ns, stat.st_size, read_orders(self._path))
         self._checked_at = time.monotonic()
 
