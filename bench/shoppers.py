@@ -224,10 +224,14 @@ def shop_config(original: Path, folder: Path, faq_dir: Path) -> tuple[Path, int]
     text = original.read_text(encoding="utf-8")
     port = free_port()
     WORK.mkdir(parents=True, exist_ok=True)
+    # The FAQ alone answers: an order number or a product would be answered from the shop's orders or
+    # catalog, which bench/commerce.py measures, and this set's labels name FAQ entries.
     for section, key, value in (("storage", "database", (folder / "kefu.db").as_posix()),
                                 ("storage", "index_dir", (WORK / "index").as_posix()),
                                 ("knowledge", "faq_dir", faq_dir.as_posix()),
-                                ("http", "host", "127.0.0.1")):
+                                ("http", "host", "127.0.0.1"),
+                                ("orders", "source", "none"),
+                                ("catalog", "source", "none")):
         text = set_key(text, section, key, json.dumps(value))
     text = set_key(text, "http", "port", str(port))
     path = folder / "kefu.toml"
