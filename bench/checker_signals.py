@@ -163,7 +163,8 @@ def main() -> int:
         for name in SETS:
             for language in ("en", "zh"):
                 part = [r for r in rows if r["set"] == name and r["language"] == language]
-                figures = {"auc": round(auc(part, signal), 3), "refused_at_goal": round(refused_at_goal(part, signal), 3)}
+                figures = {"auc": round(auc(part, signal), 3),
+                           "refused_at_goal": round(refused_at_goal(part, signal), 3)}
                 report["signals"].setdefault(signal, {}).setdefault(name, {})[language] = figures
                 print(f"{signal:7s} {name:7s} {language:4s} {figures['auc']:6.3f} {figures['refused_at_goal']:33.3f}")
     if args.gguf:

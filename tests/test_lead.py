@@ -16,7 +16,6 @@ from fake_llm import FakeModelServer, shop_with_model
 from bot.app import KefuApp
 from bot.config import load_config
 from bot.responder.compose import answer_units
-from bot.responder.grounding import request_terms, terms_of
 from bot.responder.lead import Lead, answer_lead, with_lead
 from knowledge.service import load_faq
 
@@ -51,12 +50,9 @@ def sample_faq():
 
 def lead_for(question: str, answer: str, topic: tuple[str, ...], language: str = "en") -> list[str]:
     """Each sentence of the answer sent alone, with its lead: the replies that got one."""
-    def terms(text: str) -> set[str]:
-        return terms_of(text, language)
-
     replies = []
     for unit in answer_units(answer):
-        lead = answer_lead(question, unit.text, answer, language, terms, topic, request_terms(language))
+        lead = answer_lead(question, unit.text, answer, language, topic)
         if lead is not None:
             replies.append(with_lead(lead, unit.text, answer))
     return replies
@@ -71,7 +67,8 @@ def test_a_sentence_naming_what_was_asked_is_a_yes():
 
 
 def test_a_negated_clause_naming_it_is_a_no():
-    assert lead_for("do you take cash on delivery?", PAYMENT, PAYMENT_TOPIC) == ["No — we don't offer cash on delivery."]
+    assert lead_for("do you take cash on delivery?", PAYMENT, PAYMENT_TOPIC) == [
+        "No — we don't offer cash on delivery."]
     # "pay" is the entry's subject ("payment methods"): the clause need not say it
     assert lead_for("can I pay cash on delivery?", PAYMENT, PAYMENT_TOPIC) == ["No — we don't offer cash on delivery."]
     assert lead_for("可以货到付款吗", ZH_PAYMENT, ZH_PAYMENT_TOPIC, "zh") == [
@@ -153,6 +150,7 @@ async def test_a_composed_reply_gets_the_lead_its_sentence_justifies(shop, model
 
 
 async def test_a_composed_reply_the_sentence_does_not_settle_gets_none(shop, model_server):
-    model_server.script = [(200, "We accept Visa, Mastercard, American Express, PayPal, Alipay, WeChat Pay and Apple Pay.")]
+    model_server.script = [
+        (200, "We accept Visa, Mastercard, American Express, PayPal, Alipay, WeChat Pay and Apple Pay.")]
     reply = await ask(shop, "can I pay with klarna?")
     assert reply["text"].startswith("We accept Visa") and "lead" not in stored_meta(shop, reply)["responder"]

@@ -29,11 +29,9 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from bot.responder.grounding import ANSWER_LEAD, BARE_ANSWER, CLAUSE_BREAK, NEGATIONS, sentences
+from bot.responder.grounding import (ANSWER_LEAD, BARE_ANSWER, CLAUSE_BREAK, NEGATIONS, SPACELESS, request_terms,
+                                     sentences, terms_of)
 
-Terms = Callable[[str], set[str]]
-
-SPACELESS = ("zh",)  # the languages whose terms are character pairs (of those a lead is written in)
 CJK = re.compile(r"[\u3400-\u9fff]")
 # Particles, pronouns and the verbs a yes/no question is asked with: no content a lead could get wrong.
 PARTICLES = set("吗么嘛呢吧啊呀的了我你您们请问这那个能可以会要有用是否在到给")
@@ -98,11 +96,11 @@ class Lead:
     named: tuple[str, ...]  # the question's own words that clause names
 
 
-def answer_lead(question: str, reply: str, answer: str, language: str, terms: Terms, topic: Sequence[str],
-                request_terms: frozenset[str] = frozenset()) -> Lead | None:
+def answer_lead(question: str, reply: str, answer: str, language: str, topic: Sequence[str]) -> Lead | None:
     """The lead the first sent sentence justifies for this question, or None (see the module doc).
 
-    `reply`: the sentences to be sent; `answer`: the entry's whole answer; `topic`: its questions."""
+    `reply`: the sentences to be sent; `answer`: the entry's whole answer; `topic`: its questions; all of them
+    in `language`, the shopper's."""
     asks = YES_NO_QUESTION.get(language)
     asked = question.strip()
     if asks is None or not asks.search(asked) or NEGATIVE_QUESTION[language].search(asked) \
@@ -111,7 +109,10 @@ def answer_lead(question: str, reply: str, answer: str, language: str, terms: Te
     first = next(iter(sentences(reply)), "")
     if not first or BARE_ANSWER.match(first) or ANSWER_LEAD.match(first):
         return None
-    own = _own_words(asked, answer, language, terms, topic, request_terms)
+    def terms(text: str) -> set[str]:
+        return terms_of(text, language)
+
+    own = _own_words(asked, answer, language, terms, topic)
     if not own:
         return None
     for clause in [c for c in CLAUSES[language].split(first) if c.strip()] or [first]:
@@ -133,8 +134,8 @@ def answer_lead(question: str, reply: str, answer: str, language: str, terms: Te
     return None
 
 
-def _own_words(question: str, answer: str, language: str, terms: Terms, topic: Sequence[str],
-               request_terms: frozenset[str]) -> set[str]:
+def _own_words(question: str, answer: str, language: str, terms: Callable[[str], set[str]],
+               topic: Sequence[str]) -> set[str]:
     """The question's words the answer uses, which the clause must all name; empty when the question only
     restates the entry, or names something the entry never does ("klarna": a "yes" or a "no" would be a guess).
 
@@ -147,7 +148,7 @@ def _own_words(question: str, answer: str, language: str, terms: Terms, topic: S
     for phrasing in topic[1:]:
         for term in terms(phrasing):
             counts[term] = counts.get(term, 0) + 1
-    subject = terms(topic[0]) | request_terms  # what the entry answers: "pay" is in "payment methods"
+    subject = terms(topic[0]) | request_terms(language)  # what the entry answers: "pay" is in "payment methods"
     about = subject | {term for term, count in counts.items() if count >= 2}
     vocabulary = known | set(counts) | about
     asked = terms(question)

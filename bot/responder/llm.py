@@ -25,7 +25,7 @@ from bot.concurrency import run_blocking
 from bot.config import ResponderConfig
 from bot.responder.compose import (MAX_NEW_TOKENS, RETRY_NEW_TOKENS, answer_units, choice_messages, choose, compose,
                                    retry_messages)
-from bot.responder.grounding import SemanticGrounder, request_terms, terms_of
+from bot.responder.grounding import SemanticGrounder, terms_of
 from bot.responder.lead import answer_lead, with_lead
 from bot.llm import GenerationBackend, GenerationError, Sampling
 from bot.messages import ReplyKind
@@ -141,8 +141,8 @@ class GroundedResponder:
         why = (f"{base.why}; sentence(s) {numbers} of {len(units)} sent as the FAQ writes them{added}, "
                f"picked by the {self._generator.name} model")
         # The words of a question in another language are not the FAQ's: no lead can be read off them.
-        lead = answer_lead(question, text, variant.answer, language, terms, variant.questions,
-                           request_terms(language)) if variant.language == language else None
+        lead = answer_lead(question, text, variant.answer, language, variant.questions) \
+            if variant.language == language else None
         if lead is not None:
             text = with_lead(lead, text, variant.answer)
             trace["lead"] = {"answer": lead.answer, "clause": lead.clause, "named": list(lead.named)}
