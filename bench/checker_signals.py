@@ -28,7 +28,6 @@ import argparse
 import asyncio
 import json
 import math
-import re
 import sys
 import time
 from pathlib import Path
@@ -62,25 +61,18 @@ def claims_of(draft: str) -> list[str]:
     return [claim_of(s) or s for s in sentences(draft) if not is_pleasantry(s)] or [draft]
 
 
-def words(text: str, language: str) -> set[str]:
-    if language == "zh":
-        run = re.sub(r"[\s\W\d_]+", "", text)
-        return {run[i:i + 2] for i in range(len(run) - 1)}
-    return terms_of(text, language)
-
-
 def encoder_signals(rows: list[dict], use: UseEncoder) -> None:
     for row in rows:
         language, claims = row["language"], claims_of(row["draft"])
         support = [part for s in sentences(row["answer"]) for part in with_clauses(s)]
         vectors = use.encode([*claims, *support])
         similarity = vectors[:len(claims)] @ vectors[len(claims):].T
-        asked = words(row["question"], language) | words(FUNCTION_WORDS, language) | request_terms(language)
+        asked = terms_of(row["question"], language) | terms_of(FUNCTION_WORDS, language) | request_terms(language)
         novel = 0
         for index, claim in enumerate(claims):
             closest = np.argsort(-similarity[index])[:2]
-            context = set().union(*(words(support[j], language) for j in closest))
-            novel = max(novel, len(words(claim, language) - context - asked))
+            context = set().union(*(terms_of(support[j], language) for j in closest))
+            novel = max(novel, len(terms_of(claim, language) - context - asked))
         row["use"] = -float(similarity.max(axis=1).min())  # higher: more likely unsupported
         row["novel"] = float(novel)
 
