@@ -71,6 +71,8 @@ from bot.store.engine import POSTGRESQL
 from bot.texts import Texts
 from bot.responder.translation import AnswerTranslator
 from commerce.guard import GuardedOrders
+from commerce.products import CatalogSource
+from commerce.sources.catalog_file import FileCatalog
 from knowledge.encoders import Encoder
 from knowledge.faq import FaqBase
 from knowledge.service import KnowledgeBase
@@ -173,6 +175,7 @@ class KefuApp:
             log.info("app.worker id=%s store=%s (leases: several workers may share it)", self.worker_id,
                      self.store.engine.location)
         await self.privacy.prepare()
+        catalog = await self._connect_shop_system()
         await self.knowledge.start()
         faq = self.knowledge.current.faq
         for index, topic in enumerate(config.retrieval.top_topics):
@@ -183,7 +186,7 @@ class KefuApp:
         analyzer = self.analyzer = await run_blocking(self._sentiment_analyzer)
         responder, translator, order_writer = await self._responder(texts, detector)
         order_stages = self._order_stages(texts, faq, order_writer)
-        product_stages = await self._product_stages(texts)
+        product_stages = await self._product_stages(texts, catalog)
         encoder = self._sentence_encoder()
         self.insights = InsightsService(self.store, timezone=ZoneInfo(config.console.timezone),
                                         encode=self._through_queue(encoder),
@@ -351,17 +354,30 @@ class KefuApp:
                 if faq_id not in faq.by_id:
                     raise ConfigError(config.path, f"orders.intents.{intent}",
                                       f"item {index + 1} '{faq_id}' is not an FAQ id in {config.knowledge.faq_dir}")
-        self._orders = order_source(config.orders)
+        assert self._orders is not None  # connected by _connect_shop_system
         return [OrderStage(self._orders, OrderLookups(self.store), texts, config.orders,
                            answer_threshold=config.retrieval.answer_threshold,
                            ambiguity_ratio=config.retrieval.ambiguity_ratio, writer=writer)]
 
-    async def _product_stages(self, texts: Texts) -> list[ProductStage]:
+    async def _connect_shop_system(self) -> CatalogSource | None:
+        """The order source and the catalog's, before the FAQ is encoded: a missing or broken orders file, or
+        a catalog file that cannot be read, stops the start at once, not after a minute of encoding."""
+        config = self.config
+        if config.orders.enabled:
+            self._orders = order_source(config.orders)  # reads an orders file whole, now
+        if not config.catalog.enabled:
+            return None
+        catalog = catalog_source(config)
+        if isinstance(catalog, FileCatalog):
+            await run_blocking(catalog.fingerprint)  # read whole once indexed, with the FAQ's encoders
+        return catalog
+
+    async def _product_stages(self, texts: Texts, catalog: CatalogSource | None) -> list[ProductStage]:
         """The product stage when the shop connected its catalog, indexed with the FAQ's encoders."""
         config = self.config
-        if not config.catalog.enabled:
+        if catalog is None:
             return []
-        self.catalog = CatalogService(config, catalog_source(config), self.knowledge.encoders)
+        self.catalog = CatalogService(config, catalog, self.knowledge.encoders)
         await self.catalog.start()
         return [ProductStage(self.catalog, self.store, texts, config.catalog,
                              answer_threshold=config.retrieval.answer_threshold,

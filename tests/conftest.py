@@ -80,6 +80,14 @@ max_text_chars = 500
     return path
 
 
+def with_cold_index(config: Path) -> Path:
+    """Point the config at an index folder of its own, empty: what a first start would build goes there."""
+    folder = config.parent / "cold-index"
+    config.write_text(config.read_text(encoding="utf-8").replace(SHARED_INDEX.as_posix(), folder.as_posix()),
+                      encoding="utf-8")
+    return folder
+
+
 @pytest.fixture
 def config_path(tmp_path: Path, storage: Path | str) -> Path:
     return write_config(tmp_path, storage=storage)

@@ -11,7 +11,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
-from conftest import TOKEN, ask, stored_meta, write_config
+from conftest import TOKEN, ask, stored_meta, with_cold_index, write_config
 
 from bot.app import KefuApp
 from bot.config import load_config
@@ -243,10 +243,12 @@ async def test_a_missing_orders_file_stops_the_start_naming_it(tmp_path):
     """Not a traceback: a config copied without its orders file (bench/shoppers.py did) names the file."""
     from commerce.sources.file import OrderFileError
 
-    config = load_config(orders_config(tmp_path, extra='[orders.file]\npath = "orders.json"'), environ={})
+    path = orders_config(tmp_path, extra='[orders.file]\npath = "orders.json"')
+    index = with_cold_index(path)
     with pytest.raises(OrderFileError, match=r"orders.json: cannot be read: No such file or directory"):
-        async with KefuApp(config, channels=["webhook"], serve_http=False):
+        async with KefuApp(load_config(path, environ={}), channels=["webhook"], serve_http=False):
             pass
+    assert not index.exists() or not any(index.iterdir())  # said before a minute of encoding the FAQ, not after
 
 
 async def test_an_intent_naming_no_faq_entry_is_a_config_error(tmp_path):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from conftest import REPO, TOKEN, ask, stored_meta, write_config
+from conftest import REPO, TOKEN, ask, stored_meta, with_cold_index, write_config
 
 from bot.app import KefuApp
 from bot.config import load_config
@@ -153,10 +153,12 @@ async def test_a_missing_catalog_file_stops_the_start_naming_it(tmp_path):
     from commerce.sources.catalog_file import CatalogFileError
 
     path = catalog_config(tmp_path)
+    index = with_cold_index(path)
     (tmp_path / "catalog.json").unlink(missing_ok=True)
     with pytest.raises(CatalogFileError, match=r"catalog.json: cannot be read: No such file or directory"):
         async with KefuApp(load_config(path, environ={}), channels=["webhook"], serve_http=False):
             pass
+    assert not index.exists() or not any(index.iterdir())  # said before a minute of encoding the FAQ, not after
 
 
 def test_catalog_settings_are_checked_with_the_key_named(tmp_path):
