@@ -121,6 +121,18 @@ async def test_a_batch_over_kefus_own_body_limit_is_taken_whole(shop, wa):
     assert rows(shop, "SELECT COUNT(*) FROM messages WHERE direction = 'in'") == [(200,)]
 
 
+async def test_one_shoppers_broken_emoji_does_not_refuse_everyone_elses_messages_in_the_batch(shop, wa):
+    """A lone surrogate ("\\ud83d", half an emoji) is valid JSON but no text: refusing the POST refused the
+    whole batch, at every one of Meta's retries. It is stored as U+FFFD and the batch taken."""
+    messages = [text_message("4915100000901", "how long does shipping take? \ud83d"),
+                text_message("4915100000902", "what payment methods do you accept?")]
+    status, _ = await wa.notify(wa.webhook_url, wa.envelope(messages=messages))
+    assert status == 200
+    assert sorted(rows(shop, "SELECT text FROM messages WHERE direction = 'in'")) == [
+        ("how long does shipping take? \ufffd",), ("what payment methods do you accept?",)]
+    await wa.wait_for_sent(2)
+
+
 async def test_twenty_chats_are_each_answered_in_order(shop, wa):
     questions = ["how long does shipping take?", "what payment methods do you accept?", "how do I return an item?"]
     chats = [f"4915100000{n:03d}" for n in range(20)]

@@ -115,7 +115,8 @@ class WhatsAppChannel:
             return web.json_response({"error": "unauthorized", "detail": f"missing or wrong {SIGNATURE_HEADER}"},
                                      status=401)
         try:
-            notification = read_notification(loads_json(raw), self._config.phone_number_id)
+            # one shopper's broken emoji must not refuse the batch: everyone's messages in it would wait forever
+            notification = read_notification(loads_json(raw, repair_text=True), self._config.phone_number_id)
         except (NotificationError, ValueError) as exc:
             return web.json_response({"error": "invalid_notification", "detail": str(exc)}, status=400)
         if notification.skipped:
