@@ -196,6 +196,7 @@ class HttpConfig:
     shutdown_timeout_seconds: float
     idle_timeout_seconds: float = 75.0  # no complete request (line + headers) in this time: the connection is closed
     body_timeout_seconds: float = 30.0  # a request body must arrive whole in this time
+    proxy_hops: int = 0  # reverse proxies in front of kefu whose X-Forwarded-For is trusted (the client's address)
 
 
 @dataclass(frozen=True)
@@ -309,7 +310,6 @@ class ConsoleConfig:
     sign_in_window_seconds: float = 300.0
     timezone: str = "UTC"  # the dashboard counts calendar days in this zone
     cluster_similarity: float = 0.5  # unanswered questions this similar (cosine) are grouped
-    proxy_hops: int = 0  # reverse proxies in front of kefu whose X-Forwarded-For is trusted (sign-in limit)
 
 
 @dataclass(frozen=True)
@@ -559,7 +559,7 @@ def _build(root: _Table, path: Path, environ: Mapping[str, str]) -> Config:
 
     http_t = root.table("http")
     http_t.allow_only("host", "port", "max_body_bytes", "shutdown_timeout_seconds", "idle_timeout_seconds",
-                      "body_timeout_seconds")
+                      "body_timeout_seconds", "proxy_hops")
     http = HttpConfig(
         host=http_t.str("host", "127.0.0.1"),
         port=http_t.int("port", 8080, 0, 65535),
@@ -567,6 +567,7 @@ def _build(root: _Table, path: Path, environ: Mapping[str, str]) -> Config:
         shutdown_timeout_seconds=http_t.float("shutdown_timeout_seconds", 15.0, 0.0, 600.0),
         idle_timeout_seconds=http_t.float("idle_timeout_seconds", 75.0, 1.0, 3600.0),
         body_timeout_seconds=http_t.float("body_timeout_seconds", 30.0, 1.0, 3600.0),
+        proxy_hops=http_t.int("proxy_hops", 0, 0, 5),
     )
     webhook = _build_webhook(root.table("webhook"), environ)
 
@@ -1064,6 +1065,9 @@ CONSOLE_USER_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 def _build_console(table: _Table) -> ConsoleConfig:
     table.allow_only("enabled", "users", "session_hours", "sign_in_attempts", "sign_in_window_seconds", "timezone",
                      "cluster_similarity", "proxy_hops")
+    if table.raw("proxy_hops", None) is not None:
+        table.fail("proxy_hops", "moved to [http] proxy_hops, which now also gives the web chat's limits and the "
+                                 "logs the client's address")
     if not table.bool("enabled", False):
         return ConsoleConfig()
     raw_users = table.raw("users", [])
@@ -1101,7 +1105,6 @@ def _build_console(table: _Table) -> ConsoleConfig:
         sign_in_attempts=table.int("sign_in_attempts", 5, 1, 1000),
         sign_in_window_seconds=table.float("sign_in_window_seconds", 300.0, 1.0, 86400.0), timezone=zone,
         cluster_similarity=table.float("cluster_similarity", 0.5, 0.1, 0.99),
-        proxy_hops=table.int("proxy_hops", 0, 0, 5),
     )
 
 

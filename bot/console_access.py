@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bot.client_address import limit_key
 from bot.store import Database, Store
 
 MAX_SESSIONS_PER_USER = 20  # signing in on a 21st browser signs the oldest one out
@@ -103,8 +104,9 @@ class ConsoleAccess:
 
 def _keys(address: str, name: str) -> tuple[str, str]:
     """The two counters an attempt counts against, hashed: whatever a sign-in form sends (a name with a lone
-    surrogate, 64 emoji) is stored as 64 hex digits, and the table names no one."""
-    return (_hashed(f"address:{address}"), _hashed(f"name:{name.casefold()}"))
+    surrogate, 64 emoji) is stored as 64 hex digits, and the table names no one. An IPv6 address counts
+    by its /64 (bot/client_address): one customer's whole network, not one of its 2**64 addresses."""
+    return (_hashed(f"address:{limit_key(address)}"), _hashed(f"name:{name.casefold()}"))
 
 
 def _hashed(key: str) -> str:

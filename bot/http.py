@@ -17,6 +17,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
+from bot.client_address import forwarded_client
 from bot.config import HttpConfig
 from bot.messages import BODY_LIMITS, RAW_BODY
 
@@ -87,6 +88,16 @@ async def body_deadline(request: web.Request, handler: Handler) -> web.StreamRes
 BODY_TIMEOUT = web.AppKey("kefu_body_timeout", float)
 
 
+def trusted_proxies(proxy_hops: int) -> Any:
+    """A middleware that makes `request.remote` the person's address behind `proxy_hops` reverse proxies,
+    once for every channel: the web chat's limits, the sign-in limit and the logs all count the same one."""
+    @web.middleware
+    async def client_behind_proxies(request: web.Request, handler: Handler) -> web.StreamResponse:
+        address = forwarded_client(request.remote, request.headers.get("X-Forwarded-For"), proxy_hops)
+        return await handler(request.clone(remote=address))
+    return client_behind_proxies
+
+
 async def _read_at_most(request: web.Request, limit: int) -> bytes | None:
     chunks, size = [], 0
     async for chunk in request.content.iter_chunked(64 * 1024):
@@ -132,7 +143,9 @@ class _AppRunner(web.AppRunner):
 class HttpServer:
     def __init__(self, config: HttpConfig, health: Callable[[], Mapping[str, Any]]):
         self.config = config
-        self.app = web.Application(middlewares=[json_errors, body_deadline], client_max_size=config.max_body_bytes)
+        middlewares = [json_errors, trusted_proxies(config.proxy_hops), body_deadline] if config.proxy_hops else \
+            [json_errors, body_deadline]
+        self.app = web.Application(middlewares=middlewares, client_max_size=config.max_body_bytes)
         self.app[BODY_TIMEOUT] = config.body_timeout_seconds
         self.app[BODY_LIMITS] = {}
         self._health = health

@@ -56,7 +56,7 @@ def shop_page(kefu: str, attributes: str = "") -> str:
             f'<script src="{kefu}/chat.js" async {attributes}></script></body></html>')
 
 
-def chat_config(tmp_path: Path, origins: list[str], *, chat: str = "") -> Path:
+def chat_config(tmp_path: Path, origins: list[str], *, chat: str = "", http: str = "") -> Path:
     listed = ", ".join(f'"{origin}"' for origin in origins)
     return write_config(
         tmp_path,
@@ -64,7 +64,7 @@ def chat_config(tmp_path: Path, origins: list[str], *, chat: str = "") -> Path:
                f'greeting = {{ en = "Hi! Ask away.", de = "Hallo! Fragen Sie nur." }}\ncolour = "#7c3aed"\n{chat}\n'
                f'[console]\nenabled = true\n[[console.users]]\nname = "alice"\ndisplay_name = "Alice"\n'
                f'password_hash = "{hash_password(PASSWORDS["alice"])}"\nroles = ["agent", "merchant"]\n'),
-        handoff="enabled = true\nagent_wait_seconds = 3600",
+        handoff="enabled = true\nagent_wait_seconds = 3600", http=http,
     )
 
 
@@ -80,6 +80,11 @@ def rows(app: KefuApp, sql: str, *params) -> list[tuple]:
         return db.execute(sql, params).fetchall()
 
 
+def signed_in(customer: str | None) -> dict[str, str]:
+    """The fields a shop's page adds for a signed-in shopper (the hash is checked only where orders are)."""
+    return {"customer_id": customer, "customer_hash": "ab" * 32} if customer else {}
+
+
 class Visitor:
     """The widget's API as a browser on `origin` calls it."""
 
@@ -93,18 +98,19 @@ class Visitor:
             headers["Authorization"] = f"Bearer {self.token}"
         return headers
 
-    async def open(self, language: str = "en") -> dict:
-        async with self.session.post(f"{self.base}/chat/v1/session", headers=self.headers(),
-                                     json={"token": self.token, "language": language}) as response:
+    async def open(self, language: str = "en", customer: str | None = None, **headers: str) -> dict:
+        body = {"token": self.token, "language": language, **signed_in(customer)}
+        async with self.session.post(f"{self.base}/chat/v1/session", headers=self.headers(**headers),
+                                     json=body) as response:
             assert response.status == 200, await response.text()
             assert response.headers["Access-Control-Allow-Origin"] == self.origin
             data = await response.json()
         self.token = data["token"]
         return data
 
-    async def say(self, text: str, client_id: str) -> tuple[int, dict]:
-        async with self.session.post(f"{self.base}/chat/v1/messages", headers=self.headers(),
-                                     json={"text": text, "client_id": client_id}) as response:
+    async def say(self, text: str, client_id: str, customer: str | None = None, **headers: str) -> tuple[int, dict]:
+        async with self.session.post(f"{self.base}/chat/v1/messages", headers=self.headers(**headers),
+                                     json={"text": text, "client_id": client_id, **signed_in(customer)}) as response:
             return response.status, await response.json()
 
     async def events(self, after: int = 0, *, until: int = 1, timeout: float = 60.0) -> list[tuple[str, dict]]:
@@ -306,6 +312,38 @@ async def test_the_widget_on_another_sites_page_answers_hands_over_and_survives_
             await context.close()
 
 
+async def test_after_sign_out_the_next_person_on_the_computer_sees_none_of_the_shoppers_chat(tmp_path, browser):
+    signed_in_page = 'data-customer-id="cust-42" data-customer-hash="' + "ab" * 32 + '"'
+    async with host_page() as (site, html):
+        async with kefu_with_chat(tmp_path, [site]) as app:
+            kefu = app.http.base_url
+            html[0] = shop_page(kefu, signed_in_page)
+            context = await browser.new_context(viewport={"width": 1280, "height": 820}, locale="en-US")
+            page = await context.new_page()
+            await page.goto(site)
+            await open_widget(page)
+            log = page.get_by_role("log")
+            await send(page, "where is my order LL-100002?")
+            await expect(log.locator(".from-bot").last).to_be_visible()
+            html[0] = shop_page(kefu)  # signed out: the shop's pages name nobody
+            await page.reload()
+            await open_widget(page)
+            await send(page, "how much is shipping?")
+            await expect(log.locator(".from-bot").last).to_be_visible()
+            await expect(log).not_to_contain_text("LL-100002")
+            # A single-page shop signs out without a reload: reset() clears the screen and the browser.
+            await page.evaluate("window.kefuChat.reset()")
+            await expect(log).not_to_contain_text("how much is shipping?")
+            await expect(log).to_contain_text("Hi! Ask away.")  # the greeting stays
+            await expect(widget(page)).to_have_attribute("data-live", "true")  # a new chat, ready
+            await send(page, "do you ship to Iceland?")
+            await expect(log.locator(".from-bot").last).to_be_visible()
+            await expect(log).not_to_contain_text("how much is shipping?")
+            conversations = rows(app, "SELECT count(DISTINCT conversation) FROM messages WHERE channel = 'web_chat'")
+            assert conversations == [(3,)]
+            await context.close()
+
+
 async def test_a_page_from_a_site_not_allowed_gets_no_chat_and_stores_nothing(tmp_path, browser):
     async with host_page() as (site, html), host_page() as (other, other_html):
         async with kefu_with_chat(tmp_path, [site]) as app:
@@ -341,6 +379,77 @@ async def test_on_a_360_px_phone_the_panel_fills_the_screen_in_the_shoppers_lang
             await context.close()
 
 
+async def test_behind_a_proxy_each_shopper_is_limited_by_their_own_address_and_an_ipv6_one_by_its_64(tmp_path):
+    """Behind nginx every request comes from 127.0.0.1: counting that, one busy shopper used up the whole
+    shop's per-address allowance. Counting single IPv6 addresses, anyone could rotate past it."""
+    origin = "https://shop.example"
+    async with kefu_with_chat(tmp_path, [origin], chat="address_messages_per_minute = 3",
+                              http="proxy_hops = 1") as app, aiohttp.ClientSession() as session:
+        visitors = [Visitor(app.http.base_url, origin, session) for _ in range(4)]
+        for visitor in visitors:
+            await visitor.open()
+
+        async def statuses(visitor: Visitor, address: str, count: int, tag: str) -> list[int]:
+            forwarded = {"X-Forwarded-For": f"198.51.100.250, {address}"}  # the first entry is the client's forgery
+            return [(await visitor.say(f"question {n}", f"client-{tag}{n:03d}", **forwarded))[0] for n in range(count)]
+
+        assert await statuses(visitors[0], "203.0.113.7", 4, "a") == [202, 202, 202, 429]
+        assert await statuses(visitors[1], "203.0.113.8", 3, "b") == [202, 202, 202]  # a neighbour is not limited
+        rotated = [await statuses(visitors[2], f"2001:db8:1:2::{n:x}", 1, f"c{n}") for n in range(1, 5)]
+        assert rotated == [[202], [202], [202], [429]]  # one /64, however many of its addresses
+        assert await statuses(visitors[3], "2001:db8:1:3::1", 1, "d") == [202]  # the next /64 is someone else
+        async with session.post(f"{app.http.base_url}/chat/v1/messages", headers=visitors[0].headers(
+                **{"X-Forwarded-For": "not-an-address"}), json={"text": "hi", "client_id": "client-e000"}) as response:
+            assert response.status == 202  # a proxy that wrote nonsense: the peer (127.0.0.1) is counted, logged
+    assert rows(app, "SELECT count(*) FROM messages WHERE direction = 'in'") == [(11,)]
+
+
+async def test_a_signed_in_shoppers_conversation_never_opens_for_the_next_person_on_that_browser(chat):
+    """A shared computer: after sign-out (or with another shopper signed in) the saved token gets a new
+    conversation, not the one with the first shopper's orders; a guest who signs in keeps theirs."""
+    app, visitor = chat
+    guest = (await visitor.open())["visitor"]
+    assert (await visitor.say("hi, a question first", "client-g001"))[0] == 202
+    assert (await visitor.open(customer="cust-42"))["visitor"] == guest  # the guest signed in: same chat
+    assert (await visitor.say("where is my order LL-100002?", "client-a001", customer="cust-42"))[0] == 202
+    status, body = await visitor.say("and my address?", "client-a002")  # the page names nobody now
+    assert status == 409 and body["error"] == "account_changed"
+    assert (await visitor.open(customer="cust-42"))["visitor"] == guest  # the same shopper, back: same chat
+    kept = visitor.token
+    after_sign_out = (await visitor.open())["visitor"]
+    assert after_sign_out != guest
+    assert (await visitor.say("how much is shipping?", "client-n001"))[0] == 202
+    shown = [event["text"] for kind, event in await visitor.events(until=1) if kind == "message"]
+    assert shown[0] == "how much is shipping?" and not any("LL-100002" in text for text in shown)
+    visitor.token = kept
+    assert (await visitor.open(customer="cust-77"))["visitor"] not in (guest, after_sign_out)  # someone else
+    mine = visitor.token
+    visitor.token = mine.replace(mine.split(".")[3], "-")  # a token made a guest's by hand: not signed
+    status, body = await visitor.say("hello", "client-x001")
+    assert status == 401 and body["error"] == "unauthorized"
+    assert rows(app, "SELECT count(*) FROM messages WHERE direction = 'in' AND conversation = ?", guest) == [(2,)]
+
+
+def test_a_token_from_before_accounts_still_opens_its_guest_conversation(tmp_path):
+    import hashlib
+    import hmac
+
+    from adapters.web_chat.tokens import GUEST, VisitorTokens
+
+    tokens = VisitorTokens(secret=b"s" * 32, days=2)
+    payload = "v1.AAAAAAAAAAAAAAAAAAAAAA.1000000"
+    old = f"{payload}.{hmac.new(b's' * 32, payload.encode(), hashlib.sha256).hexdigest()}"
+    checked = tokens.check(old, 1_000_100)
+    assert checked is not None and checked.visitor == "AAAAAAAAAAAAAAAAAAAAAA" and checked.account == GUEST
+    assert checked.may_continue_as(tokens.account("cust-42"))  # a guest may sign in and go on
+    token, issued = tokens.issue(checked.visitor, 1_000_100, tokens.account("cust-42"))
+    assert tokens.check(token, 1_000_100) == issued and not issued.may_continue_as(GUEST)
+    assert tokens.account("cust-42") != tokens.account("cust-43") and "cust-42" not in token
+    forged = (old + "\n", old.replace(".1000000.", ".²000000."), token.replace("v2.", "v3.", 1), token[:-1] + "\udcff")
+    for bad in forged:
+        assert tokens.check(bad, 1_000_100) is None
+
+
 # -- tokens and limits -------------------------------------------------------------------------------------
 
 
@@ -368,3 +477,14 @@ def test_the_rate_limit_counts_a_sliding_window_per_key():
     assert limiter.take("a") == 30.0
     now[0] = 60.0
     assert limiter.take("a") == 0.0
+
+
+def test_the_rate_limit_forgets_the_least_recently_used_key_when_full():
+    from adapters.web_chat.limits import WindowLimiter
+
+    limiter = WindowLimiter(limit=1, window_seconds=60.0, clock=lambda: 0.0, max_keys=3)
+    assert [limiter.take(key) for key in "abc"] == [0.0, 0.0, 0.0]
+    assert limiter.take("a") == 60.0  # "a" is used again: "b" is now the oldest
+    assert limiter.take("d") == 0.0 and len(limiter) == 3
+    assert limiter.take("a") == 60.0 and limiter.take("c") == 60.0  # still counted
+    assert limiter.take("b") == 0.0  # forgotten to make room: memory stays bounded under a flood of new keys

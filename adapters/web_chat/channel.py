@@ -3,7 +3,8 @@
 Routes on kefu's shared HTTP server:
 - GET  /chat.js, /chat.css: the widget (plain JS and CSS, no build step), for any page.
 - GET  /chat/v1/settings: the panel's title, greeting, colours and labels in the browser's language.
-- POST /chat/v1/session: a signed visitor token (new, or the returning visitor's renewed) and the same.
+- POST /chat/v1/session: a signed visitor token (new, or the returning visitor's renewed) and the same;
+  a conversation a signed-in shopper had is renewed only for them (tokens.py), never after sign-out.
 - POST /chat/v1/messages: a shopper message (Bearer visitor token); `client_id` makes a resend
   after a network drop idempotent. Stored before it is answered; the answer arrives as an event.
 - GET  /chat/v1/events: Server-Sent Events of the conversation from the store, after the last id the
@@ -28,7 +29,8 @@ from aiohttp import web
 
 from adapters.web_chat.labels import RIGHT_TO_LEFT, labels_for, pick_language
 from adapters.web_chat.limits import WindowLimiter
-from adapters.web_chat.tokens import VisitorTokens, load_or_create_secret
+from adapters.web_chat.tokens import VisitorToken, VisitorTokens, load_or_create_secret
+from bot.client_address import limit_key
 from bot.config import WebChatConfig
 from bot.errors import KefuError, OverloadedError
 from bot.json_input import InvalidJson, loads_json
@@ -167,13 +169,17 @@ class WebChatChannel:
             data = _body(await request.read())
             now = self._clock()
             tokens = self._ready_tokens()
+            account = tokens.account(_customer(data)[0])
             old = data.get("token")
             visitor = tokens.check(old, now) if isinstance(old, str) else None
+            if visitor is not None and not visitor.may_continue_as(account):
+                log.info("web_chat.session_account_changed visitor=%s: a new conversation", visitor.visitor[:6])
+                visitor = None  # signed out, or someone else signed in: their conversation stays theirs
             if visitor is None:
-                wait = self._address_sessions.take(request.remote or "-")
+                wait = self._address_sessions.take(limit_key(request.remote or "-"))
                 if wait:
                     raise Refused(429, "too_many_visitors", "too many new chats from this address; try later", wait)
-            token, issued = tokens.issue(visitor.visitor if visitor else None, now)
+            token, issued = tokens.issue(visitor.visitor if visitor else None, now, account)
         except Refused as refused:
             return self._refusal(refused, origin)
         requested = data.get("language") if isinstance(data.get("language"), str) else None
@@ -206,12 +212,16 @@ class WebChatChannel:
         origin = None
         try:
             origin = self._origin(request)
-            visitor = self._visitor(request)
+            token = self._token(request)
+            visitor = token.visitor
             if request.content_type != "application/json":
                 raise Refused(415, "unsupported_media_type", "send the body as application/json")
             message = self._read_message(_body(await request.read()), visitor)
+            if not token.may_continue_as(self._ready_tokens().account(message.customer_id)):
+                raise Refused(409, "account_changed", "this chat belongs to a signed-in customer and the page names "
+                              "another (or nobody): open a new session with /chat/v1/session")
             for limiter, key, what in ((self._visitor_messages, visitor, "this chat"),
-                                       (self._address_messages, request.remote or "-", "this address")):
+                                       (self._address_messages, limit_key(request.remote or "-"), "this address")):
                 wait = limiter.take(key)
                 if wait:
                     raise Refused(429, "too_many_messages", f"too many messages from {what}; wait a moment", wait)
@@ -238,7 +248,7 @@ class WebChatChannel:
         origin = None
         try:
             origin = self._origin(request)
-            visitor = self._visitor(request)
+            visitor = self._token(request).visitor
             after = _after(request)
             watch = self._watches.setdefault(visitor, _Watch())
             if watch.streams >= self._config.streams_per_visitor:
@@ -313,14 +323,14 @@ class WebChatChannel:
                           "site to [web_chat] allowed_origins")
         return origin
 
-    def _visitor(self, request: web.Request) -> str:
+    def _token(self, request: web.Request) -> VisitorToken:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise Refused(401, "unauthorized", "send 'Authorization: Bearer <visitor token>' from /chat/v1/session")
         checked = self._ready_tokens().check(token.strip(), self._clock())
         if checked is None:
             raise Refused(401, "unauthorized", "the visitor token is not valid or has expired; open a new session")
-        return checked.visitor
+        return checked
 
     def _read_message(self, data: dict[str, Any], visitor: str) -> Message:
         unknown = sorted(set(data) - FIELDS)
@@ -339,13 +349,7 @@ class WebChatChannel:
         language = data.get("language")
         if language is not None and (not isinstance(language, str) or not re.fullmatch(r"[A-Za-z]{2,3}", language)):
             raise Refused(400, "invalid_field", "'language' must be a language code such as 'de'")
-        customer = [data.get("customer_id"), data.get("customer_hash")]
-        if any(value is not None and (not isinstance(value, str) or not value or len(value) > CUSTOMER_FIELD_CHARS)
-               for value in customer):
-            raise Refused(400, "invalid_field", "'customer_id' and 'customer_hash' must be short strings")
-        if (customer[0] is None) != (customer[1] is None):
-            raise Refused(400, "missing_field", "'customer_id' and 'customer_hash' go together: the hash is the "
-                          "shop's HMAC-SHA256 of the id")
+        customer = _customer(data)
         return Message(channel=CHANNEL, conversation=visitor, user_id=visitor, text=text.strip(),
                        external_id=client_id, language_hint=language.lower() if language else None,
                        customer_id=customer[0], customer_hash=customer[1])
@@ -388,6 +392,18 @@ def _after(request: web.Request) -> int:
     if not re.fullmatch(r"[0-9]{1,18}", raw):  # str.isdigit() takes "²", which int() refuses
         raise Refused(400, "invalid_field", "'after' (or Last-Event-ID) must be a message id")
     return int(raw)
+
+
+def _customer(data: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The signed-in shopper the shop's page names (its id and its HMAC of the id), or (None, None)."""
+    customer = (data.get("customer_id"), data.get("customer_hash"))
+    if any(value is not None and (not isinstance(value, str) or not value or len(value) > CUSTOMER_FIELD_CHARS)
+           for value in customer):
+        raise Refused(400, "invalid_field", "'customer_id' and 'customer_hash' must be short strings")
+    if (customer[0] is None) != (customer[1] is None):
+        raise Refused(400, "missing_field", "'customer_id' and 'customer_hash' go together: the hash is the "
+                      "shop's HMAC-SHA256 of the id")
+    return customer
 
 
 def _body(raw: bytes) -> dict[str, Any]:

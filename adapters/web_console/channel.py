@@ -251,7 +251,7 @@ class WebConsole:
         if not self._same_origin(request) or not sent or not secrets.compare_digest(sent, expected):
             return self._sign_in_page(request, next_page=next_page, name=name, status=403,
                                       error="The sign-in form expired. Please try again.")
-        address = client_address(request.remote, request.headers.get("X-Forwarded-For"), self.settings.proxy_hops)
+        address = request.remote or "unknown"  # the person's, behind [http] proxy_hops proxies (bot/http.py)
         attempt = await self._access.begin_sign_in(address, name)  # counted before the slow check: the limit holds
         if isinstance(attempt, float):  # under concurrency, and across workers
             log.warning("web_console.sign_in_limited address=%s name=%s retry_after=%.0f", address, name, attempt)
@@ -423,20 +423,6 @@ class WebConsole:
             return version
         await asyncio.sleep(0.05)  # let a burst of commits (one turn writes several times) arrive as one event
         return self.backend.changes_version()
-
-
-def client_address(remote: str | None, forwarded_for: str | None, proxy_hops: int) -> str:
-    """Who is signing in: the peer, or behind `proxy_hops` trusted proxies the address the outermost one saw.
-
-    Each proxy appends the address it received from, so only the last `proxy_hops` entries of
-    X-Forwarded-For were written by proxies we trust; anything before them the client could forge.
-    """
-    hops = [part.strip() for part in (forwarded_for or "").split(",") if part.strip()]
-    if proxy_hops and len(hops) >= proxy_hops:
-        return hops[-proxy_hops]
-    if proxy_hops:
-        log.warning("web_console.forwarded_for_missing remote=%s expected_hops=%d", remote, proxy_hops)
-    return remote or "unknown"
 
 
 def _address(request: web.Request) -> tuple[str, str]:

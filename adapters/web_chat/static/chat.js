@@ -1,6 +1,8 @@
 /* kefu chat widget: <script src="https://your-kefu/chat.js" async></script> on any page.
    Optional attributes: data-customer-id and data-customer-hash (a logged-in shopper, the shop's HMAC of the id),
    data-language (else the browser's), data-open="true" (start open).
+   A conversation a signed-in shopper had continues only while the page names that shopper: after
+   sign-out the next person gets a new one. A single-page shop calls window.kefuChat.reset() at sign-out.
    No build step, no cookies, no third-party requests; everything lives in a shadow root. */
 (function () {
   "use strict";
@@ -11,7 +13,7 @@
   var data = script.dataset;
   var storeKey = "kefu-chat:" + base;
   var state = { token: null, visitor: null, settings: null, lastId: 0, shown: {}, pending: {}, stream: null,
-                retry: 0, session: null, starting: null };
+                retry: 0, session: null, starting: null, generation: 0 };
 
   function el(tag, attrs, text) {
     var node = document.createElement(tag);
@@ -26,6 +28,13 @@
     var bytes = new Uint8Array(12);
     crypto.getRandomValues(bytes);
     return Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
+  }
+  function customer(body) {  // the signed-in shopper the page names, read each time (a page may change it)
+    if (data.customerId && data.customerHash) {
+      body.customer_id = data.customerId;
+      body.customer_hash = data.customerHash;
+    }
+    return body;
   }
   function browserLanguage() { return (data.language || navigator.language || "en").split("-")[0].toLowerCase(); }
 
@@ -146,13 +155,16 @@
   function session(renew) {
     if (state.session && !renew) { return state.session; }
     if (renew) { forget(); state.token = null; }
-    var request = api("/chat/v1/session", { body: JSON.stringify({ token: saved(), language: browserLanguage() }) })
+    var generation = state.generation;
+    var request = api("/chat/v1/session", { body: JSON.stringify(customer({ token: saved(),
+                                                                             language: browserLanguage() })) })
       .then(function (response) {
         if (!response.ok) { throw new Error("session " + response.status); }
         return response.json();
       })
       .then(function (settings) {
-        if (state.visitor && state.visitor !== settings.visitor) { state.lastId = 0; state.shown = {}; }
+        if (generation !== state.generation) { return; }  // reset() came meanwhile: this one is not ours
+        if (state.visitor && state.visitor !== settings.visitor) { clearConversation(true); }
         state.visitor = settings.visitor;
         state.token = settings.token;
         save(settings.token);
@@ -181,11 +193,10 @@
     var item = state.pending[clientId];
     if (!item) { return; }
     item.tries += 1;
-    var body = { text: item.text, client_id: clientId, language: browserLanguage() };
-    if (data.customerId && data.customerHash) { body.customer_id = data.customerId; body.customer_hash = data.customerHash; }
+    var body = customer({ text: item.text, client_id: clientId, language: browserLanguage() });
     api("/chat/v1/messages", { body: JSON.stringify(body) }).then(function (response) {
       if (response.status === 202) { return; }
-      if (response.status === 401 && item.tries < 3) {
+      if ((response.status === 401 || response.status === 409) && item.tries < 3) {  // expired; another account
         return session(true).then(function () { listen(); post(clientId); });
       }
       if ((response.status === 429 || response.status >= 500) && item.tries < 6) {
@@ -267,6 +278,33 @@
       if (event.on) { typing.removeAttribute("hidden"); scroll(); } else { typing.setAttribute("hidden", ""); }
     }
   }
+
+  // Another visitor's conversation (a new token, another account): what was shown goes, except the
+  // messages of this one still on their way.
+  function clearConversation(keepPending) {
+    Array.prototype.slice.call(log.querySelectorAll(".bubble")).forEach(function (node) {
+      if (node === typing || node.classList.contains("greeting")) { return; }
+      if (keepPending && !node.hasAttribute("data-id")) { return; }
+      log.removeChild(node);
+    });
+    if (!keepPending) { state.pending = {}; }
+    state.lastId = 0;
+    state.shown = {};
+    showQuickReplies([]);
+  }
+
+  // The shop's sign-out: nothing of this conversation stays in the browser or on the screen.
+  function reset() {
+    forget();
+    state.generation += 1;
+    if (state.stream) { state.stream.abort(); state.stream = null; }
+    state.token = null; state.visitor = null; state.session = null; state.starting = null;
+    clearConversation(false);
+    typing.setAttribute("hidden", "");
+    host.setAttribute("data-live", "false");
+    if (!panel.hasAttribute("hidden")) { start(); }
+  }
+  window.kefuChat = { reset: reset };
 
   function start() {
     if (state.starting) { return state.starting; }
