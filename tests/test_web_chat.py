@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -339,8 +340,20 @@ async def test_after_sign_out_the_next_person_on_the_computer_sees_none_of_the_s
             await send(page, "do you ship to Iceland?")
             await expect(log.locator(".from-bot").last).to_be_visible()
             await expect(log).not_to_contain_text("how much is shipping?")
+            # A single-page shop that only changes the tag's attributes: signing in keeps the chat ...
+            tag = 'document.querySelector("script[src$=\'/chat.js\']")'
+            await page.evaluate(f"{tag}.dataset.customerId = 'cust-42'; {tag}.dataset.customerHash = '{'ab' * 32}'")
+            await send(page, "where is my order LL-100003?")
+            await expect(log.locator(".from-shopper").last).to_have_attribute("data-id", re.compile(r"\d+"))
+            await expect(log).to_contain_text("do you ship to Iceland?")
+            # ... and signing out starts a new one, without what the signed-in shopper asked.
+            await page.evaluate(f"delete {tag}.dataset.customerId; delete {tag}.dataset.customerHash")
+            await send(page, "what payment methods do you accept?")
+            await expect(log.locator(".from-shopper").last).to_have_attribute("data-id", re.compile(r"\d+"))
+            await expect(log).not_to_contain_text("LL-100003")
+            await expect(log).not_to_contain_text("do you ship to Iceland?")
             conversations = rows(app, "SELECT count(DISTINCT conversation) FROM messages WHERE channel = 'web_chat'")
-            assert conversations == [(3,)]
+            assert conversations == [(4,)]
             await context.close()
 
 
@@ -410,6 +423,8 @@ async def test_a_signed_in_shoppers_conversation_never_opens_for_the_next_person
     app, visitor = chat
     guest = (await visitor.open())["visitor"]
     assert (await visitor.say("hi, a question first", "client-g001"))[0] == 202
+    status, body = await visitor.say("where is my order LL-100002?", "client-a001", customer="cust-42")
+    assert status == 409 and body["error"] == "account_changed"  # signed in since: the session first
     assert (await visitor.open(customer="cust-42"))["visitor"] == guest  # the guest signed in: same chat
     assert (await visitor.say("where is my order LL-100002?", "client-a001", customer="cust-42"))[0] == 202
     status, body = await visitor.say("and my address?", "client-a002")  # the page names nobody now

@@ -217,9 +217,9 @@ class WebChatChannel:
             if request.content_type != "application/json":
                 raise Refused(415, "unsupported_media_type", "send the body as application/json")
             message = self._read_message(_body(await request.read()), visitor)
-            if not token.may_continue_as(self._ready_tokens().account(message.customer_id)):
-                raise Refused(409, "account_changed", "this chat belongs to a signed-in customer and the page names "
-                              "another (or nobody): open a new session with /chat/v1/session")
+            if token.account != self._ready_tokens().account(message.customer_id):
+                raise Refused(409, "account_changed", "the page names another account than this chat's (a sign-in "
+                              "or sign-out since): open the session again with /chat/v1/session")
             for limiter, key, what in ((self._visitor_messages, visitor, "this chat"),
                                        (self._address_messages, limit_key(request.remote or "-"), "this address")):
                 wait = limiter.take(key)

@@ -151,10 +151,12 @@
   }
 
   // One session request at a time: a message sent while it is on its way waits for it, so it is
-  // never stored under a second visitor.
-  function session(renew) {
-    if (state.session && !renew) { return state.session; }
-    if (renew) { forget(); state.token = null; }
+  // never stored under a second visitor. "renew" drops a token kefu refused; "rebind" asks again with
+  // it for the account the page names now (kefu keeps a guest's chat when they sign in, no other).
+  function session(again) {
+    if (state.session && !again) { return state.session; }
+    if (again === "renew") { forget(); }
+    if (again) { state.token = null; }
     var generation = state.generation;
     var request = api("/chat/v1/session", { body: JSON.stringify(customer({ token: saved(),
                                                                              language: browserLanguage() })) })
@@ -197,7 +199,7 @@
     api("/chat/v1/messages", { body: JSON.stringify(body) }).then(function (response) {
       if (response.status === 202) { return; }
       if ((response.status === 401 || response.status === 409) && item.tries < 3) {  // expired; another account
-        return session(true).then(function () { listen(); post(clientId); });
+        return session(response.status === 401 ? "renew" : "rebind").then(function () { listen(); post(clientId); });
       }
       if ((response.status === 429 || response.status >= 500) && item.tries < 6) {
         var wait = Math.min(60, Number(response.headers.get("Retry-After") || item.tries)) * 1000;
@@ -237,7 +239,7 @@
     var controller = new AbortController();
     state.stream = controller;
     api("/chat/v1/events?after=" + state.lastId, { method: "GET", signal: controller.signal }).then(function (response) {
-      if (response.status === 401) { return session(true).then(listen); }
+      if (response.status === 401) { return session("renew").then(listen); }
       if (!response.ok || !response.body) { throw new Error("events " + response.status); }
       state.retry = 0;
       showStatus("");
