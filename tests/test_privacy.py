@@ -163,7 +163,8 @@ async def test_an_export_holds_messages_replies_handoff_events_sentiment_media_a
     await say(store, "c-9", "not mine", user="u-9")
     document = await privacy.export(Subject.parse(user="webhook:u-7"), actor="cli")
     assert document["subject"] == {"kind": "user", "channel": "webhook", "id": "u-7"}
-    assert document["counts"] == {"conversations": 2, "messages": 6, "handoff_events": 1, "notifications": 1}
+    assert document["counts"] == {"conversations": 2, "messages": 6, "handoff_events": 1, "notifications": 1,
+                                  "order_lookups": 0}
     first = document["conversations"][0]
     assert first["conversation_id"] == "c-7" and first["handoff_state"] == "waiting_agent"
     shopper, bot = first["messages"][0], first["messages"][1]
@@ -175,6 +176,36 @@ async def test_an_export_holds_messages_replies_handoff_events_sentiment_media_a
     json.dumps(document, ensure_ascii=False)  # it is JSON as it stands
     with pytest.raises(ConversationNotFoundError):
         await privacy.export(Subject.parse(conversation="webhook/nobody"), actor="cli")
+
+
+async def test_an_export_holds_the_order_lookups_and_the_shops_customer_id(store, privacy):
+    from bot.orders.store import Lookup, OrderLookups, OrderSession
+
+    record = await store.record_inbound(Message(channel="webhook", conversation="c-5", user_id="u-5",
+                                                text="where is LL-100002?", customer_id="cust-42",
+                                                customer_hash="ab" * 32))
+    lookups = OrderLookups(store)
+    await lookups.record(Lookup("webhook:c-5", record.message.id, "LL-100002", "file", "verified", proof="customer",
+                                summary={"status": "shipped", "items": ["Wool scarf"]}))
+    await lookups.save_session("webhook:c-5", OrderSession(order_number="LL-100002", intent="status",
+                                                           verified_number="LL-100002", verified_at=utc_now()))
+    document = await privacy.export(Subject.parse(user="webhook:u-5"), actor="cli")
+    (conversation,) = document["conversations"]
+    assert conversation["messages"][0]["customer_id"] == "cust-42" and document["counts"]["order_lookups"] == 1
+    (lookup,) = conversation["order_lookups"]
+    assert (lookup["order_number"], lookup["result"], lookup["proof"]) == ("LL-100002", "verified", "customer")
+    assert lookup["summary"]["items"] == ["Wool scarf"] and lookup["message_id"] == record.message.id
+    assert conversation["order_in_progress"]["verified_number"] == "LL-100002"
+    json.dumps(document, ensure_ascii=False)
+
+
+async def test_every_table_that_keeps_a_conversations_rows_is_exported(store):
+    """Erase deletes from every table with a conversation_key; export must hold all of them too."""
+    from bot.privacy.erase import tables_with_conversations
+    from bot.privacy.export import EXPORTED_TABLES
+
+    tables = await store.read(tables_with_conversations)
+    assert set(tables) == EXPORTED_TABLES
 
 
 async def test_the_audit_log_names_nobody_yet_finds_a_subject_again(store, privacy):

@@ -39,14 +39,14 @@ def checkpoint(db: Database) -> bool:
     versions are gone from the tables (the server's WAL and backups follow its own retention).
     """
     if dialect_of(db) == POSTGRESQL:
-        for table in [*_tables_with_conversations(db), "conversations"]:
+        for table in [*tables_with_conversations(db), "conversations"]:
             db.execute(f'VACUUM "{table}"')
         return True
     busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
     return busy == 0
 
 
-def _tables_with_conversations(db: Database) -> list[str]:
+def tables_with_conversations(db: Database) -> list[str]:
     found = [name for name in table_names(db) if "conversation_key" in column_names(db, name)]
     # messages last: other tables may refer to its rows; conversations (the parent) is deleted after all.
     return sorted(found, key=lambda name: name == "messages")
@@ -55,7 +55,7 @@ def _tables_with_conversations(db: Database) -> list[str]:
 def delete_conversations(db: Database, keys: Sequence[str]) -> dict[str, int]:
     """Delete the conversations and every row that belongs to them; counts of rows per table."""
     counts: dict[str, int] = {}
-    tables = _tables_with_conversations(db)
+    tables = tables_with_conversations(db)
     for start in range(0, len(keys), CHUNK):
         chunk = list(keys[start:start + CHUNK])
         marks = ",".join("?" * len(chunk))

@@ -11,14 +11,18 @@ from bot.messages import utc_now
 from bot.privacy.subject import Subject
 from bot.store.engine import Database
 
-EXPORT_FORMAT = 1
+EXPORT_FORMAT = 2  # 2: order lookups and the order in progress; the shop's customer id, links and receipts
+# Every table that keeps rows of a conversation (erase deletes them all): a new one must be exported too.
+EXPORTED_TABLES = frozenset({"messages", "handoff_transitions", "notifications", "order_lookups", "order_sessions"})
 _MESSAGE_FIELDS = ("id", "direction", "role", "text", "created_at", "language", "language_hint", "sentiment",
-                   "media", "kind", "confidence", "why", "reply_to", "external_id", "status", "delivery")
-_JSON_LISTS = ("faq_ids", "quick_replies")
+                   "media", "kind", "confidence", "why", "reply_to", "external_id", "status", "delivery",
+                   "customer_id", "receipt", "receipt_at")
+_JSON_LISTS = ("faq_ids", "quick_replies", "links")
 
 
 def export_subject(db: Database, subject: Subject) -> dict[str, Any]:
-    """Blocking, on the reader: the subject's conversations with messages, handoff events and notifications."""
+    """Blocking, on the reader: the subject's conversations with messages, handoff events, notifications and
+    order lookups."""
     keys = subject.keys(db)
     if not keys:
         raise ConversationNotFoundError(f"nothing is stored for {subject.label}")
@@ -33,6 +37,7 @@ def export_subject(db: Database, subject: Subject) -> dict[str, Any]:
             "messages": sum(len(c["messages"]) for c in conversations),
             "handoff_events": sum(len(c["handoff_events"]) for c in conversations),
             "notifications": sum(len(c["notifications"]) for c in conversations),
+            "order_lookups": sum(len(c["order_lookups"]) for c in conversations),
         },
     }
 
@@ -49,11 +54,19 @@ def _conversation(db: Database, key: str) -> dict[str, Any]:
                       "created_at": n["created_at"], "payload": _parsed(n["payload"])}
                      for n in db.execute("SELECT * FROM notifications WHERE conversation_key = ? ORDER BY id",
                                          [key]).fetchall()]
+    lookups = [{"at": o["at"], "message_id": o["message_id"], "order_number": o["order_number"],
+                "source": o["source"], "result": o["result"], "proof": o["proof"], "summary": _parsed(o["summary"])}
+               for o in db.execute("SELECT * FROM order_lookups WHERE conversation_key = ? ORDER BY id",
+                                   [key]).fetchall()]
+    session = db.execute("SELECT * FROM order_sessions WHERE conversation_key = ?", [key]).fetchone()
     return {
         "channel": row["channel"], "conversation_id": row["conversation"], "user_id": row["user_id"],
         "display_name": row["display_name"], "language": row["language"], "created_at": row["created_at"],
         "last_activity": row["updated_at"], "handoff_state": row["handoff_state"], "agent": row["agent"],
         "mood": row["mood"], "messages": messages, "handoff_events": events, "notifications": notifications,
+        "order_lookups": lookups,
+        "order_in_progress": {name: session[name] for name in ("order_number", "intent", "verified_number",
+                                                               "verified_at", "updated_at")} if session else None,
     }
 
 
