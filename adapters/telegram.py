@@ -336,9 +336,11 @@ class TelegramChannel:
             raise DeliveryError(f"not a Telegram reply: {reply.channel}", permanent=True)
         parts = split_text(reply.text) or ["…"]
         keyboard = quick_reply_keyboard(reply.quick_replies, reply.links)
-        for index, part in enumerate(parts):
+        for index in range(min(reply.parts_sent, len(parts) - 1), len(parts)):  # a retry sends the rest
             last = index == len(parts) - 1
-            await self.send(int(reply.conversation), part, keyboard if last else None)
+            await self.send(int(reply.conversation), parts[index], keyboard if last else None)
+            if not last and reply.message_id is not None:  # the last: delivered, recorded by the core
+                await self._gateway.record_parts_sent(reply.message_id, index + 1)
 
     async def send(self, chat_id: int, text: str, keyboard: InlineKeyboardMarkup | None = None,
                    *, html_text: bool = False, reply_to: int | None = None) -> TgMessage:

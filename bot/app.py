@@ -474,6 +474,9 @@ class KefuApp:
     async def record_channel_message_id(self, message_id: int, channel_message_id: str) -> None:
         await self.store.record_channel_message_id(message_id, channel_message_id)
 
+    async def record_parts_sent(self, message_id: int, parts: int) -> None:
+        await self.store.record_parts_sent(message_id, parts)
+
     async def resend_sent_reply(self, channel: str, channel_message_id: str, reason: str, *, hold: bool) -> bool:
         found = await self.store.resend_sent_reply(channel, channel_message_id, reason, hold=hold)
         if found:

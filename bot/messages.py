@@ -114,6 +114,9 @@ class Reply:
     in_reply_to: int | None = None  # the store's id of the inbound message
     created_at: datetime = field(default_factory=utc_now)
     links: tuple[Link, ...] = ()  # also written in `text`, so a channel without buttons loses nothing
+    # A long reply goes as several messages: how many of them the chat app took on an earlier attempt
+    # (recorded with Gateway.record_parts_sent), so a retry, also after a restart, sends only the rest.
+    parts_sent: int = 0
 
     @property
     def conversation_key(self) -> str:
@@ -121,7 +124,7 @@ class Reply:
 
     def to_json(self) -> dict[str, Any]:
         # Field by field: dataclasses.asdict deep-copies every value, a measurable share of a turn under load.
-        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "parts_sent"}
         data["kind"] = self.kind.value
         data["quick_replies"] = list(self.quick_replies)
         data["faq_ids"] = list(self.faq_ids)
@@ -339,6 +342,9 @@ class Gateway(Protocol):
 
     async def record_channel_message_id(self, message_id: int, channel_message_id: str) -> None:
         """The chat app's own id for a reply it took, which its receipts name."""
+
+    async def record_parts_sent(self, message_id: int, parts: int) -> None:
+        """The first `parts` messages of a long reply went out: its next attempt starts after them."""
 
     async def record_receipt(self, channel: str, channel_message_id: str, receipt: Receipt) -> bool:
         """A receipt for a sent reply (sent, delivered, read, failed); False when no reply has that id."""

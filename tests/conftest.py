@@ -19,6 +19,7 @@ from aiohttp import web, web_app
 
 from bot.app import KefuApp
 from bot.config import Config, load_config
+from bot.messages import Message, Reply, ReplyKind
 from bot.store import Store
 from bot.store.engine import is_postgres_url
 from bot.store.postgres import PgDatabase
@@ -78,6 +79,22 @@ max_text_chars = 500
         encoding="utf-8",
     )
     return path
+
+
+async def queue_reply(database: Path, channel: str, conversation: str, text: str) -> int:
+    """A shopper's message and its reply waiting for delivery, stored before kefu starts (as a crash leaves it)."""
+    store = Store(database)
+    await store.open()
+    try:
+        record = await store.record_inbound(Message(channel=channel, conversation=conversation,
+                                                    user_id=conversation, text="tell me everything"))
+        reply = Reply(channel=channel, conversation=conversation, user_id=conversation, text=text, language="en",
+                      kind=ReplyKind.AGENT, in_reply_to=record.message.id)
+        stored = await store.record_reply(record.message.id, reply, latency_ms=1.0, deliver=True, meta={})
+        assert stored.message_id is not None
+        return stored.message_id
+    finally:
+        await store.close()
 
 
 def with_cold_index(config: Path) -> Path:

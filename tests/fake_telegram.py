@@ -93,6 +93,7 @@ class ScriptedFailure:
     chat_id: int | str | None
     error: ApiError
     times: int
+    after: int = 0  # matching calls served normally first
 
 
 @dataclass
@@ -305,13 +306,18 @@ class FakeTelegram(LoopbackServer):
 
     def fail_next(self, method: str, *, chat_id: int | str | None = None, error_code: int = 429,
                   description: str = "Too Many Requests: retry after 1", retry_after: int | None = 1,
-                  times: int = 1) -> None:
-        """Make the next `times` calls of `method` (for `chat_id`, if given) fail like Telegram would.
+                  times: int = 1, after: int = 0) -> None:
+        """Make the next `times` calls of `method` (for `chat_id`, if given) fail like Telegram would, once
+        `after` of them were served (the second part of a long reply: after=1).
 
         `retry_after` is only sent with a 429: PTB raises RetryAfter for *any* reply carrying it.
         """
         error = ApiError(error_code, description, retry_after if error_code == 429 else None)
-        self._failures.append(ScriptedFailure(method.lower(), chat_id, error, times))
+        self._failures.append(ScriptedFailure(method.lower(), chat_id, error, times, after))
+
+    def stop_failing(self) -> None:
+        """Serve every call again (the outage is over)."""
+        self._failures.clear()
 
     # -- HTTP --------------------------------------------------------------------------------------
 
@@ -373,6 +379,9 @@ class FakeTelegram(LoopbackServer):
                 continue
             if failure.chat_id is not None and not _same_chat(params.get("chat_id"), failure.chat_id):
                 continue
+            if failure.after > 0:
+                failure.after -= 1
+                return
             failure.times -= 1
             if failure.times <= 0:
                 self._failures.remove(failure)

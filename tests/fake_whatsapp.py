@@ -137,6 +137,7 @@ class _Scripted:
     error: GraphError
     asynchronous: bool = False
     reads: bool = False
+    after: int = 0  # sends served normally first
 
 
 class _Correct:
@@ -586,10 +587,15 @@ class FakeWhatsApp(LoopbackServer):
     # -- switches --------------------------------------------------------------------------------------------
 
     def fail(self, times: int = 1, *, code: int = 131000, http_status: int = 500, details: str | None = None,
-             reads: bool = False) -> None:
-        """The next `times` sends get this Graph error; `reads=True` lets mark-as-read requests take it too."""
+             reads: bool = False, after: int = 0) -> None:
+        """The next `times` sends, once `after` were served, get this Graph error; `reads=True` lets
+        mark-as-read requests take it too."""
         error = GraphError(code, details or DETAILS.get(code, TITLES.get(code, "Error")), http_status=http_status)
-        self._scripted.append(_Scripted(times, error, reads=reads))
+        self._scripted.append(_Scripted(times, error, reads=reads, after=after))
+
+    def stop_failing(self) -> None:
+        """Serve every request again (the outage is over)."""
+        self._scripted.clear()
 
     def rate_limit(self, times: int = 1, code: int = 130429, *, http_status: int = 400,
                    retry_after: str | None = None, reads: bool = False) -> None:
@@ -906,6 +912,10 @@ class FakeWhatsApp(LoopbackServer):
             return None
         scripted = self._scripted[0]
         if read and scripted.asynchronous:
+            return None
+        if scripted.after > 0:
+            if not read:
+                scripted.after -= 1
             return None
         scripted.times -= 1
         if scripted.times <= 0:

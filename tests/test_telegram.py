@@ -9,7 +9,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from conftest import write_config
+from conftest import queue_reply, wait_for, write_config
 from fake_telegram import FakeTelegram
 
 from adapters.telegram import conversation_tag, file_base_url, split_text
@@ -162,6 +162,22 @@ async def test_a_long_reply_arrives_in_parts_with_the_buttons_on_the_last(pollin
     sent = tg.messages_to(SHOPPER)
     assert len(sent) == 2 and all(len(m["text"]) <= 4096 for m in sent)
     assert "reply_markup" not in sent[0] and sent[1]["reply_markup"]["inline_keyboard"]
+
+
+async def test_a_long_reply_cut_off_by_a_restart_sends_only_the_parts_that_did_not_go(tmp_path, tg):
+    """Part 1 of 3 went, then Telegram failed and kefu stopped: the next start must not send part 1 again."""
+    path = telegram_config(tmp_path, tg)
+    text = "\n\n".join(f"Part {n}. " + "x" * 3000 for n in range(3))
+    reply_id = await queue_reply(tmp_path / "data" / "kefu.db", "telegram", str(SHOPPER), text)
+    tg.fail_next("sendMessage", chat_id=SHOPPER, error_code=500, description="Internal Server Error",
+                 retry_after=None, times=10**6, after=1)
+    async with start_app(path) as app:
+        await wait_for(lambda: stored(app, "SELECT delivery_parts FROM messages WHERE id = ?", reply_id) == [(1,)])
+    tg.stop_failing()
+    async with start_app(path) as app:
+        await tg.wait_for_messages(SHOPPER, 3)
+        await wait_for(lambda: stored(app, "SELECT delivery FROM messages WHERE id = ?", reply_id) == [("sent",)])
+    assert [message["text"][:6] for message in tg.messages_to(SHOPPER)] == ["Part 0", "Part 1", "Part 2"]
 
 
 async def test_a_photo_is_stored_and_answered_politely_and_an_edit_is_asked_anew(polling, tg):

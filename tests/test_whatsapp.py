@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 
 import aiohttp
 import pytest
-from conftest import wait_for, write_config
+from conftest import queue_reply, wait_for, write_config
 from fake_whatsapp import FakeWhatsApp, button_reply, media_message, status, text_message
 
 from adapters.whatsapp.graph import GraphClient, GraphSettings, choices_message
@@ -131,6 +131,27 @@ async def test_one_shoppers_broken_emoji_does_not_refuse_everyone_elses_messages
     assert sorted(rows(shop, "SELECT text FROM messages WHERE direction = 'in'")) == [
         ("how long does shipping take? \ufffd",), ("what payment methods do you accept?",)]
     await wa.wait_for_sent(2)
+
+
+async def test_a_long_reply_cut_off_by_a_restart_sends_only_the_parts_that_did_not_go(tmp_path, wa):
+    """Part 1 of 3 went, then the Graph API failed and kefu stopped: the next start must not send part 1 again."""
+    text = "\n\n".join(f"Part {n}. " + "x" * 3000 for n in range(3))
+    reply_id = await queue_reply(tmp_path / "data" / "kefu.db", "whatsapp", SHOPPER, text)
+    wa.open_window(SHOPPER)
+    wa.fail(10**6, after=1)
+    app = await running(tmp_path, wa)
+    try:
+        await wait_for(lambda: rows(app, "SELECT delivery_parts FROM messages WHERE id = ?", reply_id) == [(1,)], 20)
+    finally:
+        await app.stop()
+    wa.stop_failing()
+    app = await running(tmp_path, wa)
+    try:
+        await wa.wait_for_sent(3)
+        await wait_for(lambda: rows(app, "SELECT delivery FROM messages WHERE id = ?", reply_id) == [("sent",)], 20)
+    finally:
+        await app.stop()
+    assert [body[:6] for body in bodies(wa.messages_to(SHOPPER))] == ["Part 0", "Part 1", "Part 2"]
 
 
 async def test_twenty_chats_are_each_answered_in_order(shop, wa):

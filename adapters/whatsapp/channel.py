@@ -65,7 +65,6 @@ class WhatsAppChannel:
         self._stopped = asyncio.Event()
         self._background: set[asyncio.Task[None]] = set()  # read marks: the webhook's 200 never waits for them
         self._template_only: set[str] = set()  # chats Meta said are past the window (late 131047), until they write
-        self._parts_sent: dict[int, int] = {}  # a long reply's parts already taken, so a retry sends the rest
         # kefu's own limit for shops' requests ([http] max_body_bytes, 64 KB) would refuse a batch of updates,
         # and Meta would send it again for a week.
         http_app[BODY_LIMITS][config.webhook_path] = MAX_NOTIFICATION_BYTES
@@ -206,12 +205,10 @@ class WhatsAppChannel:
                       choices_message(to, parts[-1], reply.quick_replies, label)]
         else:
             bodies = [text_message(to, part) for part in split_text(text, TEXT_LIMIT)]
-        key = reply.message_id if reply.message_id is not None else -1
-        done = self._parts_sent.get(key, 0)  # a retry after part 2 failed does not send part 1 twice
-        for index in range(done, len(bodies)):
+        for index in range(min(reply.parts_sent, len(bodies) - 1), len(bodies)):  # a retry sends the rest
             await self._sent(reply, bodies[index])
-            self._parts_sent[key] = index + 1
-        self._parts_sent.pop(key, None)
+            if index < len(bodies) - 1 and reply.message_id is not None:  # the last: delivered, by the core
+                await self._gateway.record_parts_sent(reply.message_id, index + 1)
 
     async def _sent(self, reply: Reply, body: dict[str, Any]) -> None:
         message_id = await self._graph.send(body)

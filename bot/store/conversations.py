@@ -7,6 +7,7 @@ opened for it, so a crash never leaves a half-written turn.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
@@ -267,6 +268,10 @@ class Store:
         """The chat app's id for a reply it took ("wamid…"): its receipts name that id."""
         await self._write(_record_channel_message_id, message_id, channel_message_id)
 
+    async def record_parts_sent(self, message_id: int, parts: int) -> None:
+        """The first `parts` messages of a long reply went out; written before the next is sent."""
+        await asyncio.shield(self._write(_record_parts_sent, message_id, parts))
+
     async def record_receipt(self, channel: str, channel_message_id: str, receipt: Receipt) -> bool:
         """A receipt for a sent reply (False: no reply of this channel has that id). A receipt never moves a
         reply back: "read" after "delivered" counts, "delivered" after "read" (they arrive in any order) not."""
@@ -379,6 +384,7 @@ def reply_from_row(row: Row) -> Reply:
         in_reply_to=row["reply_to"],
         created_at=datetime.fromisoformat(row["created_at"]),
         links=tuple(Link(item["title"], item["url"]) for item in json.loads(row["links"] or "[]")),
+        parts_sent=row["delivery_parts"] or 0,
     )
 
 
@@ -685,8 +691,8 @@ def _resend_sent_reply(db: Database, channel: str, channel_message_id: str, reas
     if row is None:
         return False
     state = HELD if hold and not _shopper_wrote_since(db, row["id"]) else PENDING
-    db.execute("UPDATE messages SET delivery = ?, delivery_error = ?, next_delivery_at = NULL WHERE id = ?",
-               [state, reason[:2000], row["id"]])
+    db.execute("UPDATE messages SET delivery = ?, delivery_error = ?, next_delivery_at = NULL, delivery_parts = 0 "
+               "WHERE id = ?", [state, reason[:2000], row["id"]])  # sent again whole: which part arrived is unknown
     return True
 
 
@@ -711,6 +717,10 @@ def _record_channel_message_id(db: Database, message_id: int, channel_message_id
     # A reply sent again (held, then released) starts its receipts anew under its new id.
     db.execute("UPDATE messages SET channel_message_id = ?, receipt = NULL, receipt_at = NULL, receipt_error = NULL "
                "WHERE id = ?", [channel_message_id, message_id])
+
+
+def _record_parts_sent(db: Database, message_id: int, parts: int) -> None:
+    db.execute("UPDATE messages SET delivery_parts = ? WHERE id = ?", [parts, message_id])
 
 
 def _record_receipt(db: Database, channel: str, channel_message_id: str, receipt: Receipt) -> bool:

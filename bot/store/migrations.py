@@ -270,6 +270,12 @@ def _m014_console_access(db: Database) -> None:
     db.execute("CREATE INDEX sign_in_attempts_by_name ON sign_in_attempts (name_key, at)")
 
 
+def _m015_delivery_parts(db: Database) -> None:
+    """How many messages of a long reply the chat app already took (a reply over its size limit goes as
+    several): a retry, also after a restart, sends the rest, never the first parts again."""
+    db["messages"].add_column("delivery_parts", int, not_null_default=0)
+
+
 MIGRATIONS: list[Migration] = [
     ("001_conversations_and_messages", _m001_conversations_and_messages),
     ("002_language_choice", _m002_language_choice),
@@ -285,6 +291,7 @@ MIGRATIONS: list[Migration] = [
     ("012_worker_leases", _m012_worker_leases),
     ("013_shared_secrets", _m013_shared_secrets),
     ("014_console_access", _m014_console_access),
+    ("015_delivery_parts", _m015_delivery_parts),
 ]
 
 
